@@ -1,0 +1,71 @@
+"""``hotline-gateway check [PATH]``: validate the merge config and print a one-screen summary.
+
+Exit 0 with the summary, or 2 with every problem as ``PATH:LINE:COLUMN: field.path: message``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+
+from gateway.merge.loader import ConfigError, load_config
+from gateway.merge.schema import HotlineConfig, MergeMode
+
+HELP = "validate hotline_merge.yaml and print a summary (exit 2 with every error)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", default="hotline_merge.yaml", help="config file")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{args.path}: {count} error{'s' if count != 1 else ''}; nothing was applied", file=sys.stderr)
+        return 2
+    print(summary(config, args.path))
+    return 0
+
+
+def summary(config: HotlineConfig, path: str) -> str:
+    hotline = config.hotline
+    modes = Counter(line.mode for line in config.legacy_lines)
+    seats = sum(len(group.extension_list()) for group in config.seats)
+    lines = [
+        f"{path}: OK",
+        f"hotline   {hotline.number} {hotline.name} ({hotline.service_hours}, "
+        f"{'one optional key' if hotline.optional_key else 'no menu'})",
+        f"legacy    {len(config.legacy_lines)} lines: "
+        + ", ".join(f"{modes[mode]} {mode.value}" for mode in MergeMode),
+    ]
+    for mode in MergeMode:
+        numbers = [line.number for line in config.legacy_lines if line.mode is mode]
+        if numbers:
+            lines.append(f"  {mode.value:<10} {' '.join(numbers)}")
+    lines.append(f"queues    {len(config.queues)}, seats {seats}")
+    for queue in config.queues:
+        overflow = f" -> {queue.overflow_to} after {queue.overflow_after_s}s" if queue.overflow_to else ""
+        lines.append(
+            f"  {queue.name:<26} {queue.kind.value:<9} {queue.strategy.value:<11} {queue.title}{overflow}"
+        )
+    targets = ", ".join(f"{t.number} {t.name}" for t in config.emergency_targets)
+    lines.append(f"linkage   {targets} (hand-over only)")
+    lines.append(
+        f"handover  at most {config.handover.max_per_call} per call"
+        f"{', supervisor may override' if config.handover.supervisor_override else ''}; "
+        f"policy queue {config.handover.policy_queue}"
+    )
+    survey = config.survey
+    lines.append(
+        f"survey    {'on' if survey.enabled else 'off'}, keys "
+        + " ".join(f"{k}={v}" for k, v in survey.keys.items())
+    )
+    lines.append(f"orders    {config.order_system.url} (token from ${config.order_system.token_env})")
+    ami = config.ami
+    lines.append(f"ami       {ami.username}@{ami.host}:{ami.port} (secret from ${ami.secret_env})")
+    return "\n".join(lines)

@@ -1,0 +1,403 @@
+"""The typed model of hotline_merge.yaml: how a city's hotlines are merged into 12345.
+
+Structural rules (types, required fields, unknown keys, formats) are pydantic's job here;
+cross-field rules (references, duplicates, 7x24 coverage, mode consistency) are in
+``semantic_problems`` so that every one of them is reported at once, each at its own field.
+Merge modes follow 国办发〔2020〕53号: merged (整体并入), parallel (双号并行), subcenter (设分中心).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
+QUEUE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+DIAL_STRING = re.compile(r"^[A-Za-z0-9/@._:;,+#*-]{3,120}$")
+
+
+def _number_text(value: Any) -> Any:
+    # YAML reads 12345 as an int; phone numbers are text (leading zeros matter).
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+PhoneNumber = Annotated[
+    str, BeforeValidator(_number_text), Field(pattern=r"^[0-9]{3,11}$", description="3-11 digits")
+]
+CategoryCode = Annotated[str, BeforeValidator(_number_text), Field(pattern=r"^[0-9]{6}$")]
+QueueName = Annotated[str, Field(pattern=QUEUE_NAME.pattern)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+Seconds = Annotated[int, Field(ge=0, le=86_400)]
+DtmfKey = Annotated[str, BeforeValidator(_number_text), Field(pattern=r"^[0-9*#]$")]
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _env_name(value: str, what: str) -> str:
+    if not ENV_NAME.match(value):
+        raise ValueError(
+            f"must be the NAME of an environment variable holding the {what} (e.g. HOTLINE_AMI_SECRET), "
+            "never the secret itself"
+        )
+    return value
+
+
+class MergeMode(StrEnum):
+    MERGED = "merged"  # 整体并入
+    PARALLEL = "parallel"  # 双号并行
+    SUBCENTER = "subcenter"  # 设分中心
+
+
+class QueueKind(StrEnum):
+    GENERAL = "general"  # 综合坐席
+    EXPERT = "expert"  # 专席 / 专区
+    POLICY = "policy"  # 政策专家
+    SUBCENTER = "subcenter"  # 分中心自有坐席
+
+
+class Strategy(StrEnum):
+    RINGALL = "ringall"
+    RRMEMORY = "rrmemory"
+    LEASTRECENT = "leastrecent"
+    FEWESTCALLS = "fewestcalls"
+    RANDOM = "random"
+    LINEAR = "linear"
+
+
+class OptionalKey(_Model):
+    """The single optional DTMF key a line may offer (no menus by default, GB/T 33358-2016)."""
+
+    key: DtmfKey
+    prompt: ShortText
+    queue: QueueName
+
+
+class Hotline(_Model):
+    number: PhoneNumber
+    name: ShortText
+    greeting: ShortText
+    service_hours: Literal["7x24"] = "7x24"
+    optional_key: OptionalKey | None = None
+    priority_callers: list[PhoneNumber] = Field(default_factory=list, max_length=100_000)
+    priority_caller_boost: Annotated[int, Field(ge=0, le=100)] = 10
+
+
+class Shift(_Model):
+    name: ShortText
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | Literal["daily"] = "daily"
+    start: ClockTime
+    end: ClockTime
+    seats: Annotated[int, Field(ge=1, le=5000)]
+
+    def weekdays(self) -> tuple[str, ...]:
+        return DAYS if self.days == "daily" else tuple(self.days)
+
+    def minutes(self) -> tuple[int, int]:
+        """Start and end as minutes of the day; an end at or before the start runs past midnight."""
+
+        def to_min(text: str) -> int:
+            hours, minutes = text.split(":")
+            return int(hours) * 60 + int(minutes)
+
+        return to_min(self.start), to_min(self.end)
+
+
+class Queue(_Model):
+    name: QueueName
+    title: ShortText
+    kind: QueueKind
+    department: ShortText | None = None
+    strategy: Strategy = Strategy.RRMEMORY
+    ring_timeout_s: Annotated[int, Field(ge=5, le=120)] = 15
+    retry_s: Annotated[int, Field(ge=0, le=60)] = 2
+    wrapup_s: Annotated[int, Field(ge=0, le=600)] = 30
+    service_level_s: Annotated[int, Field(ge=1, le=600)] = 15
+    callback_offer_after_s: Seconds | None = None
+    overflow_to: QueueName | None = None
+    overflow_after_s: Annotated[int, Field(ge=5, le=3600)] | None = None
+    shifts: list[Shift] = Field(min_length=1)
+
+
+class SeatGroup(_Model):
+    """Seats (坐席) by extension range; they log in to these queues as dynamic members."""
+
+    extensions: Annotated[str, Field(pattern=r"^[0-9]{3,6}(-[0-9]{3,6})?$")]
+    name_prefix: ShortText = "坐席"
+    queues: list[QueueName] = Field(min_length=1)
+    penalty: Annotated[int, Field(ge=0, le=10)] = 0
+
+    def extension_list(self) -> list[str]:
+        first, _, last = self.extensions.partition("-")
+        if not last:
+            return [first]
+        width = len(first)
+        return [str(n).zfill(width) for n in range(int(first), int(last) + 1)]
+
+
+class LegacyLine(_Model):
+    number: PhoneNumber
+    title: ShortText
+    department: ShortText
+    category: CategoryCode  # GB/T 39666-2020 class used as the work order's default
+    priority: Annotated[int, Field(ge=0, le=10)] = 5
+    mode: MergeMode
+    queue: QueueName | None = None  # parallel: department seats first; subcenter: its own queue
+    announcement: ShortText | None = None  # merged: "本热线已并入12345…"
+    optional_key: OptionalKey | None = None
+    cutover: dt.date | None = None  # before this day the line keeps ``old_queue``
+    old_queue: QueueName | None = None
+
+    @field_validator("cutover", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a date; write YYYY-MM-DD") from None
+        return value
+
+
+class HandoverMode(StrEnum):
+    BLIND = "blind"  # 一键转接
+    THREEWAY = "threeway"  # 三方通话
+
+
+class EmergencyTarget(_Model):
+    """110/119/120/122 linkage: never merged, reachable only by hand-over from a seat."""
+
+    number: PhoneNumber
+    name: ShortText
+    dial: Annotated[str, Field(pattern=DIAL_STRING.pattern)]
+    modes: list[HandoverMode] = Field(default_factory=lambda: [HandoverMode.BLIND, HandoverMode.THREEWAY])
+
+
+class Handover(_Model):
+    max_per_call: Annotated[int, Field(ge=0, le=5)] = 1  # 来电最多接转一次
+    supervisor_override: bool = True
+    policy_queue: QueueName
+    consult_timeout_s: Annotated[int, Field(ge=5, le=300)] = 45
+
+
+class Survey(_Model):
+    enabled: bool = True
+    prompt: ShortText
+    thanks: ShortText
+    timeout_s: Annotated[int, Field(ge=1, le=30)] = 8
+    keys: dict[DtmfKey, Literal["satisfied", "basic", "dissatisfied"]]
+
+
+class OrderSystem(_Model):
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    token_env: str
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, value: str) -> str:
+        return _env_name(value, "order system's bearer token")
+
+
+class Ami(_Model):
+    host: ShortText = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5038
+    username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+    secret_env: str
+    node_id: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")] = "pbx-1"
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, value: str) -> str:
+        return _env_name(value, "AMI secret")
+
+
+class HotlineConfig(_Model):
+    version: Literal[1]
+    hotline: Hotline
+    queues: list[Queue] = Field(min_length=1)
+    seats: list[SeatGroup] = Field(default_factory=list)
+    legacy_lines: list[LegacyLine] = Field(default_factory=list)
+    emergency_targets: list[EmergencyTarget] = Field(default_factory=list)
+    handover: Handover
+    survey: Survey
+    order_system: OrderSystem
+    ami: Ami
+
+    def queue(self, name: str) -> Queue:
+        return next(q for q in self.queues if q.name == name)
+
+    @property
+    def general_queue(self) -> Queue:
+        return next(q for q in self.queues if q.kind is QueueKind.GENERAL)
+
+
+Loc = tuple[str | int, ...]
+
+
+def semantic_problems(config: HotlineConfig, *, today: dt.date) -> Iterator[tuple[Loc, str]]:
+    """Every cross-field problem as (field path, message); empty when the config is usable."""
+    queue_names: dict[str, int] = {}
+    for i, queue in enumerate(config.queues):
+        if queue.name in queue_names:
+            yield (
+                ("queues", i, "name"),
+                f"queue {queue.name!r} is defined twice (first at queues[{queue_names[queue.name]}])",
+            )
+        queue_names.setdefault(queue.name, i)
+
+    def unknown_queue(name: str | None, loc: Loc) -> Iterator[tuple[Loc, str]]:
+        if name is not None and name not in queue_names:
+            yield loc, f"queue {name!r} is not defined under queues (defined: {', '.join(queue_names)})"
+
+    generals = [i for i, q in enumerate(config.queues) if q.kind is QueueKind.GENERAL]
+    if len(generals) != 1:
+        yield (
+            ("queues",),
+            f"exactly one queue must be kind 'general' (the 12345 seats); found {len(generals)}",
+        )
+
+    for i, queue in enumerate(config.queues):
+        yield from unknown_queue(queue.overflow_to, ("queues", i, "overflow_to"))
+        if queue.overflow_to == queue.name:
+            yield ("queues", i, "overflow_to"), "a queue cannot overflow to itself"
+        if (queue.overflow_to is None) != (queue.overflow_after_s is None):
+            yield ("queues", i, "overflow_after_s"), "overflow_to and overflow_after_s go together"
+        if queue.kind is QueueKind.EXPERT and queue.department is None:
+            yield ("queues", i, "department"), "an expert queue names its department"
+        gaps = _coverage_gaps(queue.shifts)
+        if gaps and queue.overflow_to is None:
+            yield (
+                ("queues", i, "shifts"),
+                (f"no seats {gaps[0]} and no overflow_to: 12345 is 7x24 and never closed"),
+            )
+
+    yield from unknown_queue(config.handover.policy_queue, ("handover", "policy_queue"))
+    policy = config.handover.policy_queue
+    if policy in queue_names and config.queue(policy).kind is not QueueKind.POLICY:
+        yield ("handover", "policy_queue"), "must name a queue of kind 'policy'"
+    if config.hotline.optional_key:
+        yield from unknown_queue(config.hotline.optional_key.queue, ("hotline", "optional_key", "queue"))
+
+    for g, group in enumerate(config.seats):
+        first, _, last = group.extensions.partition("-")
+        if last and (len(first) != len(last) or int(last) < int(first)):
+            yield (
+                ("seats", g, "extensions"),
+                "a range is FIRST-LAST with the same number of digits, FIRST <= LAST",
+            )
+        for q, name in enumerate(group.queues):
+            yield from unknown_queue(name, ("seats", g, "queues", q))
+    seen_ext: dict[str, int] = {}
+    for g, group in enumerate(config.seats):
+        for ext in group.extension_list():
+            if ext in seen_ext and seen_ext[ext] != g:
+                yield ("seats", g, "extensions"), f"extension {ext} is also in seats[{seen_ext[ext]}]"
+                break
+            seen_ext.setdefault(ext, g)
+
+    emergency = {t.number for t in config.emergency_targets}
+    for t, target in enumerate(config.emergency_targets):
+        if target.number == config.hotline.number:
+            yield ("emergency_targets", t, "number"), "an emergency target cannot be the hotline number"
+    for number in sorted({"110", "119", "120", "122"} - emergency):
+        yield (
+            ("emergency_targets",),
+            f"emergency linkage target {number} is missing (110, 119, 120, 122 are required)",
+        )
+
+    numbers: dict[str, int] = {}
+    for i, line in enumerate(config.legacy_lines):
+        loc: Loc = ("legacy_lines", i)
+        if line.number == config.hotline.number:
+            yield (*loc, "number"), "a legacy line cannot be the hotline number itself"
+        if line.number in emergency:
+            yield (*loc, "number"), f"{line.number} is an emergency linkage target; those are never merged"
+        if line.number in numbers:
+            yield (
+                (*loc, "number"),
+                f"{line.number} is already defined at legacy_lines[{numbers[line.number]}]",
+            )
+        numbers.setdefault(line.number, i)
+        yield from _line_mode_problems(config, line, loc, unknown_queue)
+        if line.optional_key:
+            yield from unknown_queue(line.optional_key.queue, (*loc, "optional_key", "queue"))
+        if (line.cutover is None) != (line.old_queue is None):
+            yield (
+                (*loc, "old_queue"),
+                "cutover and old_queue go together (the route kept until the cutover day)",
+            )
+        yield from unknown_queue(line.old_queue, (*loc, "old_queue"))
+
+    if config.survey.enabled and not config.survey.keys:
+        yield ("survey", "keys"), "an enabled survey needs its keys (1 满意, 2 基本满意, 3 不满意)"
+    results = list(config.survey.keys.values())
+    if len(set(results)) != len(results):
+        yield ("survey", "keys"), "each result (satisfied, basic, dissatisfied) may have one key only"
+
+
+def _line_mode_problems(
+    config: HotlineConfig, line: LegacyLine, loc: Loc, unknown_queue: Any
+) -> Iterator[tuple[Loc, str]]:
+    if line.mode is MergeMode.MERGED:
+        if line.queue is not None:
+            yield (
+                (*loc, "queue"),
+                "a merged line goes to the general 12345 seats; remove queue (or use mode parallel)",
+            )
+        return
+    if line.announcement is not None:
+        yield (*loc, "announcement"), "only merged lines play the transition announcement"
+    if line.queue is None:
+        what = (
+            "the department's seats inside 12345"
+            if line.mode is MergeMode.PARALLEL
+            else "the sub-centre's own queue"
+        )
+        yield (*loc, "queue"), f"mode {line.mode.value} needs queue: {what}"
+        return
+    yield from unknown_queue(line.queue, (*loc, "queue"))
+    if line.queue not in {q.name for q in config.queues}:
+        return
+    queue = config.queue(line.queue)
+    if line.mode is MergeMode.PARALLEL:
+        if queue.kind is not QueueKind.EXPERT:
+            yield (
+                (*loc, "queue"),
+                f"parallel lines go to a department expert queue; {queue.name!r} is kind {queue.kind.value}",
+            )
+        elif queue.overflow_to is None:
+            yield (
+                (*loc, "queue"),
+                f"parallel lines overflow to general seats; queue {queue.name!r} has no overflow_to",
+            )
+    elif queue.kind is not QueueKind.SUBCENTER:
+        yield (
+            (*loc, "queue"),
+            f"subcenter lines go to a queue of kind subcenter; {queue.name!r} is kind {queue.kind.value}",
+        )
+
+
+def _coverage_gaps(shifts: list[Shift]) -> list[str]:
+    """Describe the first uncovered minute of the week, if any (for the 7x24 rule)."""
+    week = bytearray(7 * 1440)
+    for shift in shifts:
+        start, end = shift.minutes()
+        length = (end - start) % 1440 or 1440
+        for day in shift.weekdays():
+            base = DAYS.index(day) * 1440 + start
+            for minute in range(base, base + length):
+                week[minute % len(week)] = 1
+    gap = week.find(0)
+    if gap < 0:
+        return []
+    day_index, minute = divmod(gap, 1440)
+    return [f"on {DAYS[day_index]} from {minute // 60:02d}:{minute % 60:02d}"]
