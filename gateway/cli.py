@@ -17,6 +17,7 @@ from gateway.errors import GatewayError
 
 COMMANDS: dict[str, str] = {
     "check": "gateway.merge.check",
+    "demo": "gateway.demo",
 }
 
 

@@ -1,0 +1,75 @@
+"""Runtime settings: the merge config's path plus what only the environment may hold.
+
+Secrets (AMI secret, order-system token, API tokens) come from environment variables only; the
+YAML names the variables. Missing secrets are reported together, naming each variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.errors import GatewayError
+from gateway.merge.loader import load_config
+from gateway.merge.schema import HotlineConfig
+
+ENV_CONFIG = "HOTLINE_CONFIG"
+ENV_REDIS_URL = "HOTLINE_REDIS_URL"
+ENV_HTTP_HOST = "HOTLINE_HTTP_HOST"
+ENV_HTTP_PORT = "HOTLINE_HTTP_PORT"
+ENV_LOG_LEVEL = "HOTLINE_LOG_LEVEL"
+# API bearer tokens per role; several tokens per role are separated by commas.
+ENV_ROLE_TOKENS = {
+    "supervisor": "HOTLINE_SUPERVISOR_TOKENS",
+    "seat": "HOTLINE_SEAT_TOKENS",
+    "admin": "HOTLINE_ADMIN_TOKENS",
+}
+
+
+class SettingsError(GatewayError):
+    code = "settings.invalid"
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: Path
+    config: HotlineConfig
+    redis_url: str
+    http_host: str
+    http_port: int
+    log_level: str
+    ami_secret: str
+    order_token: str
+    role_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, config_path: str | Path | None = None
+    ) -> Settings:
+        env = os.environ if env is None else env
+        path = Path(config_path or env.get(ENV_CONFIG, "hotline_merge.yaml"))
+        config = load_config(path)
+        missing = [
+            name for name in (config.ami.secret_env, config.order_system.token_env) if not env.get(name)
+        ]
+        if missing:
+            raise SettingsError(f"set the environment variable(s) {', '.join(missing)} (named in {path})")
+        port_text = env.get(ENV_HTTP_PORT, "8080")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise SettingsError(f"{ENV_HTTP_PORT}={port_text!r} is not a TCP port")
+        return cls(
+            config_path=path,
+            config=config,
+            redis_url=env.get(ENV_REDIS_URL, "redis://127.0.0.1:6379/0"),
+            http_host=env.get(ENV_HTTP_HOST, "127.0.0.1"),
+            http_port=int(port_text),
+            log_level=env.get(ENV_LOG_LEVEL, "INFO").upper(),
+            ami_secret=env[config.ami.secret_env],
+            order_token=env[config.order_system.token_env],
+            role_tokens={
+                role: frozenset(t.strip() for t in env.get(var, "").split(",") if t.strip())
+                for role, var in ENV_ROLE_TOKENS.items()
+            },
+        )

@@ -1,0 +1,53 @@
+"""Random mutations of the shipped config never crash the checker: a config or a ConfigError."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.merge.loader import ConfigError, parse_config
+from tests.conftest import ROOT
+
+LINES = (ROOT / "hotline_merge.yaml").read_text(encoding="utf-8").splitlines()
+TOKENS = [*"{}[]:'\"#\t ", "- ", "&a ", "*a", "null", "-1", "1e9", "é", "😀", "\x00", ""]
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    lines = list(LINES)
+    for _ in range(draw(st.integers(1, 4))):
+        index = draw(st.integers(0, len(lines) - 1))
+        action = draw(st.sampled_from(["delete", "duplicate", "swap", "insert", "replace", "indent"]))
+        if action == "delete":
+            del lines[index]
+        elif action == "duplicate":
+            lines.insert(index, lines[index])
+        elif action == "swap":
+            other = draw(st.integers(0, len(lines) - 1))
+            lines[index], lines[other] = lines[other], lines[index]
+        elif action == "indent":
+            lines[index] = draw(st.sampled_from(["", "  ", "    "])) + lines[index].lstrip()
+        else:
+            line = lines[index]
+            at = draw(st.integers(0, len(line)))
+            token = draw(st.sampled_from(TOKENS) | st.text(max_size=6))
+            cut = at + (draw(st.integers(0, 8)) if action == "replace" else 0)
+            lines[index] = line[:at] + token + line[cut:]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_mutations_give_a_config_or_located_problems(text: str) -> None:
+    try:
+        parse_config(text, "fuzz.yaml", today=dt.date(2026, 11, 27))
+    except ConfigError as exc:
+        found = exc.problems
+    else:
+        return
+    assert found
+    for problem in found:
+        assert min(problem.line, problem.column) >= 1
+        assert str(problem).startswith(f"fuzz.yaml:{problem.line}:{problem.column}: {problem.field}: ")
