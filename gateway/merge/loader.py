@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.errors import GatewayError
-from gateway.merge.schema import HotlineConfig, semantic_problems
+from gateway.merge.schema import PATTERN_HINTS, HotlineConfig, semantic_problems
 
 MAX_CONFIG_BYTES = 1 << 20
 
@@ -187,5 +187,9 @@ def _message(err: Any) -> str:
         return "unknown key (check the spelling; see hotline_merge.yaml's comments for the allowed keys)"
     if kind == "missing":
         return "required field is missing"
+    if kind == "string_pattern_mismatch":
+        hint = PATTERN_HINTS.get(str(err.get("ctx", {}).get("pattern")))
+        if hint:
+            return f"{err['input']!r} is not valid: {hint}"
     message = str(err["msg"])
     return message.removeprefix("Value error, ")

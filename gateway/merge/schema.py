@@ -27,12 +27,24 @@ def _number_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-PhoneNumber = Annotated[
-    str, BeforeValidator(_number_text), Field(pattern=r"^[0-9]{3,11}$", description="3-11 digits")
-]
-CategoryCode = Annotated[str, BeforeValidator(_number_text), Field(pattern=r"^[0-9]{6}$")]
+_TEXT = r'^[^,;$\[\]{}\\"|\x00-\x1f\x7f]+$'
+_PHONE = r"^[0-9]{3,11}$"
+_CATEGORY = r"^[0-9]{6}$"
+# What a person should be told when a value does not match its pattern.
+PATTERN_HINTS = {
+    _TEXT: 'use full-width punctuation (，；) instead of ASCII , ; $ [ ] { } \\ " |, and no control characters',
+    _PHONE: "a phone number is 3 to 11 digits",
+    _CATEGORY: "a work-order category code is 6 digits (GB/T 39666-2020)",
+    QUEUE_NAME.pattern: "a queue name is 2-40 lowercase letters, digits and dashes, starting with a letter",
+    DIAL_STRING.pattern: "a dial string is 3-120 characters of A-Z a-z 0-9 / @ . _ : ; , + # * -",
+}
+
+PhoneNumber = Annotated[str, BeforeValidator(_number_text), Field(pattern=_PHONE)]
+CategoryCode = Annotated[str, BeforeValidator(_number_text), Field(pattern=_CATEGORY)]
 QueueName = Annotated[str, Field(pattern=QUEUE_NAME.pattern)]
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+# Texts reach the dialplan and voice prompts: ASCII , ; $ [ ] { } \\ " | and control characters would
+# change how Asterisk splits or expands them, so admins write full-width punctuation (，；) instead.
+ShortText = Annotated[str, Field(min_length=1, max_length=200, pattern=_TEXT)]
 Seconds = Annotated[int, Field(ge=0, le=86_400)]
 DtmfKey = Annotated[str, BeforeValidator(_number_text), Field(pattern=r"^[0-9*#]$")]
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
@@ -196,6 +208,14 @@ class Survey(_Model):
     keys: dict[DtmfKey, Literal["satisfied", "basic", "dissatisfied"]]
 
 
+class Callback(_Model):
+    """回拨: a caller waiting longer than a queue's callback_offer_after_s may press one key."""
+
+    key: DtmfKey = "1"
+    offer: ShortText  # "等候时间较长，如需稍后回电请按1"
+    confirm: ShortText  # "已为您登记回电，请保持电话畅通"
+
+
 class OrderSystem(_Model):
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
@@ -229,6 +249,7 @@ class HotlineConfig(_Model):
     emergency_targets: list[EmergencyTarget] = Field(default_factory=list)
     handover: Handover
     survey: Survey
+    callback: Callback
     order_system: OrderSystem
     ami: Ami
 

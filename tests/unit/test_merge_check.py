@@ -100,7 +100,14 @@ def test_numbers_must_be_3_to_11_digits(bad: str) -> None:
     problem = only(text)
     assert problem.field == f"legacy_lines[{_line_index('12316')}].number"
     assert problem.line == line_of(text, f'"{bad}"')
-    assert "pattern" in problem.message
+    assert "3 to 11 digits" in problem.message
+
+
+def test_text_that_would_break_the_dialplan_is_refused() -> None:
+    text = edit("title: 政策专家组", "title: 政策专家组, 二组")
+    problem = only(text)
+    assert (problem.field, problem.line) == ("queues[7].title", line_of(text, "二组"))
+    assert "full-width punctuation" in problem.message
 
 
 def test_duplicate_legacy_number() -> None:
