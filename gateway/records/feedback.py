@@ -1,0 +1,208 @@
+"""Feedback from the order system about a call record: resolution and follow-up satisfaction (回访).
+
+Owns the inbound half of the order-system contract (docs/order-system.md, "Feedback"): the
+payloads, their idempotent storage in Redis, and the resolution and satisfaction rates over a
+time window that the dashboard shows. ``feedback_routes`` gives the aiohttp route the gateway's
+web app mounts; everything else is a store API without HTTP.
+
+Per record and kind the newest ``at`` wins, so a repeated or late, older post changes nothing.
+Each kind keeps one sorted set per outcome (score = ``at`` in ms), so a rate over any window is
+a few ZCOUNTs, and a record that moves from unresolved to resolved leaves the old set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from gateway.records.model import RecordId, UtcTime
+from gateway.records.tokens import bearer_matches, token_from_env
+
+log = structlog.get_logger(__name__)
+
+FEEDBACK_PATH = "/api/records/{record_id}/feedback"
+RETENTION_S = 400 * 86_400  # a year of monthly grading plus a margin
+
+# KEYS: record hash, the outcome's set, then the kind's other outcome sets.
+# ARGV: kind, payload JSON, at (ms), record id, hash TTL (s), oldest score kept (ms).
+_APPLY_NEWEST = """
+local current = redis.call('HGET', KEYS[1], ARGV[1] .. ':at_ms')
+if current and tonumber(current) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], ARGV[1] .. ':at_ms', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+for i = 3, #KEYS do redis.call('ZREM', KEYS[i], ARGV[4]) end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+for i = 2, #KEYS do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[6]) end
+return 1
+"""
+
+
+class FollowUpResult(StrEnum):
+    SATISFIED = "satisfied"  # 满意
+    BASIC = "basic"  # 基本满意
+    DISSATISFIED = "dissatisfied"  # 不满意
+    UNREACHABLE = "unreachable"  # 回访未接通: not in the satisfaction denominator
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resolution(_Model):
+    kind: Literal["resolution"]
+    resolved: bool
+    at: UtcTime
+    work_order_id: Annotated[str, Field(max_length=64)] | None = None
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "resolved" if self.resolved else "unresolved"
+
+
+class FollowUp(_Model):
+    kind: Literal["follow_up"]
+    result: FollowUpResult
+    at: UtcTime
+    work_order_id: Annotated[str, Field(max_length=64)] | None = None
+    note: Annotated[str, Field(max_length=500)] | None = None
+
+    @property
+    def outcome(self) -> str:
+        return self.result.value
+
+
+Feedback = Annotated[Resolution | FollowUp, Field(discriminator="kind")]
+FEEDBACK = TypeAdapter(Feedback)
+OUTCOMES: dict[str, tuple[str, ...]] = {
+    "resolution": ("resolved", "unresolved"),
+    "follow_up": tuple(result.value for result in FollowUpResult),
+}
+
+
+@dataclass(frozen=True)
+class RecordFeedback:
+    resolution: Resolution | None
+    follow_up: FollowUp | None
+
+
+@dataclass(frozen=True)
+class FeedbackRates:
+    """Counts by outcome of the feedback whose ``at`` lies in [since, until], and the two rates."""
+
+    since: dt.datetime
+    until: dt.datetime
+    counts: dict[str, int]  # "resolution:resolved", "follow_up:basic", ...
+
+    @property
+    def resolution_rate(self) -> float | None:
+        """Resolved ÷ work orders with a resolution reported in the window."""
+        resolved, unresolved = self.counts["resolution:resolved"], self.counts["resolution:unresolved"]
+        return resolved / (resolved + unresolved) if resolved + unresolved else None
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        """(Satisfied + basically satisfied) ÷ follow-ups that reached the citizen in the window."""
+        happy = self.counts["follow_up:satisfied"] + self.counts["follow_up:basic"]
+        reached = happy + self.counts["follow_up:dissatisfied"]
+        return happy / reached if reached else None
+
+
+def _ms(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class FeedbackStore:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        prefix: str = "hotline:records:feedback",
+        retention_s: int = RETENTION_S,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._retention_s = retention_s
+        self._apply_newest = redis.register_script(_APPLY_NEWEST)
+
+    def _set(self, kind: str, outcome: str) -> str:
+        return f"{self._prefix}:{kind}:{outcome}"
+
+    async def apply(self, record_id: str, feedback: Resolution | FollowUp) -> bool:
+        """Store unless an equal or newer feedback of the same kind is stored; True if stored."""
+        others = [self._set(feedback.kind, o) for o in OUTCOMES[feedback.kind] if o != feedback.outcome]
+        horizon = _ms(dt.datetime.now(dt.UTC)) - self._retention_s * 1000
+        applied = await self._apply_newest(
+            keys=[f"{self._prefix}:{record_id}", self._set(feedback.kind, feedback.outcome), *others],
+            args=[
+                feedback.kind,
+                feedback.model_dump_json(),
+                _ms(feedback.at),
+                record_id,
+                self._retention_s,
+                horizon,
+            ],
+        )
+        return bool(applied)
+
+    async def get(self, record_id: str) -> RecordFeedback:
+        resolution, follow_up = await self._redis.hmget(
+            f"{self._prefix}:{record_id}", ["resolution", "follow_up"]
+        )
+        return RecordFeedback(
+            resolution=Resolution.model_validate_json(resolution) if resolution else None,
+            follow_up=FollowUp.model_validate_json(follow_up) if follow_up else None,
+        )
+
+    async def rates(self, since: dt.datetime, until: dt.datetime) -> FeedbackRates:
+        names = [f"{kind}:{outcome}" for kind, outcomes in OUTCOMES.items() for outcome in outcomes]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.zcount(f"{self._prefix}:{name}", _ms(since), _ms(until))
+            counts = await pipe.execute()
+        return FeedbackRates(since=since, until=until, counts=dict(zip(names, map(int, counts), strict=True)))
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message}, status=status)
+
+
+def feedback_routes(
+    store: FeedbackStore, token_env: str, *, environ: Mapping[str, str] | None = None
+) -> list[web.RouteDef]:
+    """``POST /api/records/{record_id}/feedback`` for the order system, with its own bearer token.
+
+    ``token_env`` names the environment variable holding the token the order system presents.
+    """
+    token = token_from_env(token_env, "the token the order system presents when posting feedback", environ)
+    record_ids = TypeAdapter(RecordId)
+
+    async def post_feedback(request: web.Request) -> web.Response:
+        if not bearer_matches(request.headers.get("Authorization"), token):
+            return _error(401, "feedback.unauthorized", "missing or wrong bearer token")
+        record_id = request.match_info["record_id"]
+        try:
+            record_ids.validate_python(record_id)
+            feedback = FEEDBACK.validate_json(await request.read())
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc'])) or 'path'}: {e['msg']}" for e in exc.errors()]
+            return _error(422, "feedback.invalid", "; ".join(problems))
+        applied = await store.apply(record_id, feedback)
+        log.info(
+            "record_feedback",
+            record_id=record_id,
+            kind=feedback.kind,
+            outcome=feedback.outcome,
+            applied=applied,
+        )
+        return web.json_response({"record_id": record_id, "kind": feedback.kind, "applied": applied})
+
+    return [web.post(FEEDBACK_PATH, post_feedback)]

@@ -1,0 +1,279 @@
+"""The call record: what the gateway tells the order system about one call (version 1).
+
+This model is the contract. The JSON Schema committed next to it
+(``call-record.v1.schema.json``) is generated from it, and the reference receiver validates with
+it. It owns identity (record id, revision, idempotency key) and the invariants a receiver may rely
+on; it does not know how a call was tracked (gateway.calls maps a finished call onto it).
+
+Identity: one call (one Asterisk Linkedid on one PBX node) is one record id, a UUIDv5 of both, so
+two nodes never collide and a rebuilt record has the same id. A call may be reported more than
+once: *interim* records for states the order system must know at once (handed to 110/119/120/122,
+callback requested, abandoned) and one *final* record when the call has ended. All share the record
+id; each carries a ``revision`` derived from the moment it describes, so a later state always has
+a larger revision and the same state rebuilt after a restart has the same one. The receiver keeps
+the highest revision per record id and deduplicates deliveries by ``idempotency_key``
+(``<record_id>:<revision>``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from enum import StrEnum
+from typing import Annotated, Final, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION: Final = "call-record/v1"
+
+# Fixed forever: changing it changes every record id (uuid5(NAMESPACE_URL, "urn:hotline-gateway:call-record")).
+RECORD_NAMESPACE = uuid.UUID("fd4c37ea-a6ff-597a-aefb-b28bd700a1d9")
+
+PBX_NODE_PATTERN = r"^[a-z0-9-]{1,32}$"  # as gateway.merge.schema's ami.node_id
+LINKEDID_PATTERN = r"^[\x21-\x7e]{1,150}$"  # printable ASCII, no spaces (Asterisk uniqueid or ChannelId)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC)
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+Seconds = Annotated[float, Field(ge=0, le=7 * 86_400)]
+PhoneNumber = Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]
+QueueName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")]
+SeatId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+RecordId = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+
+
+def record_id_for(pbx_node: str, linkedid: str) -> str:
+    """The record id (and idempotency key stem) of the call ``linkedid`` on ``pbx_node``."""
+    return str(uuid.uuid5(RECORD_NAMESPACE, f"{pbx_node}\n{linkedid}"))
+
+
+class Stage(StrEnum):
+    INTERIM = "interim"  # the call goes on; the order system must act now
+    FINAL = "final"  # the call has ended; supersedes every interim record
+
+
+def revision_for(as_of: dt.datetime, stage: Stage) -> int:
+    """Milliseconds since the epoch of ``as_of``, then one digit for the stage (1 interim, 2 final).
+
+    Derived, never counted: a gateway that restarts mid-call cannot lose a counter, a rebuilt
+    record keeps its key, and a final record at the same millisecond as an interim one wins.
+    """
+    millis = int(as_of.timestamp() * 1000)
+    return millis * 10 + (2 if stage is Stage.FINAL else 1)
+
+
+class MergeMode(StrEnum):
+    HOTLINE = "hotline"  # 12345 dialled directly
+    MERGED = "merged"  # 整体并入
+    PARALLEL = "parallel"  # 双号并行
+    SUBCENTER = "subcenter"  # 设分中心
+    LEGACY = "legacy"  # before the line's cutover day: still its old queue
+
+
+class DispositionKind(StrEnum):
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    CALLBACK_REQUESTED = "callback_requested"
+    EMERGENCY_HANDOVER = "emergency_handover"
+    PBX_OUTAGE = "pbx_outage"  # the PBX went away (restart, link lost) while the call was up
+
+
+INTERIM_KINDS = frozenset(
+    {DispositionKind.ABANDONED, DispositionKind.CALLBACK_REQUESTED, DispositionKind.EMERGENCY_HANDOVER}
+)
+
+
+class EmergencyService(StrEnum):
+    POLICE = "110"
+    FIRE = "119"
+    AMBULANCE = "120"
+    TRAFFIC_POLICE = "122"
+
+
+class QueueResult(StrEnum):
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    OVERFLOWED = "overflowed"  # moved on to the next queue (parallel lines, overflow_to)
+    TIMEOUT = "timeout"
+    CALLBACK_REQUESTED = "callback_requested"
+    PBX_OUTAGE = "pbx_outage"
+
+
+class LegKind(StrEnum):
+    SEAT = "seat"  # a 12345 seat, party = seat id (extension)
+    EXTERNAL = "external"  # a number outside the hotline (emergency service, department), party = number
+
+
+class HandoverMode(StrEnum):
+    BLIND = "blind"  # 一键转接
+    ATTENDED = "attended"  # consult first, then transfer
+    THREEWAY = "threeway"  # 三方通话
+
+
+class HandoverTargetKind(StrEnum):
+    SEAT = "seat"
+    QUEUE = "queue"
+    EMERGENCY = "emergency"
+    EXTERNAL = "external"
+
+
+class HandoverOutcome(StrEnum):
+    PENDING = "pending"  # only in interim records
+    COMPLETED = "completed"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    CANCELLED = "cancelled"  # the seat took the caller back during a consult
+    FAILED = "failed"
+
+
+class SurveyResult(StrEnum):
+    SATISFIED = "satisfied"
+    BASIC = "basic"  # 基本满意
+    DISSATISFIED = "dissatisfied"
+    NO_RESPONSE = "no_response"
+
+
+class _Model(BaseModel):
+    # Serialized JSON always carries every key (null when unknown): receivers need no defaults.
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
+
+
+class Times(_Model):
+    arrived_at: UtcTime = Field(description="the call reached the PBX")
+    queue_joined_at: UtcTime | None = Field(description="first queue join; null if it never queued")
+    answered_at: UtcTime | None = Field(description="first answer by a seat")
+    ended_at: UtcTime | None = Field(description="caller hung up or was handed away; null in interim records")
+
+
+class Durations(_Model):
+    """Separate timers, each in seconds; none includes another."""
+
+    wait_s: Seconds = Field(description="in queue(s) until answered or left")
+    ring_s: Seconds = Field(description="seats' phones ringing before an answer, summed over legs")
+    talk_s: Seconds = Field(description="connected to a seat or external party, excluding hold")
+    hold_s: Seconds = Field(description="on hold, summed over legs")
+    wrap_up_s: Seconds | None = Field(
+        description="after-call work of the last seat; null when the record left before it ended"
+    )
+
+
+class QueueVisit(_Model):
+    queue: QueueName
+    joined_at: UtcTime
+    left_at: UtcTime | None = Field(description="null while still waiting (interim records)")
+    result: QueueResult | None = Field(description="null while still waiting")
+
+
+class Leg(_Model):
+    """One party the caller was connected (or offered) to."""
+
+    kind: LegKind
+    party: ShortText = Field(description="seat id for seats, the dialled number for external parties")
+    queue: QueueName | None = Field(description="the queue that offered the call; null for direct legs")
+    offered_at: UtcTime
+    answered_at: UtcTime | None
+    ended_at: UtcTime | None
+    ring_s: Seconds
+    talk_s: Seconds
+    hold_s: Seconds
+    recordings: list[ShortText] = Field(
+        max_length=20, description="file names of this leg's recordings under the recordings store"
+    )
+
+
+class Handover(_Model):
+    at: UtcTime
+    mode: HandoverMode
+    from_seat: SeatId | None
+    target_kind: HandoverTargetKind
+    target: ShortText = Field(description="seat id, queue name or number")
+    emergency_service: EmergencyService | None = Field(description="set iff target_kind is emergency")
+    outcome: HandoverOutcome
+
+    @model_validator(mode="after")
+    def _emergency_service_iff_emergency(self) -> Handover:
+        if (self.target_kind is HandoverTargetKind.EMERGENCY) != (self.emergency_service is not None):
+            raise ValueError("emergency_service is set exactly when target_kind is 'emergency'")
+        return self
+
+
+class Survey(_Model):
+    result: SurveyResult
+    key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = Field(description="the DTMF key pressed")
+    at: UtcTime | None
+
+
+class Disposition(_Model):
+    kind: DispositionKind
+    abandoned_after_s: Seconds | None = Field(description="set iff kind is abandoned: wait before hanging up")
+    emergency_service: EmergencyService | None = Field(description="set iff kind is emergency_handover")
+    callback_number: PhoneNumber | None = Field(description="callback_requested: number to call back")
+
+    @model_validator(mode="after")
+    def _fields_match_kind(self) -> Disposition:
+        if (self.kind is DispositionKind.ABANDONED) != (self.abandoned_after_s is not None):
+            raise ValueError("abandoned_after_s is set exactly when kind is 'abandoned'")
+        if (self.kind is DispositionKind.EMERGENCY_HANDOVER) != (self.emergency_service is not None):
+            raise ValueError("emergency_service is set exactly when kind is 'emergency_handover'")
+        if self.kind is not DispositionKind.CALLBACK_REQUESTED and self.callback_number is not None:
+            raise ValueError("callback_number is only for kind 'callback_requested'")
+        return self
+
+
+class CallRecord(_Model):
+    """One report about one call; see the module docstring for identity and revisions."""
+
+    schema_version: Literal["call-record/v1"] = SCHEMA_VERSION
+    record_id: Annotated[
+        str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    ]
+    revision: Annotated[int, Field(ge=1)]
+    stage: Stage
+    as_of: UtcTime = Field(description="the moment this record describes; ended_at for final records")
+    pbx_node: Annotated[str, Field(pattern=PBX_NODE_PATTERN)]
+    linkedid: Annotated[str, Field(pattern=LINKEDID_PATTERN)]
+    caller_number: PhoneNumber | None = Field(description="null when the caller withheld the number")
+    legacy_line: PhoneNumber = Field(description="the number dialled: 12345 or a merged legacy line")
+    merge_mode: MergeMode
+    department: ShortText | None
+    category_code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None
+    queues: list[QueueVisit] = Field(max_length=20)
+    seat_ids: list[SeatId] = Field(max_length=20, description="seats that answered, in order")
+    times: Times
+    durations: Durations
+    handovers: list[Handover] = Field(max_length=20)
+    legs: list[Leg] = Field(max_length=50)
+    survey: Survey | None
+    disposition: Disposition
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.record_id}:{self.revision}"
+
+    @model_validator(mode="after")
+    def _identity_and_stage(self) -> CallRecord:
+        expected_id = record_id_for(self.pbx_node, self.linkedid)
+        if self.record_id != expected_id:
+            raise ValueError(f"record_id must be {expected_id} for pbx_node/linkedid (use record_id_for)")
+        expected_revision = revision_for(self.as_of, self.stage)
+        if self.revision != expected_revision:
+            raise ValueError(f"revision must be {expected_revision} for as_of/stage (use revision_for)")
+        if self.stage is Stage.FINAL and self.times.ended_at != self.as_of:
+            raise ValueError("a final record has times.ended_at set and equal to as_of")
+        if self.stage is Stage.INTERIM:
+            if self.disposition.kind not in INTERIM_KINDS:
+                raise ValueError(
+                    f"an interim record reports one of {sorted(INTERIM_KINDS)}, not {self.disposition.kind}"
+                )
+            if self.times.ended_at is not None:
+                raise ValueError("an interim record describes a call still going on: times.ended_at is null")
+        unlisted = {leg.party for leg in self.legs if leg.kind is LegKind.SEAT and leg.answered_at} - set(
+            self.seat_ids
+        )
+        if unlisted:
+            raise ValueError(f"seat_ids must list every seat that answered; missing {sorted(unlisted)}")
+        return self
