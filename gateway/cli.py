@@ -18,6 +18,7 @@ from gateway.errors import GatewayError
 COMMANDS: dict[str, str] = {
     "check": "gateway.merge.check",
     "demo": "gateway.demo",
+    "order-sink": "gateway.records.sink",
 }
 
 
