@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "check": "gateway.merge.check",
     "demo": "gateway.demo",
     "order-sink": "gateway.records.sink",
+    "render": "gateway.dialplan.cli",
 }
 
 

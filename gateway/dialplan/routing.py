@@ -89,6 +89,7 @@ class RoutingPlan:
     priority_caller_boost: int
     survey_enabled: bool
     survey_keys: dict[str, str]  # DTMF key -> result ("1" -> "satisfied", ...)
+    survey_timeout_s: int
     emergency_targets: dict[str, str]  # "110" -> dial string, hand-over only
     seats: dict[str, SeatPlan] = field(default_factory=dict)  # by extension
 
@@ -140,6 +141,7 @@ def build_routing(config: HotlineConfig, *, today: dt.date | None = None) -> Rou
         priority_caller_boost=config.hotline.priority_caller_boost,
         survey_enabled=config.survey.enabled,
         survey_keys={key: str(result) for key, result in config.survey.keys.items()},
+        survey_timeout_s=config.survey.timeout_s,
         emergency_targets={t.number: t.dial for t in config.emergency_targets},
         seats={
             ext: SeatPlan(ext, f"{group.name_prefix}{ext}", tuple(group.queues), group.penalty)
@@ -160,7 +162,7 @@ def _route(
     variables: dict[str, str],
 ) -> RoutePlan:
     plan = queues[queue]
-    hotline_vars = {VAR_LEGACY_LINE: number, VAR_MERGE_MODE: mode}
+    hotline_vars = {VAR_LEGACY_LINE: number, VAR_MERGE_MODE: mode, VAR_LINE_PRIORITY: str(priority)}
     return RoutePlan(
         number=number,
         title=title,

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from enum import StrEnum
+from ipaddress import IPv4Network
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -232,9 +233,13 @@ class Ami(_Model):
     port: Annotated[int, Field(ge=1, le=65535)] = 5038
     username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
     secret_env: str
+    # A second, wider user only for config reloads (Reload needs the "config" class).
+    admin_username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")] = "hotline-admin"
+    admin_secret_env: str = "HOTLINE_AMI_ADMIN_SECRET"
     node_id: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")] = "pbx-1"
+    permit: list[IPv4Network] = Field(default_factory=lambda: [IPv4Network("127.0.0.1/32")], min_length=1)
 
-    @field_validator("secret_env")
+    @field_validator("secret_env", "admin_secret_env")
     @classmethod
     def _secret_env(cls, value: str) -> str:
         return _env_name(value, "AMI secret")
