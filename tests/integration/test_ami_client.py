@@ -119,7 +119,7 @@ async def test_action_without_answer_times_out_and_leaves_nothing_pending(
 
 async def test_watchdog_drops_a_hung_peer_within_seconds_and_reconnects(peer: AmiPeer) -> None:
     phases: list[ConnectionState] = []
-    async with AmiClient(fast(peer, ping_interval=0.1, ping_deadline=0.2)) as ami:
+    async with AmiClient(fast(peer, ping_interval=0.1, ping_timeout=0.2)) as ami:
         ami.add_state_listener(phases.append)
         await ami.wait_ready(within=2.0)
         peer.stalled = True  # the socket stays open, nothing is ever answered
