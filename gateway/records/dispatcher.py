@@ -38,7 +38,7 @@ from redis.exceptions import ResponseError
 from gateway.errors import GatewayError
 from gateway.records.client import Answer, OrderSystemClient, Result
 from gateway.records.metrics import OutboxMetrics
-from gateway.records.outbox import REDIS_FAILURES, OutboxKeys, StreamEntry, stream_entries
+from gateway.records.outbox import REDIS_FAILURES, OutboxKeys, StreamEntry, backlog, stream_entries
 
 log = structlog.get_logger(__name__)
 
@@ -258,14 +258,10 @@ class Dispatcher:
             self._metrics.latency.observe(max(0.0, (now_ms - added_ms) / 1000))
 
     async def _refresh_backlog(self, metrics: OutboxMetrics) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xlen(self.keys.stream)
-            pipe.xpending(self.keys.stream, self.keys.group)
-            pipe.xlen(self.keys.dead)
-            backlog, pending, dead = await pipe.execute()
-        metrics.backlog.set(backlog)
-        metrics.pending.set(pending["pending"] if isinstance(pending, dict) else 0)
-        metrics.dead_letters.set(dead)
+        now = await backlog(self._redis, self.keys)
+        metrics.backlog.set(now.entries)
+        metrics.pending.set(now.pending)
+        metrics.dead_letters.set(now.dead_letters)
 
     async def _forget_idle_consumers(self) -> None:
         """Dispatchers are named per process; drop the long-gone ones that hold nothing."""

@@ -249,8 +249,23 @@ async def dead_letters(
     ]
 
 
-async def dead_letter_count(redis: aioredis.Redis, keys: OutboxKeys | None = None) -> int:
-    return int(await redis.xlen((keys or OutboxKeys()).dead))
+@dataclass(frozen=True)
+class Backlog:
+    entries: int  # in the outbox stream, not yet confirmed by the order system
+    pending: int  # of those, read by a dispatcher (in flight or being retried)
+    dead_letters: int
+
+
+async def backlog(redis: aioredis.Redis, keys: OutboxKeys | None = None) -> Backlog:
+    keys = keys or OutboxKeys()
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xlen(keys.stream)
+        pipe.xpending(keys.stream, keys.group)
+        pipe.xlen(keys.dead)
+        entries, pending, dead = await pipe.execute(raise_on_error=False)
+    # Before the first dispatcher creates the group, XPENDING fails: nothing is pending then.
+    pending_count = pending["pending"] if isinstance(pending, dict) else 0
+    return Backlog(entries=int(entries), pending=int(pending_count), dead_letters=int(dead))
 
 
 async def requeue_dead_letter(redis: aioredis.Redis, entry_id: str, keys: OutboxKeys | None = None) -> bool:

@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import structlog
@@ -194,18 +195,21 @@ class RequestCounts:
 
 
 class OrderSink:
-    """The receiver as an object: ``await sink.start()``, ``sink.url``, ``await sink.stop()``."""
+    """The receiver as an object: ``async with OrderSink(db, token) as sink: ... sink.url``.
+
+    ``stop()`` and ``start()`` in between take it down and bring it back on the same port.
+    """
 
     def __init__(
         self,
-        store: SinkStore,
+        db: Path | str,
         token: str,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Faults | None = None,
     ) -> None:
-        self.store = store
+        self.store = SinkStore(db)
         self.faults = faults or Faults()
         self.host = host
         self.port = port
@@ -244,6 +248,15 @@ class OrderSink:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+    async def __aenter__(self) -> OrderSink:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+        self.store.close()
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -343,21 +356,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 async def _serve(args: argparse.Namespace) -> None:
     token = token_from_env(args.token_env, "the bearer token the gateway must present")
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)
-    store = SinkStore(args.db)
-    sink = OrderSink(
-        store, token, host=args.host, port=args.port, faults=Faults(duplicate_status=args.duplicate_status)
-    )
+    faults = Faults(duplicate_status=args.duplicate_status)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
-    await sink.start()
-    print(f"order-sink listening on {sink.url} (db {args.db}, token from ${args.token_env})", flush=True)
-    try:
+    async with OrderSink(args.db, token, host=args.host, port=args.port, faults=faults) as sink:
+        print(f"order-sink listening on {sink.url} (db {args.db}, token from ${args.token_env})", flush=True)
         await stopped.wait()
-    finally:
-        await sink.stop()
-        store.close()
 
 
 def run(args: argparse.Namespace) -> int:
