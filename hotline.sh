@@ -15,6 +15,8 @@ command -v redis-server >/dev/null || debs+=(redis-server)
 "$python" -c 'import venv, ensurepip' 2>/dev/null || debs+=(python3-venv)
 if [ "$job" = test ]; then
   command -v chromium >/dev/null || debs+=(chromium)   # the dashboard's browser tests
+  command -v espeak-ng >/dev/null || debs+=(espeak-ng)  # the voice prompt generator's test
+  command -v sox >/dev/null || debs+=(sox)
 fi
 if [ ${#debs[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

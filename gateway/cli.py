@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "demo": "gateway.demo",
     "order-sink": "gateway.records.sink",
     "render": "gateway.dialplan.cli",
+    "prompts": "gateway.dialplan.prompts",
 }
 
 

@@ -117,12 +117,16 @@ def _route_steps(route: RoutePlan) -> list[str]:
     # "__" makes the variables inherit to every channel of the call (seat legs, transfers).
     names = (VAR_LEGACY_LINE, VAR_DEPARTMENT, VAR_MERGE_MODE, VAR_CATEGORY, VAR_LINE_PRIORITY)
     steps = [f"Set(__{name}={route.variables.get(name, '')})" for name in names]
+    key = route.optional_key
     steps += [
         f"Set(HOTLINE_QUEUE={route.queue})",
         f"Set(HOTLINE_OVERFLOW={route.overflow_queue or ''})",
         f"Set(HOTLINE_OVERFLOW_AFTER={route.overflow_after_s or ''})",
         f"Set(HOTLINE_ANNOUNCE={route.announcement or ''})",
         f"Set(QUEUE_PRIO={route.queue_priority})",
+        f"Set(HOTLINE_KEY={key.key if key else ''})",
+        f"Set(HOTLINE_KEY_QUEUE={key.queue if key else ''})",
+        f"Set(HOTLINE_KEY_PROMPT={key.prompt if key else ''})",
         "Goto(hotline-intake,s,1)",
     ]
     return steps
@@ -136,11 +140,16 @@ def _intake(config: HotlineConfig) -> _Context:
         f"?Set(QUEUE_PRIO=$[${{QUEUE_PRIO}} + {config.hotline.priority_caller_boost}]))",
         "Set(__HOTLINE_RECORDING=calls/${STRFTIME(${EPOCH},,%Y%m%d)}/${UNIQUEID}.wav)",
         f"MixMonitor({RECORDINGS_ROOT}/${{HOTLINE_RECORDING}},b)",
-        f"UserEvent({events.INTAKE},LegacyLine: ${{{VAR_LEGACY_LINE}}},MergeMode: ${{{VAR_MERGE_MODE}}},"
-        f"Department: ${{{VAR_DEPARTMENT}}},Category: ${{{VAR_CATEGORY}}},Queue: ${{HOTLINE_QUEUE}},"
-        "Priority: ${QUEUE_PRIO},Recording: ${HOTLINE_RECORDING})",
         f'ExecIf($["${{HOTLINE_ANNOUNCE}}" != ""]?Playback({PROMPTS}/${{HOTLINE_ANNOUNCE}}))',
         f'ExecIf($["${{HOTLINE_ANNOUNCE}}" = ""]?Playback({PROMPTS}/{prompt_name("greeting")}))',
+        # The one optional key a line may offer (none by default): 3 s, then the queue anyway.
+        'GotoIf($["${HOTLINE_KEY}" = ""]?intake)',
+        f"Read(HOTLINE_PRESSED,{PROMPTS}/${{HOTLINE_KEY_PROMPT}},1,,1,3)",
+        'ExecIf($["${HOTLINE_PRESSED}" = "${HOTLINE_KEY}"]?Set(HOTLINE_QUEUE=${HOTLINE_KEY_QUEUE}))',
+        'ExecIf($["${HOTLINE_PRESSED}" = "${HOTLINE_KEY}"]?Set(HOTLINE_OVERFLOW=))',
+        f"n(intake),UserEvent({events.INTAKE},LegacyLine: ${{{VAR_LEGACY_LINE}}},MergeMode: ${{{VAR_MERGE_MODE}}},"
+        f"Department: ${{{VAR_DEPARTMENT}}},Category: ${{{VAR_CATEGORY}}},Queue: ${{HOTLINE_QUEUE}},"
+        "Priority: ${QUEUE_PRIO},Recording: ${HOTLINE_RECORDING})",
         "Set(HOTLINE_JOINED=${EPOCH})",
         "Goto(hotline-queue,s,1)",
     ]

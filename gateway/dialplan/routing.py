@@ -8,9 +8,9 @@ demo and the tests exercise exactly the merge that Asterisk runs.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from gateway.merge.schema import HotlineConfig, MergeMode, Queue
+from gateway.merge.schema import HotlineConfig, MergeMode, OptionalKey, Queue
 
 INBOUND_CONTEXT = "from-pstn"
 SEATS_CONTEXT = "agents"
@@ -78,6 +78,14 @@ class RoutePlan:
     overflow_after_s: int | None
     queue_priority: int  # app_queue caller priority for this line (higher is served first)
     variables: dict[str, str] = field(default_factory=dict)
+    optional_key: OptionalKeyPlan | None = None  # the one key the YAML may ask for; no menus
+
+
+@dataclass(frozen=True)
+class OptionalKeyPlan:
+    key: str
+    queue: str
+    prompt: str  # prompt name under recordings/prompts/
 
 
 @dataclass(frozen=True)
@@ -107,13 +115,12 @@ def prompt_name(kind: str, key: str = "") -> str:
 def build_routing(config: HotlineConfig, *, today: dt.date | None = None) -> RoutingPlan:
     """Pure: the same config and day always give the same plan (cutover dates depend on the day)."""
     today = today or dt.date.today()
-    general = config.general_queue.name
     queues = {q.name: _queue_plan(q) for q in config.queues}
+    hotline = config.hotline
     routes = {
-        config.hotline.number: _route(
-            config.hotline.number, config.hotline.name, "hotline", general, None, queues, 5, {}
-        )
+        hotline.number: _route(queues, hotline.number, hotline.name, "hotline", config.general_queue.name)
     }
+    routes[hotline.number] = _with_key(routes[hotline.number], hotline.optional_key)
     for line in config.legacy_lines:
         variables = {
             VAR_LEGACY_LINE: line.number,
@@ -124,21 +131,21 @@ def build_routing(config: HotlineConfig, *, today: dt.date | None = None) -> Rou
         }
         title = f"{line.number} {line.title}"
         if line.cutover is not None and today < line.cutover and line.old_queue is not None:
-            routes[line.number] = _route(
-                line.number, title, "legacy", line.old_queue, None, queues, line.priority, variables
+            route = _route(queues, line.number, title, "legacy", line.old_queue, line.priority, variables)
+        else:
+            queue = (
+                line.queue if line.mode is not MergeMode.MERGED and line.queue else config.general_queue.name
             )
-            continue
-        queue = general if line.mode is MergeMode.MERGED else (line.queue or general)
-        announcement = prompt_name("announce", line.number) if line.announcement else None
-        routes[line.number] = _route(
-            line.number, title, line.mode.value, queue, announcement, queues, line.priority, variables
-        )
+            route = _route(queues, line.number, title, line.mode.value, queue, line.priority, variables)
+            announcement = prompt_name("announce", line.number) if line.announcement else None
+            route = _with_key(replace(route, announcement=announcement), line.optional_key)
+        routes[line.number] = route
     return RoutingPlan(
-        hotline_number=config.hotline.number,
+        hotline_number=hotline.number,
         routes=routes,
         queues=queues,
-        priority_callers=frozenset(config.hotline.priority_callers),
-        priority_caller_boost=config.hotline.priority_caller_boost,
+        priority_callers=frozenset(hotline.priority_callers),
+        priority_caller_boost=hotline.priority_caller_boost,
         survey_enabled=config.survey.enabled,
         survey_keys={key: str(result) for key, result in config.survey.keys.items()},
         survey_timeout_s=config.survey.timeout_s,
@@ -152,28 +159,32 @@ def build_routing(config: HotlineConfig, *, today: dt.date | None = None) -> Rou
 
 
 def _route(
+    queues: dict[str, QueuePlan],
     number: str,
     title: str,
     mode: str,
     queue: str,
-    announcement: str | None,
-    queues: dict[str, QueuePlan],
-    priority: int,
-    variables: dict[str, str],
+    priority: int = 5,
+    variables: dict[str, str] | None = None,
 ) -> RoutePlan:
-    plan = queues[queue]
-    hotline_vars = {VAR_LEGACY_LINE: number, VAR_MERGE_MODE: mode, VAR_LINE_PRIORITY: str(priority)}
     return RoutePlan(
         number=number,
         title=title,
         merge_mode=mode,
         queue=queue,
-        announcement=announcement,
-        overflow_queue=plan.overflow_queue,
-        overflow_after_s=plan.overflow_after_s,
+        announcement=None,
+        overflow_queue=queues[queue].overflow_queue,
+        overflow_after_s=queues[queue].overflow_after_s,
         queue_priority=priority,
-        variables=variables or hotline_vars,
+        variables=variables
+        or {VAR_LEGACY_LINE: number, VAR_MERGE_MODE: mode, VAR_LINE_PRIORITY: str(priority)},
     )
+
+
+def _with_key(route: RoutePlan, key: OptionalKey | None) -> RoutePlan:
+    if key is None:
+        return route
+    return replace(route, optional_key=OptionalKeyPlan(key.key, key.queue, prompt_name("key", route.number)))
 
 
 def _queue_plan(queue: Queue) -> QueuePlan:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -31,13 +31,14 @@ def answered(queue: str, walk: Walk) -> dict[str, str]:
 
 
 def test_asterisklint_passes(tmp_path: Path) -> None:
-    lint = (
-        shutil.which("asterisklint", path=str(Path(__file__).resolve().parents[2] / ".venv" / "bin"))
-        or "asterisklint"
-    )
     (tmp_path / "extensions.conf").write_text(FILES["extensions.conf"], encoding="utf-8")
+    _lint(tmp_path)
+
+
+def _lint(folder: Path) -> None:
+    lint = str(Path(sys.executable).with_name("asterisklint"))
     result = subprocess.run(
-        [lint, "dialplan-check", "extensions.conf"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [lint, "dialplan-check", "extensions.conf"], cwd=folder, capture_output=True, text=True, timeout=120
     )
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
@@ -94,6 +95,30 @@ def test_hotline_number_goes_to_general_seats() -> None:
     walk = Walker(DIALPLAN).run("from-pstn", "12345", on_queue=answered, dtmf="1")
     assert walk.queues == [("hotline-general", "")]
     assert walk.variables["MERGE_MODE"] == "hotline"
+
+
+def test_one_optional_key_where_the_yaml_asks_for_it(tmp_path: Path) -> None:
+    text = (
+        (ROOT / "hotline_merge.yaml")
+        .read_text(encoding="utf-8")
+        .replace(
+            "  priority_callers:",
+            "  optional_key: {key: '9', prompt: 政策咨询请按9。, queue: policy-specialist}\n  priority_callers:",
+        )
+    )
+    config = parse_config(text, today=TODAY)
+    dialplan = parse(render(config, today=TODAY)["extensions.conf"])
+    pressed = Walker(dialplan).run("from-pstn", "12345", dtmf="9")
+    assert ("Read", f"HOTLINE_PRESSED,{PROMPTS}/hotline-key-12345,1,,1,3") in pressed.apps
+    assert pressed.queues[0] == ("policy-specialist", "")
+    assert pressed.user_events[0]["Queue"] == "policy-specialist"
+    assert Walker(dialplan).run("from-pstn", "12345", dtmf="").queues == [("hotline-general", "")]
+    # Other lines stay menu-free.
+    assert "Read" not in Walker(dialplan).run("from-pstn", "12369").app_names()
+    (tmp_path / "extensions.conf").write_text(
+        render(config, today=TODAY)["extensions.conf"], encoding="utf-8"
+    )
+    _lint(tmp_path)
 
 
 def test_priority_callers_are_boosted() -> None:
