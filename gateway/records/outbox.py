@@ -105,9 +105,13 @@ class Outbox:
         *,
         keys: OutboxKeys | None = None,
         seen_ttl_s: int = SEEN_TTL_S,
+        redis_deadline_s: float = 2.0,
         metrics: OutboxMetrics | None = None,
     ) -> None:
         self._redis = redis
+        # redis-py retries a dead connection for seconds by default; a call's record should be on
+        # disk sooner than that, so a slow hand-over counts as a failed one and goes to the spool.
+        self._redis_deadline_s = redis_deadline_s
         self._spool = spool
         self.keys = keys or OutboxKeys()
         self._seen_ttl_s = seen_ttl_s
@@ -125,7 +129,8 @@ class Outbox:
         """
         lines = [(record.idempotency_key, record.model_dump_json().encode()) for record in records]
         try:
-            await self._add(lines)
+            async with asyncio.timeout(self._redis_deadline_s):
+                await self._add(lines)
             via = Via.REDIS
         except REDIS_FAILURES as exc:
             log.warning("outbox_redis_unavailable_spooling", count=len(lines), error=repr(exc))

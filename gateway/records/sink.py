@@ -285,35 +285,42 @@ class OrderSink:
         self.requests.requests += 1
         if not self._authorized(request):
             return self._answer(401, {"code": "unauthorized", "message": "missing or wrong bearer token"})
+        body = await request.read()
+        fault = self._fault_now()
+        # A slow order system is slow to answer, not to store: a client that gives up early
+        # must still find its record there on retry (the duplicate case the dedup is for).
+        response = None if fault else self._store(request.headers.get("Idempotency-Key", ""), body)
         if self.faults.delay_s:
             await asyncio.sleep(self.faults.delay_s)
-        if self._fault_now():
-            self.requests.faulted += 1
-            if self.faults.status is None:  # drop
-                assert request.transport is not None
-                request.transport.close()
-                return web.Response()  # never reaches the client
-            return self._answer(self.faults.status, {"code": "simulated", "message": "fault injected"})
-        key = request.headers.get("Idempotency-Key", "")
+        if response is not None:
+            return response
+        self.requests.faulted += 1
+        if self.faults.status is None:  # drop
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response()  # never reaches the client
+        return self._answer(self.faults.status, {"code": "simulated", "message": "fault injected"})
+
+    def _store(self, key: str, body: bytes) -> web.Response:
         if not key:
             return self._reject(400, "idempotency_key_missing", "send the record's idempotency key")
         try:
-            record = CallRecord.model_validate_json(await request.read())
+            record = CallRecord.model_validate_json(body)
         except ValidationError as exc:
             problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:20]]
             return self._reject(422, "invalid_record", "; ".join(problems))
         if key != record.idempotency_key:
             return self._reject(422, "idempotency_key_mismatch", f"expected {record.idempotency_key}")
         outcome, order_id = self.store.submit(key, record)
-        body = {
+        answer = {
             "work_order_id": order_id, "record_id": record.record_id, "revision": record.revision,
             "idempotency_key": key, "status": outcome.value,
         }  # fmt: skip
         if outcome is Stored.KEY_REUSED:
             return self._reject(422, "idempotency_key_reused", f"{key} was stored with different content")
         if outcome is Stored.DUPLICATE:
-            return self._answer(self.faults.duplicate_status, {**body, "code": "duplicate"})
-        return self._answer(201 if outcome is Stored.CREATED else 200, body)
+            return self._answer(self.faults.duplicate_status, {**answer, "code": "duplicate"})
+        return self._answer(201 if outcome is Stored.CREATED else 200, answer)
 
     def _reject(self, status: int, code: str, message: str) -> web.Response:
         self.requests.rejected += 1

@@ -92,15 +92,16 @@ async def test_faults_and_downtime_read_as_retry(sink: OrderSink) -> None:
         dropped = await client.submit(record.idempotency_key, body)
         assert (dropped.result, dropped.status) == (Result.RETRY, None)
         assert dropped.reason.startswith("connection:")
-        sink.faults.delay_s = 1.0
-        assert (await client.submit(record.idempotency_key, body)).reason == "timeout"
-        sink.faults.delay_s = 0.0
         await sink.stop()
         refused = await client.submit(record.idempotency_key, body)
         assert (refused.result, refused.status) == (Result.RETRY, None)
         await sink.start()
-        assert (await client.submit(record.idempotency_key, body)).result is Result.CREATED
-    assert sink.store.counts()["work_orders"] == 1
+        sink.faults.delay_s = 0.6  # stored at once, answered too late
+        assert (await client.submit(record.idempotency_key, body)).reason == "timeout"
+        assert sink.store.counts()["deliveries"] == 1
+        sink.faults.delay_s = 0.0
+        assert (await client.submit(record.idempotency_key, body)) == Answer(Result.ACCEPTED, 200, "accepted")
+    assert sink.store.counts()["duplicate_posts_absorbed"] == 1
 
 
 async def test_faults_can_be_set_over_http(sink: OrderSink) -> None:
