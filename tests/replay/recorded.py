@@ -1,0 +1,46 @@
+"""Recorded traces as (seconds since connect, message) pairs, and a tracker fed with them.
+
+The ``.ami`` file holds the exact bytes; the timeline file holds one RECV line per message with
+its time, in the same order, so both together give every event the moment Asterisk sent it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+from gateway.ami.protocol import Message, MessageParser
+from gateway.calls.tracker import Output, QueueRules, Tracker
+from tests.support.ami_peer import TRACES
+
+RECORDED_AT = dt.datetime(2026, 11, 27, 17, 0, tzinfo=dt.UTC)
+_RECV = re.compile(r"^\s*(\d+\.\d+)\s+RECV (?:Event|Response):", re.MULTILINE)
+
+
+def trace_path(name: str) -> Path:
+    """``"06b"`` -> the bytes Asterisk sent in trace 06b."""
+    return next(p for p in TRACES.glob(f"{name}-*.ami") if not p.name.endswith(".sent.ami"))
+
+
+def recorded(name: str) -> list[tuple[float, Message]]:
+    path = trace_path(name)
+    messages = list(MessageParser(expect_banner=True).feed(path.read_bytes()))
+    times = [float(t) for t in _RECV.findall(path.with_name(path.stem + ".timeline.txt").read_text())]
+    assert len(times) == len(messages), f"{path.name}: timeline and stream disagree"
+    return list(zip(times, messages, strict=True))
+
+
+def wall(seconds: float) -> dt.datetime:
+    return RECORDED_AT + dt.timedelta(seconds=seconds)
+
+
+def replay(name: str, tracker: Tracker | None = None) -> tuple[Tracker, list[Output]]:
+    """Feed a whole trace to a tracker configured like the trace bench's queues.conf."""
+    tracker = tracker or Tracker(queue_rules={"hotline-general": QueueRules(service_level_s=20)})
+    outputs: list[Output] = []
+    for seconds, message in recorded(name):
+        tracker.apply(message, seconds, wall(seconds))
+        tracker.tick(seconds, wall(seconds))
+        outputs += tracker.drain()
+    return tracker, outputs
