@@ -199,6 +199,11 @@ class Tracker:
         """Live citizen calls by Linkedid."""
         return {cid: call for cid, call in self._groups.items() if call.citizen}
 
+    @property
+    def live_legs(self) -> int:
+        """Channels currently tracked (citizen calls or not): a leak shows here first."""
+        return len(self._leg_call)
+
     def call_of_leg(self, uniqueid: str) -> Call | None:
         return self._leg_call.get(uniqueid)
 
@@ -523,9 +528,14 @@ class Tracker:
 
     def _refresh_seat(self, seat: Seat, now: float, wall: dt.datetime) -> None:
         status = seat.device_status
-        if seat.active_calls or (status in _BUSY_DEVICE and seat.memberships):
+        # What the tracker saw beats the device state: a Local member is "in use" while it rings.
+        if seat.active_calls:
             state = SeatState.ON_CALL
-        elif seat.ringing_calls or (status is DeviceStatus.RINGING and seat.memberships):
+        elif seat.ringing_calls:
+            state = SeatState.RINGING
+        elif status in _BUSY_DEVICE and seat.memberships:
+            state = SeatState.ON_CALL
+        elif status is DeviceStatus.RINGING and seat.memberships:
             state = SeatState.RINGING
         elif not seat.memberships or status in _GONE_DEVICE:
             state = SeatState.LOGGED_OUT

@@ -35,11 +35,15 @@ def wall(seconds: float) -> dt.datetime:
     return RECORDED_AT + dt.timedelta(seconds=seconds)
 
 
-def replay(name: str, tracker: Tracker | None = None) -> tuple[Tracker, list[Output]]:
-    """Feed a whole trace to a tracker configured like the trace bench's queues.conf."""
+def replay(
+    name: str, *, until: float | None = None, tracker: Tracker | None = None
+) -> tuple[Tracker, list[Output]]:
+    """Feed a trace (up to ``until`` seconds) to a tracker with the trace bench's queue rules."""
     tracker = tracker or Tracker(queue_rules={"hotline-general": QueueRules(service_level_s=20)})
     outputs: list[Output] = []
     for seconds, message in recorded(name):
+        if until is not None and seconds > until:
+            break
         tracker.apply(message, seconds, wall(seconds))
         tracker.tick(seconds, wall(seconds))
         outputs += tracker.drain()

@@ -67,21 +67,22 @@ class PeerSession:
                 return
             self.writer.write(data[start:cut])
             await self.writer.drain()
-            if cut < len(data):
+            if cut < len(data) and pause:
                 await asyncio.sleep(pause)
             start = cut
 
-    async def replay(self, path: Path, *, skip: int = 1, responses: bool = False) -> int:
-        """Send a recorded trace's messages verbatim (its login answer skipped); returns events sent."""
+    async def replay(self, path: Path, *, skip: int = 1, responses: bool = False, chunk: int = 0) -> int:
+        """Send a recorded trace's messages verbatim (its login answer skipped); returns messages sent.
+
+        Responses carry the recording's ActionIDs, which mean nothing to this client: left out
+        unless asked for. ``chunk`` cuts the stream into writes of that many bytes, wherever
+        they fall (mid-line, mid-character), each flushed before the next.
+        """
         _, blocks = message_blocks(await asyncio.to_thread(path.read_bytes))
-        sent = 0
-        for block in blocks[skip:]:
-            if not responses and block.startswith(b"Response:"):
-                continue
-            self.writer.write(block)
-            sent += 1
-        await self.writer.drain()
-        return sent
+        chosen = [b for b in blocks[skip:] if responses or not b.startswith(b"Response:")]
+        data = b"".join(chosen)
+        await self.write(data, split=range(chunk, len(data), chunk) if chunk else (), pause=0.0)
+        return len(chosen)
 
     def abort(self) -> None:
         self.writer.transport.abort()
