@@ -28,7 +28,6 @@ from gateway.records.tokens import token_from_env
 log = structlog.get_logger(__name__)
 
 RETRY_STATUSES = frozenset({401, 403, 408, 425, 429})
-MAX_RETRY_AFTER_S = 300.0
 
 
 class Result(StrEnum):
@@ -55,7 +54,7 @@ class Answer:
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     value = headers.get("Retry-After", "")
     try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
+        return max(float(value), 0.0)
     except ValueError:
         return None  # an HTTP date, or nothing: our own backoff decides
 
@@ -75,13 +74,13 @@ class OrderSystemClient:
         token = token_from_env(token_env, "the order system's bearer token (order_system.token_env)", environ)
         self.endpoint = url
         self.timeout_s = timeout_s
-        self.connections = connections
+        self._connections = connections
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> OrderSystemClient:
-        connector = aiohttp.TCPConnector(limit=self.connections)
+        connector = aiohttp.TCPConnector(limit=self._connections)
         self._session = aiohttp.ClientSession(
             connector=connector, timeout=self._timeout, headers=self._headers
         )

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import math
 import os
 import random
 import signal
@@ -44,6 +43,7 @@ log = structlog.get_logger(__name__)
 
 CLAIM_CHECK_S = 1.0  # how often a dispatcher looks for entries a dead one left behind
 METRICS_REFRESH_S = 1.0
+CLAIM_IDLE_MARGIN = 1.5  # event-loop lag and Redis round trips on top of the worst case
 FORGET_CONSUMERS_IDLE_MS = 3_600_000  # consumers with nothing pending, unseen for an hour, are gone
 
 
@@ -92,12 +92,14 @@ class Dispatcher:
         rng: random.Random | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
-        waves = math.ceil(batch_size / client.connections)
-        busiest_s = waves * client.timeout_s + self.retry.cap_s
-        if claim_idle_ms / 1000 <= 2 * busiest_s:
+        # The longest a live owner leaves an entry untouched: one attempt (the client's timeout covers
+        # waiting for a pooled connection too, so a whole batch takes at most that) plus one backoff.
+        busiest_s = client.timeout_s + self.retry.cap_s
+        if claim_idle_ms / 1000 <= CLAIM_IDLE_MARGIN * busiest_s:
             raise DispatcherConfigError(
                 f"claim_idle_ms={claim_idle_ms} would let dispatchers take live work from each other: it "
-                f"must exceed twice one backoff cap plus the requests of a batch ({2 * busiest_s:.1f} s)"
+                f"must exceed {CLAIM_IDLE_MARGIN} x (order_system.timeout_s + the backoff cap) = "
+                f"{CLAIM_IDLE_MARGIN * busiest_s:.1f} s"
             )
         self._redis = redis
         self._client = client

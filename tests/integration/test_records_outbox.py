@@ -167,3 +167,6 @@ async def test_claim_idle_shorter_than_a_retry_is_refused(
     async with _client(sink) as client:
         with pytest.raises(DispatcherConfigError, match="claim_idle_ms=1000"):
             Dispatcher(redis_client, client, claim_idle_ms=1000, retry=RetryPolicy(cap_s=30))
+    # The defaults fit the config's default order_system.timeout_s of 5 s.
+    async with OrderSystemClient(sink.url, 5.0, "ORDER_TOKEN", environ={"ORDER_TOKEN": TOKEN}) as client:
+        Dispatcher(redis_client, client)

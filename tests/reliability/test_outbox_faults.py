@@ -33,7 +33,7 @@ from gateway.records.spool import Spool
 TOKEN_ENV = "FAULT_SUITE_ORDER_TOKEN"
 TOKEN = "fault-suite-token"
 FAST_RETRY = RetryPolicy(base_s=0.05, cap_s=0.2)
-CLAIM_IDLE_MS = 1500  # > 2 x (one request timeout + retry cap): see Dispatcher
+CLAIM_IDLE_MS = 1500  # > 1.5 x (one request timeout + retry cap): see Dispatcher
 TIMEOUT_S = 0.5
 
 
