@@ -76,6 +76,7 @@ def answered_call(n: int, *, pbx_node: str = "pbx-1", start: dt.datetime = EPOCH
                 recordings=[f"{linkedid}-{seat}.wav"],
             )
         ],
+        recordings=[f"{linkedid}-{seat}.wav"],
         survey=Survey(result=SurveyResult.SATISFIED, key="1", at=ended),
         disposition=Disposition(
             kind=DispositionKind.ANSWERED,
@@ -108,6 +109,7 @@ def emergency_handover(n: int, *, pbx_node: str = "pbx-1", start: dt.datetime = 
                     target="120",
                     emergency_service=EmergencyService.AMBULANCE,
                     outcome=HandoverOutcome.PENDING,
+                    recording=None,
                 )
             ],
             "disposition": Disposition(

@@ -8,9 +8,10 @@ on; it does not know how a call was tracked (gateway.calls maps a finished call 
 Identity: one call (one Asterisk Linkedid on one PBX node) is one record id, a UUIDv5 of both, so
 two nodes never collide and a rebuilt record has the same id. A call may be reported more than
 once: *interim* records for states the order system must know at once (handed to 110/119/120/122,
-callback requested, abandoned) and one *final* record when the call has ended. All share the record
-id; each carries a ``revision`` derived from the moment it describes, so a later state always has
-a larger revision and the same state rebuilt after a restart has the same one. The receiver keeps
+callback requested, abandoned) and one *final* record when the call has ended (amended, with a new
+revision, if the survey result arrives after the end). All share the record id; each carries a
+``revision`` derived from the moment it describes, so a later state always has a larger revision
+and the same state rebuilt after a restart has the same one. The receiver keeps
 the highest revision per record id and deduplicates deliveries by ``idempotency_key``
 (``<record_id>:<revision>``).
 """
@@ -38,10 +39,11 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 
 UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
-Seconds = Annotated[float, Field(ge=0, le=7 * 86_400)]
+Seconds = Annotated[float, Field(ge=0)]
 PhoneNumber = Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]
-QueueName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$")]
-SeatId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+# As permissive as the PBX is: a record that cannot carry what Asterisk reported would be lost.
+QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+SeatId = Annotated[str, Field(pattern=r"^[^\x00-\x1f]{1,64}$")]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 RecordId = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")]
 
@@ -153,11 +155,11 @@ class Durations(_Model):
     """Separate timers, each in seconds; none includes another."""
 
     wait_s: Seconds = Field(description="in queue(s) until answered or left")
-    ring_s: Seconds = Field(description="seats' phones ringing before an answer, summed over legs")
-    talk_s: Seconds = Field(description="connected to a seat or external party, excluding hold")
-    hold_s: Seconds = Field(description="on hold, summed over legs")
+    ring_s: Seconds = Field(description="some seat or party was being rung (parallel ringing counts once)")
+    talk_s: Seconds = Field(description="connected to at least one seat or external party, not on hold")
+    hold_s: Seconds = Field(description="connected but on hold")
     wrap_up_s: Seconds | None = Field(
-        description="after-call work of the last seat; null when the record left before it ended"
+        description="after-call work (wrap-up) the last answering seat gets, as its queue sets it; null if unknown"
     )
 
 
@@ -181,7 +183,7 @@ class Leg(_Model):
     talk_s: Seconds
     hold_s: Seconds
     recordings: list[ShortText] = Field(
-        max_length=20, description="file names of this leg's recordings under the recordings store"
+        max_length=100, description="file names of this leg's recordings under the recordings store"
     )
 
 
@@ -193,6 +195,7 @@ class Handover(_Model):
     target: ShortText = Field(description="seat id, queue name or number")
     emergency_service: EmergencyService | None = Field(description="set iff target_kind is emergency")
     outcome: HandoverOutcome
+    recording: ShortText | None = Field(description="the recording of the hand-over (consultation), if any")
 
     @model_validator(mode="after")
     def _emergency_service_iff_emergency(self) -> Handover:
@@ -233,20 +236,28 @@ class CallRecord(_Model):
     ]
     revision: Annotated[int, Field(ge=1)]
     stage: Stage
-    as_of: UtcTime = Field(description="the moment this record describes; ended_at for final records")
+    as_of: UtcTime = Field(
+        description="the moment this record describes: for a final record its end, or a survey result "
+        "that arrived after the end"
+    )
     pbx_node: Annotated[str, Field(pattern=PBX_NODE_PATTERN)]
     linkedid: Annotated[str, Field(pattern=LINKEDID_PATTERN)]
     caller_number: PhoneNumber | None = Field(description="null when the caller withheld the number")
-    legacy_line: PhoneNumber = Field(description="the number dialled: 12345 or a merged legacy line")
-    merge_mode: MergeMode
+    legacy_line: PhoneNumber | None = Field(
+        description="the number dialled: 12345 or a merged legacy line; null if the PBX never said"
+    )
+    merge_mode: MergeMode | None = Field(description="null if the PBX never said (e.g. found in a resync)")
     department: ShortText | None
     category_code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None
-    queues: list[QueueVisit] = Field(max_length=20)
-    seat_ids: list[SeatId] = Field(max_length=20, description="seats that answered, in order")
+    queues: list[QueueVisit] = Field(max_length=100, description="the caller's queue visits")
+    seat_ids: list[SeatId] = Field(max_length=100, description="seats that answered, in order")
     times: Times
     durations: Durations
-    handovers: list[Handover] = Field(max_length=20)
-    legs: list[Leg] = Field(max_length=50)
+    handovers: list[Handover] = Field(max_length=100)
+    legs: list[Leg] = Field(max_length=1000, description="ring-all queues offer a call to many seats")
+    recordings: list[ShortText] = Field(
+        max_length=1000, description="every recording of the call, the caller's channel's included"
+    )
     survey: Survey | None
     disposition: Disposition
 
@@ -262,8 +273,8 @@ class CallRecord(_Model):
         expected_revision = revision_for(self.as_of, self.stage)
         if self.revision != expected_revision:
             raise ValueError(f"revision must be {expected_revision} for as_of/stage (use revision_for)")
-        if self.stage is Stage.FINAL and self.times.ended_at != self.as_of:
-            raise ValueError("a final record has times.ended_at set and equal to as_of")
+        if self.stage is Stage.FINAL and (self.times.ended_at is None or self.as_of < self.times.ended_at):
+            raise ValueError("a final record has times.ended_at set, and as_of at or after it")
         if self.stage is Stage.INTERIM:
             if self.disposition.kind not in INTERIM_KINDS:
                 raise ValueError(

@@ -108,8 +108,11 @@ def test_an_interim_record_cannot_report_an_answered_or_ended_call() -> None:
 
 def test_a_final_record_ends_at_its_as_of() -> None:
     final = answered_call(2)
-    with pytest.raises(ValidationError, match="ended_at set and equal to as_of"):
+    with pytest.raises(ValidationError, match="ended_at set, and as_of at or after it"):
         _with(final, times=final.times.model_dump() | {"ended_at": None})
+    earlier = final.as_of - dt.timedelta(seconds=1)
+    with pytest.raises(ValidationError, match="ended_at set, and as_of at or after it"):
+        _with(final, as_of=earlier, revision=revision_for(earlier, Stage.FINAL))
 
 
 def test_the_committed_json_schema_is_generated_from_the_model() -> None:
