@@ -5,7 +5,9 @@ docs/order-system.md exactly: bearer token, ``Idempotency-Key`` dedup, the highe
 record wins, 201 / 200 / 409 / 422 as documented. It can pretend to be a bad order system
 (answer 500, answer slowly, drop connections) through ``PUT /_sink/faults`` or the ``faults``
 attribute, and ``GET /_sink/stats`` counts what it holds and what it absorbed. Being *down* is
-simulated by stopping it (``OrderSink.stop()``, or killing the process).
+simulated by stopping it (``OrderSink.stop()``, or killing the process). With ``--feedback-url``
+it also plays the order system's staff for the demo: some seconds after a final record it posts a
+resolution and a follow-up (回访) result back to the gateway (docs/order-system.md, section 2).
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateway.logging import configure_logging
-from gateway.records.model import CallRecord
+from gateway.records.feedback import FEEDBACK_PATH, FollowUpResult
+from gateway.records.model import CallRecord, Stage
 from gateway.records.tokens import bearer_matches, token_from_env
 
 log = structlog.get_logger(__name__)
@@ -175,6 +179,67 @@ class SinkStore:
         }
 
 
+class FeedbackPoster:
+    """Resolves work orders and calls citizens back, reproducibly: outcomes follow the record id."""
+
+    def __init__(self, gateway_url: str, token: str, *, delay_s: float = 10.0) -> None:
+        self._gateway_url = gateway_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._delay_s = delay_s
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._seen: set[str] = set()
+
+    @staticmethod
+    def outcomes(record_id: str) -> tuple[bool, FollowUpResult]:
+        """About 85 % resolved; 70 % satisfied, 18 % basic, 7 % dissatisfied, 5 % unreachable."""
+        draw = int(hashlib.sha256(record_id.encode()).hexdigest()[:8], 16)
+        resolved, survey = draw % 100 < 85, (draw // 100) % 100
+        thresholds = (
+            (70, FollowUpResult.SATISFIED),
+            (88, FollowUpResult.BASIC),
+            (95, FollowUpResult.DISSATISFIED),
+        )
+        return resolved, next(
+            (result for limit, result in thresholds if survey < limit), FollowUpResult.UNREACHABLE
+        )
+
+    def schedule(self, record_id: str, work_order_id: str) -> None:
+        if record_id in self._seen:
+            return
+        self._seen.add(record_id)
+        task = asyncio.create_task(self._post_both(record_id, work_order_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _post_both(self, record_id: str, work_order_id: str) -> None:
+        resolved, follow_up = self.outcomes(record_id)
+        url = self._gateway_url + FEEDBACK_PATH.format(record_id=record_id)
+        for body in (
+            {"kind": "resolution", "resolved": resolved, "work_order_id": work_order_id},
+            {"kind": "follow_up", "result": follow_up.value, "work_order_id": work_order_id},
+        ):
+            await asyncio.sleep(self._delay_s)
+            if self._session is None:
+                self._session = aiohttp.ClientSession(
+                    headers=self._headers, timeout=aiohttp.ClientTimeout(total=5)
+                )
+            payload = body | {"at": dt.datetime.now(dt.UTC).isoformat()}
+            try:
+                async with self._session.post(url, json=payload) as response:
+                    if response.status != 200:
+                        log.warning("sink_feedback_refused", record_id=record_id, status=response.status)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("sink_feedback_failed", record_id=record_id, error=repr(exc))
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+
 class Faults(BaseModel):
     """Misbehaviour on ``POST /work-orders``; ``remaining`` None means until changed."""
 
@@ -208,8 +273,10 @@ class OrderSink:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Faults | None = None,
+        feedback: FeedbackPoster | None = None,
     ) -> None:
         self.store = SinkStore(db)
+        self.feedback = feedback
         self.faults = faults or Faults()
         self.host = host
         self.port = port
@@ -256,6 +323,8 @@ class OrderSink:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
+        if self.feedback is not None:
+            await self.feedback.close()
         self.store.close()
 
     def stats(self) -> dict[str, Any]:
@@ -320,6 +389,8 @@ class OrderSink:
             return self._reject(422, "idempotency_key_reused", f"{key} was stored with different content")
         if outcome is Stored.DUPLICATE:
             return self._answer(self.faults.duplicate_status, {**answer, "code": "duplicate"})
+        if self.feedback is not None and record.stage is Stage.FINAL:
+            self.feedback.schedule(record.record_id, order_id)
         return self._answer(201 if outcome is Stored.CREATED else 200, answer)
 
     def _reject(self, status: int, code: str, message: str) -> web.Response:
@@ -358,17 +429,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--token-env", default=DEFAULT_TOKEN_ENV, help="NAME of the env var holding the token"
     )
     parser.add_argument("--duplicate-status", type=int, choices=(200, 409), default=200)
+    parser.add_argument(
+        "--feedback-url", help="gateway base URL: post resolution and 回访 results back (demo)"
+    )
+    parser.add_argument(
+        "--feedback-token-env", default="HOTLINE_FEEDBACK_TOKEN", help="NAME of its token's env var"
+    )
+    parser.add_argument("--feedback-delay-s", type=float, default=10.0, help="staff reaction time per step")
 
 
 async def _serve(args: argparse.Namespace) -> None:
     token = token_from_env(args.token_env, "the bearer token the gateway must present")
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)
     faults = Faults(duplicate_status=args.duplicate_status)
+    feedback = None
+    if args.feedback_url:
+        feedback_token = token_from_env(args.feedback_token_env, "the token for the gateway's feedback route")
+        feedback = FeedbackPoster(args.feedback_url, feedback_token, delay_s=args.feedback_delay_s)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopped.set)
-    async with OrderSink(args.db, token, host=args.host, port=args.port, faults=faults) as sink:
+    async with OrderSink(
+        args.db, token, host=args.host, port=args.port, faults=faults, feedback=feedback
+    ) as sink:
         print(f"order-sink listening on {sink.url} (db {args.db}, token from ${args.token_env})", flush=True)
         await stopped.wait()
 

@@ -3,23 +3,28 @@ HTTP route the gateway mounts, over loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from gateway.records.examples import answered_call
+from gateway.records.client import OrderSystemClient
+from gateway.records.examples import answered_call, emergency_handover
 from gateway.records.feedback import (
     FEEDBACK_PATH,
     FeedbackStore,
     FollowUp,
     FollowUpResult,
+    RecordFeedback,
     Resolution,
     feedback_routes,
 )
+from gateway.records.sink import FeedbackPoster, OrderSink
 from gateway.records.tokens import TokenConfigError
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -113,3 +118,36 @@ async def test_the_order_system_posts_feedback_over_http(
 def test_the_route_needs_its_token_in_the_environment(redis_client: aioredis.Redis) -> None:
     with pytest.raises(TokenConfigError, match="CALLBACK_TOKEN"):
         feedback_routes(FeedbackStore(redis_client), "CALLBACK_TOKEN", environ={})
+
+
+async def test_the_reference_sink_posts_feedback_for_final_records(
+    gateway_url: str, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    final, interim = answered_call(1), emergency_handover(2)
+    poster = FeedbackPoster(gateway_url, TOKEN, delay_s=0.05)
+    async with (
+        OrderSink(tmp_path / "orders.sqlite3", "sink-token", feedback=poster) as sink,
+        OrderSystemClient(sink.url, 2.0, "T", environ={"T": "sink-token"}) as client,
+    ):
+        for record in (interim, final, final):
+            await client.submit(record.idempotency_key, record.model_dump_json().encode())
+        store = FeedbackStore(redis_client)
+        async with asyncio.timeout(10):
+            while (await store.get(final.record_id)).follow_up is None:  # noqa: ASYNC110 - polling Redis
+                await asyncio.sleep(0.02)
+    stored = await store.get(final.record_id)
+    resolved, follow_up = FeedbackPoster.outcomes(final.record_id)
+    assert stored.resolution is not None
+    assert (stored.resolution.resolved, stored.resolution.work_order_id) == (resolved, "GD0000000002")
+    assert stored.follow_up is not None
+    assert stored.follow_up.result is follow_up
+    assert await store.get(interim.record_id) == RecordFeedback(resolution=None, follow_up=None)
+
+
+def test_the_sink_s_feedback_outcomes_are_plausible_and_reproducible() -> None:
+    outcomes = [FeedbackPoster.outcomes(answered_call(n).record_id) for n in range(2000)]
+    resolved = sum(1 for r, _ in outcomes if r) / len(outcomes)
+    satisfied = sum(1 for _, f in outcomes if f is FollowUpResult.SATISFIED) / len(outcomes)
+    assert 0.8 < resolved < 0.9
+    assert 0.65 < satisfied < 0.75
+    assert outcomes == [FeedbackPoster.outcomes(answered_call(n).record_id) for n in range(2000)]
