@@ -340,6 +340,29 @@ class Tracker:
 
     # --- parties and clocks ----------------------------------------------------------------------
 
+    def _add_party(
+        self,
+        call: Call,
+        kind: PartyKind,
+        party_id: str,
+        queue: str | None,
+        wall: dt.datetime,
+        leg: Leg,
+        via: Leg | None,
+        *,
+        answered: bool = False,
+    ) -> Party:
+        """A new party on ``leg``; recordings running on its leg or the leg it was offered to are its too."""
+        party = Party(kind, party_id, queue, wall, leg.uniqueid, via.uniqueid if via else None)
+        for name in [*(via.recordings if via else ()), *leg.recordings]:
+            _add_recording(party.recordings, name)
+        if answered:
+            party.answered_at = wall
+            call.answered_at = call.answered_at or wall
+        call.parties.append(party)
+        self._party_of_leg[leg.uniqueid] = party
+        return party
+
     def _active_seat_party(self, call: Call) -> Party | None:
         return next((p for p in reversed(call.parties) if p.active and p.kind is PartyKind.SEAT), None)
 
@@ -436,7 +459,8 @@ class Tracker:
                 handover.target = "unknown"
 
     def _leg_gone(self, call: Call, leg: Leg, now: float, wall: dt.datetime, *, outage: bool = False) -> None:
-        call.legs.pop(leg.uniqueid, None)
+        if call.legs.pop(leg.uniqueid, None) is None:
+            return  # already gone with its whole call
         self._leg_call.pop(leg.uniqueid, None)
         leg.on_hold = False
         party = self._party_of_leg.pop(leg.uniqueid, None)
@@ -663,18 +687,9 @@ class Tracker:
             return call, via, party
         seat = self._seat(interface, f.get("MemberName"), now, wall)
         self._mark_role(call, seat_leg, LegRole.SEAT)
-        party = Party(
-            PartyKind.SEAT,
-            seat.seat_id,
-            _valid(f.get("Queue"), _QUEUE),
-            wall,
-            seat_leg.uniqueid,
-            via.uniqueid,
+        party = self._add_party(
+            call, PartyKind.SEAT, seat.seat_id, _valid(f.get("Queue"), _QUEUE), wall, seat_leg, via
         )
-        for name in [*via.recordings, *seat_leg.recordings]:
-            _add_recording(party.recordings, name)
-        call.parties.append(party)
-        self._party_of_leg[seat_leg.uniqueid] = party
         seat.ringing_calls.add(call.call_id)
         self._refresh_seat(seat, now, wall)
         return call, via, party
@@ -709,7 +724,7 @@ class Tracker:
         visit = next(
             (v for v in reversed(call.queues) if v.leg == via.uniqueid and v.queue == party.queue), None
         )
-        if visit is not None and visit.result is not QueueResult.ANSWERED:
+        if visit is not None and visit.result in (None, QueueResult.TIMEOUT):
             self._leave_queue(visit, now, wall, QueueResult.ANSWERED)
             visit.result = QueueResult.ANSWERED
             figures = self._queue(visit.queue)
@@ -786,11 +801,12 @@ class Tracker:
             return
         if source_leg.role not in (LegRole.CALLER, LegRole.CONSULT):
             return
-        number = f.get("DialString", "").partition("/")[2].partition("@")[0] or leg.exten
+        # Dial(PJSIP/110@carrier-trunk) reports "PJSIP/110@carrier-trunk" or "110@carrier-trunk".
+        dialled = f.get("DialString", "")
+        resource = dialled.partition("/")[2] if "/" in dialled.partition("@")[0] else dialled
+        number = resource.partition("@")[0] or leg.exten
         self._mark_role(call, leg, LegRole.EXTERNAL)
-        party = Party(PartyKind.EXTERNAL, number, None, wall, leg.uniqueid, f["Uniqueid"])
-        call.parties.append(party)
-        self._party_of_leg[leg.uniqueid] = party
+        self._add_party(call, PartyKind.EXTERNAL, number, None, wall, leg, source_leg)
         self._sync_clocks(call, now)
 
     def _on_dial_end(self, f: dict[str, str], _: Message, now: float, wall: dt.datetime) -> None:
@@ -831,9 +847,7 @@ class Tracker:
         self._adopt(owner, leg, LegRole.SEAT if seat is not None else LegRole.EXTERNAL)
         leg.conference = conference
         kind = PartyKind.SEAT if seat is not None else PartyKind.EXTERNAL
-        party = Party(kind, party_id, None, wall, leg.uniqueid, None, answered_at=wall)
-        owner.parties.append(party)
-        self._party_of_leg[leg.uniqueid] = party
+        self._add_party(owner, kind, party_id, None, wall, leg, None, answered=True)
         if seat is not None:
             seat.active_calls.add(owner.call_id)
             seat.calls_taken += 1
@@ -986,10 +1000,8 @@ class Tracker:
         if seat is not None and leg.uniqueid not in self._party_of_leg:
             # A seat talking to a caller since before the outage: its talk time restarts from the leg's age.
             self._mark_role(call, leg, LegRole.SEAT)
-            party = Party(PartyKind.SEAT, seat.seat_id, None, wall, leg.uniqueid, None, answered_at=wall)
+            party = self._add_party(call, PartyKind.SEAT, seat.seat_id, None, wall, leg, None, answered=True)
             party.talk.run(True, now - age)
-            call.parties.append(party)
-            self._party_of_leg[leg.uniqueid] = party
             seat.active_calls.add(call.call_id)
             self._refresh_seat(seat, now, wall)
 
