@@ -1,0 +1,169 @@
+"""The live hub: the latest dashboard snapshot, pushed to browsers over Server-Sent Events.
+
+``publish`` is called by the gateway whenever the live state changes, possibly thousands of times a
+second; it only stores the snapshot and raises a flag. One delivery task encodes the latest
+snapshot at most ``max_per_second`` times a second and hands the same bytes to every subscriber.
+Each subscriber holds at most one undelivered message: a newer one replaces it (latest wins), so a
+slow or stalled browser costs one message plus the socket's bounded write buffer, never a queue.
+
+The hub owns delivery and pacing, not what a snapshot contains (``gateway.web.snapshot``) nor who
+may subscribe (the routes in ``gateway.web.dashboard`` check roles before calling ``stream``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.web.snapshot import Snapshot
+
+Pace = Callable[[], Awaitable[object]]
+
+RETRY_MS = 2000  # how soon a browser's EventSource reconnects after the stream ends
+
+
+@dataclass(frozen=True)
+class SubscriberStats:
+    sent: int  # messages written to this client (snapshots and heartbeats)
+    superseded: int  # snapshots replaced by a newer one before this client could take them
+    held_bytes: int  # undelivered message plus the socket's write buffer: what it costs us now
+
+
+class _Subscriber:
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.message: bytes | None = None
+        self.wake = asyncio.Event()
+        self.writing = False
+        self.sent = 0
+        self.superseded = 0
+
+    def offer(self, message: bytes) -> None:
+        if self.message is not None:
+            self.superseded += 1
+        self.message = message
+        self.wake.set()
+
+    def stats(self) -> SubscriberStats:
+        transport = self.request.transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return SubscriberStats(self.sent, self.superseded, len(self.message or b"") + buffered)
+
+
+class LiveHub:
+    """Coalesces published snapshots and streams the latest one to every subscriber.
+
+    ``pace`` is awaited between two deliveries; by default it sleeps ``1 / max_per_second``.
+    Tests pass a gate they open by hand, so coalescing is checked by counting, not by timing.
+    """
+
+    def __init__(
+        self, max_per_second: float = 4.0, *, heartbeat_s: float = 15.0, pace: Pace | None = None
+    ) -> None:
+        if max_per_second <= 0:
+            raise ValueError("max_per_second must be positive")
+        self.heartbeat_s = heartbeat_s
+        self._pace = pace or (lambda: asyncio.sleep(1 / max_per_second))
+        self._latest: Snapshot | None = None
+        self._version = 0
+        self._delivered: bytes | None = None  # the last message handed out; a new subscriber starts here
+        self._changed = asyncio.Event()
+        self._subscribers: set[_Subscriber] = set()
+        self._closed = False
+
+    @property
+    def latest(self) -> Snapshot | None:
+        return self._latest
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self._latest = snapshot
+        self._version += 1
+        self._changed.set()
+
+    def subscribers(self) -> list[SubscriberStats]:
+        return [sub.stats() for sub in self._subscribers]
+
+    async def run(self) -> None:
+        """Deliver until cancelled: wait for a change, push the latest snapshot, then pace."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            if self._latest is None:
+                continue
+            self._delivered = _event("snapshot", self._latest.to_json(), self._version)
+            for sub in self._subscribers:
+                sub.offer(self._delivered)
+            await self._pace()
+
+    async def close(self) -> None:
+        """End every stream, so a server shutdown does not wait for browsers to hang up."""
+        self._closed = True
+        for sub in self._subscribers:
+            sub.wake.set()
+            # A write stalled on a client that stopped reading would never return: cut it.
+            if sub.writing and sub.request.transport is not None:
+                sub.request.transport.abort()
+        await asyncio.sleep(0)
+
+    async def lifetime(self, app: web.Application) -> AsyncIterator[None]:
+        """For ``app.cleanup_ctx``: the delivery task lives as long as the application."""
+        task = asyncio.create_task(self.run(), name="live-hub")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """Serve ``text/event-stream``: the latest snapshot now, then each coalesced change."""
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",  # nginx would otherwise hold events back
+            }
+        )
+        await response.prepare(request)
+        sub = _Subscriber(request)
+        if self._delivered is not None:
+            sub.offer(self._delivered)
+        self._subscribers.add(sub)
+        try:
+            await response.write(f"retry: {RETRY_MS}\n\n".encode())
+            while not self._closed:
+                message = await self._next_message(sub)
+                if message is None:
+                    continue
+                sub.writing = True
+                await response.write(message)
+                sub.writing = False
+                sub.sent += 1
+        except ConnectionError:
+            pass  # the browser went away (or close() cut a stalled write); nothing to tell it
+        finally:
+            self._subscribers.discard(sub)
+        return response
+
+    async def _next_message(self, sub: _Subscriber) -> bytes | None:
+        try:
+            async with asyncio.timeout(self.heartbeat_s):
+                await sub.wake.wait()
+        except TimeoutError:
+            # A named event, not an SSE comment: the page must see it to tell a quiet hotline
+            # from a dead stream; proxies see traffic either way.
+            return _event("ping", str(self._version), None)
+        sub.wake.clear()
+        message, sub.message = sub.message, None
+        return message
+
+
+LIVE_HUB = web.AppKey("live_hub", LiveHub)
+
+
+def _event(name: str, data: str, event_id: int | None) -> bytes:
+    # ``data`` is one line of JSON (json.dumps escapes newlines), so one data field carries it.
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {name}\ndata: {data}\n\n".encode()

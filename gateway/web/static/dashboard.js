@@ -1,0 +1,408 @@
+// The supervisors' dashboard: renders the snapshot pushed over /api/live (see gateway/web/snapshot.py
+// for its fields). Everything is built with DOM calls and textContent, never innerHTML, because
+// titles and pause reasons come from the config and the PBX.
+"use strict";
+
+const WINDOWS = { "15m": "15分钟", "1h": "1小时", "24h": "24小时", today: "今日" };
+const KIND_LABELS = { general: "综合", expert: "专席", policy: "政策专家", subcenter: "分中心" };
+const MODE_LABELS = { hotline: "主号", merged: "已并入", parallel: "双号并行", subcenter: "分中心", legacy: "原号" };
+const STATE_LABELS = {
+  logged_out: "未签入", ready: "空闲", ringing: "振铃", on_call: "通话", wrap_up: "话后", paused: "小休",
+};
+const SILENT_STREAM_MS = 20000; // the server pings every 15 s; silence beyond this means a dead stream
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+const clockFormat = new Intl.DateTimeFormat("zh-CN", {
+  timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+});
+const hourFormat = new Intl.DateTimeFormat("zh-CN", {
+  timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hour12: false,
+});
+
+const view = {
+  snapshot: null,
+  receivedAt: 0, // Date.now() when the snapshot arrived: time-in-state counters tick from here
+  lastMessageAt: Date.now(),
+  window: WINDOWS[location.hash.slice(1)] ? location.hash.slice(1) : "15m",
+};
+
+// ---- formatting -------------------------------------------------------------------------------
+
+const dash = "—";
+const pct = (x) => (x == null ? dash : `${(x * 100).toFixed(1)}%`);
+const count = (n) => (n == null ? dash : n.toLocaleString("zh-CN"));
+const secs = (x) => (x == null ? dash : `${x.toFixed(1)}秒`);
+
+function duration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60));
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${mm.padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+}
+
+// ---- DOM helpers ------------------------------------------------------------------------------
+
+const byTestId = (root, id) => root.querySelector(`[data-testid="${id}"]`);
+
+function setText(root, id, text) {
+  const el = byTestId(root, id);
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+  if (text != null) node.textContent = text;
+  return node;
+}
+
+// Keep one child per item, keyed, in the items' order: figures update in place, so the wall screen
+// does not flicker and tests can hold on to an element across pushes.
+function reconcile(container, items, keyOf, create, update) {
+  const existing = new Map([...container.children].map((child) => [child.dataset.key, child]));
+  items.forEach((item, index) => {
+    const key = keyOf(item);
+    let node = existing.get(key);
+    if (!node) {
+      node = create(item);
+      node.dataset.key = key;
+    }
+    existing.delete(key);
+    update(node, item);
+    if (container.children[index] !== node) container.insertBefore(node, container.children[index] || null);
+  });
+  for (const stale of existing.values()) stale.remove();
+}
+
+// A counter that keeps ticking between pushes: ``base`` seconds at the snapshot, plus time since.
+function setTicker(node, base, running, threshold) {
+  node.classList.add("tick");
+  node.dataset.base = String(base);
+  node.dataset.running = running ? "1" : "";
+  if (threshold != null) node.dataset.threshold = String(threshold);
+  paintTicker(node, Date.now());
+}
+
+function paintTicker(node, now) {
+  const elapsed = node.dataset.running ? (now - view.receivedAt) / 1000 : 0;
+  const value = Number(node.dataset.base) + elapsed;
+  const text = duration(value);
+  if (node.textContent !== text) node.textContent = text;
+  if (node.dataset.threshold) node.classList.toggle("over", value > Number(node.dataset.threshold));
+}
+
+// ---- rendering --------------------------------------------------------------------------------
+
+function render() {
+  const snap = view.snapshot;
+  if (!snap) return;
+  setText(document, "updated-at", clockFormat.format(new Date(snap.at)));
+  renderLink(snap.link);
+  renderOverall(snap);
+  const seatsByQueue = pausedSeatsByQueue(snap.seats);
+  reconcile(byTestId(document, "queues"), snap.queues, (q) => q.name, createQueue, (node, q) =>
+    updateQueue(node, q, seatsByQueue.get(q.name) || []),
+  );
+  renderChart(snap.chart);
+  renderLines(snap.lines);
+  renderSeats(snap.seats);
+}
+
+function renderLink(link) {
+  const banner = byTestId(document, "link-banner");
+  banner.hidden = !link.stale;
+  if (link.stale) {
+    banner.textContent = `AMI链路异常（${link.ami}）：${link.reason || "数据可能已过期"}。以下数据可能不是最新。`;
+  }
+}
+
+function renderOverall(snap) {
+  const rates = snap.overall[view.window] || {};
+  setText(document, "overall-waiting", count(snap.queues.reduce((sum, q) => sum + q.waiting, 0)));
+  setText(document, "overall-offered", count(rates.offered));
+  setText(document, "overall-answered", count(rates.answered));
+  setText(document, "overall-abandoned", count(rates.abandoned));
+  setText(document, "overall-response-rate", pct(rates.response_rate));
+  setText(document, "overall-response-denominator", count(rates.offered));
+  setText(document, "overall-resolution-rate", pct(rates.resolution_rate));
+  setText(document, "overall-resolution-denominator", count(rates.with_feedback));
+  setText(document, "overall-satisfaction-rate", pct(rates.satisfaction_rate));
+  setText(document, "overall-satisfaction-denominator", count(rates.rated));
+  setText(document, "overall-sl-answered", pct(rates.service_level_of_answered));
+  setText(document, "overall-sl-offered", pct(rates.service_level_of_offered));
+  setText(document, "overall-asa", secs(rates.asa_s));
+  setText(document, "overall-abandon-rate", pct(rates.abandon_rate));
+}
+
+function pausedSeatsByQueue(seats) {
+  const byQueue = new Map();
+  for (const seat of seats.filter((s) => s.state === "paused")) {
+    for (const queue of seat.queues) {
+      if (!byQueue.has(queue)) byQueue.set(queue, []);
+      byQueue.get(queue).push(seat);
+    }
+  }
+  return byQueue;
+}
+
+function createQueue(q) {
+  const node = document.getElementById("queue-template").content.firstElementChild.cloneNode(true);
+  node.dataset.testid = `queue-${q.name}`;
+  return node;
+}
+
+function updateQueue(node, q, pausedSeats) {
+  const rates = q.rates[view.window] || {};
+  node.querySelector(".q-title").textContent = q.title;
+  node.querySelector(".q-kind").textContent = KIND_LABELS[q.kind] || q.kind;
+  for (const t of node.querySelectorAll(".q-threshold")) t.textContent = String(q.service_level_s);
+  setText(node, "waiting", count(q.waiting));
+  node.classList.toggle("has-waiting", q.waiting > 0);
+  setTicker(byTestId(node, "longest-wait"), q.longest_wait_s, q.waiting > 0, q.service_level_s);
+  setText(node, "offered", count(rates.offered));
+  setText(node, "answered", count(rates.answered));
+  setText(node, "abandoned", count(rates.abandoned));
+  setText(node, "sl-answered", pct(rates.service_level_of_answered));
+  setText(node, "sl-offered", pct(rates.service_level_of_offered));
+  setText(node, "asa", secs(rates.asa_s));
+  setText(node, "abandon-rate", pct(rates.abandon_rate));
+  setText(node, "seats-logged-in", count(q.seats.logged_in));
+  setText(node, "seats-ready", count(q.seats.ready));
+  setText(node, "seats-ringing", count(q.seats.ringing));
+  setText(node, "seats-on-call", count(q.seats.on_call));
+  setText(node, "seats-wrap-up", count(q.seats.wrap_up));
+  setText(node, "seats-paused", count(q.seats.paused));
+  reconcile(
+    byTestId(node, "paused-seats"),
+    pausedSeats,
+    (s) => s.extension,
+    () => {
+      const li = el("li");
+      li.append(el("span", "who"), el("span", "why"), el("span", "since"));
+      return li;
+    },
+    (li, s) => {
+      li.querySelector(".who").textContent = `${s.name}（${s.extension}）`;
+      li.querySelector(".why").textContent = s.reason || "未注明原因";
+      setTicker(li.querySelector(".since"), s.since_s, true);
+    },
+  );
+}
+
+function renderSeats(seats) {
+  const present = seats.filter((s) => s.state !== "logged_out");
+  const absent = seats.length - present.length;
+  setText(document, "seats-logged-out", absent ? `未签入 ${absent} 人` : "");
+  reconcile(
+    byTestId(document, "seats"),
+    present,
+    (s) => s.extension,
+    (s) => {
+      const tile = el("div", "seat");
+      tile.dataset.testid = `seat-${s.extension}`;
+      const head = el("div", "seat-head");
+      head.append(el("span", "ext", s.extension), el("span", "name"));
+      const state = el("span", "state");
+      state.dataset.testid = "state";
+      const since = el("span", "since");
+      since.dataset.testid = "since";
+      const calls = el("span", "calls");
+      calls.dataset.testid = "calls";
+      tile.append(head, state, since, el("span", "reason"), calls);
+      return tile;
+    },
+    (tile, s) => {
+      tile.className = `seat ${s.state}`;
+      tile.querySelector(".name").textContent = s.name;
+      setText(tile, "state", STATE_LABELS[s.state] || s.state);
+      setTicker(byTestId(tile, "since"), s.since_s, true);
+      tile.querySelector(".reason").textContent = s.state === "paused" ? s.reason : "";
+      setText(tile, "calls", `接听 ${count(s.calls_taken)}`);
+    },
+  );
+}
+
+function renderLines(lines) {
+  const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+  // Busiest first: the merged numbers citizens still dial are the evidence for retiring them.
+  const sorted = [...lines].sort(
+    (a, b) => b.today - a.today || sum(b.trend) - sum(a.trend) || a.number.localeCompare(b.number),
+  );
+  reconcile(
+    byTestId(document, "lines"),
+    sorted,
+    (l) => l.number,
+    (l) => {
+      const row = el("tr");
+      row.dataset.testid = `line-${l.number}`;
+      const today = el("td", "n");
+      today.dataset.testid = "today";
+      row.append(el("td", "number", l.number), el("td", "title"), el("td", "mode"), today, el("td", "trend"));
+      return row;
+    },
+    (row, l) => {
+      row.querySelector(".title").textContent = l.title;
+      const mode = row.querySelector(".mode");
+      mode.textContent = MODE_LABELS[l.mode] || l.mode;
+      mode.classList.toggle("still-dialled", l.mode === "merged" && l.today > 0);
+      setText(row, "today", count(l.today));
+      row.querySelector(".trend").replaceChildren(sparkline(l.trend));
+    },
+  );
+}
+
+function sparkline(values) {
+  const w = 120;
+  const h = 28;
+  const top = Math.max(1, ...values);
+  const step = values.length > 1 ? w / (values.length - 1) : 0;
+  const points = values.map((v, i) => `${(i * step).toFixed(1)},${(h - 2 - (v / top) * (h - 4)).toFixed(1)}`);
+  const line = svg("svg", { viewBox: `0 0 ${w} ${h}`, class: "spark", role: "img" });
+  line.append(svg("title", {}, `近24小时每小时来电：${values.join("、")}`));
+  if (points.length) line.append(svg("polyline", { points: points.join(" ") }));
+  return line;
+}
+
+function renderChart(points) {
+  const chart = byTestId(document, "chart");
+  const [W, H] = [960, 300];
+  const pad = { left: 52, right: 60, top: 16, bottom: 34 };
+  const plotW = W - pad.left - pad.right;
+  const plotH = H - pad.top - pad.bottom;
+  const nodes = [];
+  if (!points.length) {
+    nodes.push(svg("text", { x: W / 2, y: H / 2, class: "empty" }, "暂无数据"));
+    chart.replaceChildren(...nodes);
+    return;
+  }
+  const first = points[0].at;
+  const span = Math.max(1, points[points.length - 1].at - first);
+  const slot = points.length > 1 ? span / (points.length - 1) : 1;
+  const x = (at) => pad.left + ((at - first) / (span + slot)) * plotW;
+  const topWaiting = niceCeiling(Math.max(1, ...points.map((p) => p.waiting || 0)));
+  const yWaiting = (v) => pad.top + plotH - (v / topWaiting) * plotH;
+  const ySl = (v) => pad.top + plotH - v * plotH;
+
+  for (const f of [0, 0.5, 1]) {
+    const y = pad.top + plotH - f * plotH;
+    nodes.push(svg("line", { x1: pad.left, x2: W - pad.right, y1: y, y2: y, class: "grid" }));
+    nodes.push(svg("text", { x: pad.left - 8, y: y + 5, class: "axis left" }, String(Math.round(topWaiting * f))));
+    nodes.push(svg("text", { x: W - pad.right + 8, y: y + 5, class: "axis right" }, `${f * 100}%`));
+  }
+  const barW = Math.max(1, (plotW / (points.length + 1)) * 0.7);
+  for (const p of points) {
+    if (p.waiting == null || p.waiting === 0) continue;
+    const y = yWaiting(p.waiting);
+    nodes.push(svg("rect", { x: x(p.at), y, width: barW, height: pad.top + plotH - y, class: "bar" }));
+  }
+  // The service-level line breaks where a slot had no answered call, rather than inventing a value.
+  let run = [];
+  const flush = () => {
+    if (run.length > 1) nodes.push(svg("polyline", { points: run.join(" "), class: "sl-line" }));
+    if (run.length === 1) {
+      const [cx, cy] = run[0].split(",");
+      nodes.push(svg("circle", { cx, cy, r: 3, class: "sl-dot" }));
+    }
+    run = [];
+  };
+  for (const p of points) {
+    if (p.service_level == null) flush();
+    else run.push(`${(x(p.at) + barW / 2).toFixed(1)},${ySl(p.service_level).toFixed(1)}`);
+  }
+  flush();
+
+  const hours = points.filter((p) => p.at % 3600 === 0);
+  const every = Math.ceil(hours.length / 8);
+  hours.forEach((p, i) => {
+    if (i % every) return;
+    nodes.push(svg("text", { x: x(p.at), y: H - 10, class: "axis bottom" }, hourFormat.format(new Date(p.at * 1000))));
+  });
+  chart.replaceChildren(...nodes);
+  setText(document, "chart-span", `近 ${Math.round((span + slot) / 3600)} 小时`);
+}
+
+function niceCeiling(value) {
+  const magnitude = 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 5, 10].map((m) => m * magnitude).find((n) => n >= value);
+}
+
+// ---- window selector --------------------------------------------------------------------------
+
+function selectWindow(name) {
+  view.window = name;
+  for (const button of document.querySelectorAll("[data-window]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.window === name));
+  }
+  document.querySelector(".window-name").textContent = `统计窗口：${WINDOWS[name]}`;
+  history.replaceState(null, "", `#${name}`); // a wall screen's bookmark keeps its window
+  render();
+}
+
+// ---- the live stream --------------------------------------------------------------------------
+
+function streamAlive() {
+  view.lastMessageAt = Date.now();
+  setStreamDown(false);
+}
+
+function setStreamDown(down) {
+  byTestId(document, "stream-banner").hidden = !down;
+  document.body.classList.toggle("stream-down", down);
+}
+
+function connect() {
+  const source = new EventSource("/api/live");
+  source.addEventListener("snapshot", (event) => {
+    view.snapshot = JSON.parse(event.data);
+    view.receivedAt = Date.now();
+    streamAlive();
+    render();
+  });
+  source.addEventListener("ping", streamAlive);
+  source.addEventListener("error", () => {
+    setStreamDown(true);
+    // The browser retries by itself unless the server refused the stream (expired session, 5xx).
+    if (source.readyState === EventSource.CLOSED) recover();
+  });
+}
+
+async function recover() {
+  try {
+    const answer = await fetch("/api/snapshot", { credentials: "same-origin" });
+    if (answer.status === 401) {
+      location.assign("/login");
+      return;
+    }
+  } catch {
+    // The server is unreachable: retry the stream below.
+  }
+  setTimeout(connect, 5000);
+}
+
+async function logout() {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  await fetch("/logout", { method: "POST", headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" });
+  location.assign("/login");
+}
+
+function everySecond() {
+  const now = Date.now();
+  for (const node of document.querySelectorAll(".tick")) paintTicker(node, now);
+  if (now - view.lastMessageAt > SILENT_STREAM_MS) setStreamDown(true);
+}
+
+for (const button of document.querySelectorAll("[data-window]")) {
+  button.addEventListener("click", () => selectWindow(button.dataset.window));
+}
+document.getElementById("logout").addEventListener("click", logout);
+selectWindow(view.window);
+setInterval(everySecond, 1000);
+connect();
