@@ -205,7 +205,9 @@ class Dispatcher:
             if not pending:
                 return
             attempt += 1
-            delay = max(self.retry.delay(attempt, self._rng), *(a.retry_after_s or 0.0 for _, a in retry))
+            # Retry-After is honoured up to the cap: beyond it, others would take the entries over.
+            asked = max((a.retry_after_s or 0.0 for _, a in retry), default=0.0)
+            delay = max(self.retry.delay(attempt, self._rng), min(asked, self.retry.cap_s))
             reasons = sorted({a.reason for _, a in retry})
             log.warning("dispatcher_retrying", consumer=self.consumer, entries=len(pending), attempt=attempt,
                         reasons=reasons, retry_in_s=round(delay, 3))  # fmt: skip
@@ -214,11 +216,17 @@ class Dispatcher:
                     self._metrics.attempts_failed.labels(reason=answer.reason).inc()
             if await self._sleep(delay):
                 return  # stopping: the entries stay pending for whoever runs next
-            # Re-claiming resets their idle time, so no other dispatcher takes them over meanwhile.
-            await self._redis.xclaim(
+            # Re-claiming resets their idle time, so no other dispatcher takes them over meanwhile;
+            # an entry that is no longer pending was settled by another dispatcher: drop it.
+            still_pending = await self._redis.xclaim(
                 self.keys.stream, self.keys.group, self.consumer, 0, [entry_id for entry_id, _ in pending],
                 justid=True,
             )  # fmt: skip
+            ours = {
+                entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+                for entry_id in still_pending
+            }
+            pending = [entry for entry in pending if entry[0] in ours]
 
     async def _submit(self, fields: dict[str, bytes]) -> Answer:
         if "key" not in fields or "record" not in fields:

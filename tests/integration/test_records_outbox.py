@@ -170,3 +170,19 @@ async def test_claim_idle_shorter_than_a_retry_is_refused(
     # The defaults fit the config's default order_system.timeout_s of 5 s.
     async with OrderSystemClient(sink.url, 5.0, "ORDER_TOKEN", environ={"ORDER_TOKEN": TOKEN}) as client:
         Dispatcher(redis_client, client)
+
+
+async def test_a_redis_client_speaking_resp3_works_the_same(
+    redis_server: LocalRedis, redis_client: aioredis.Redis, sink: OrderSink, tmp_path: Path
+) -> None:
+    resp3 = aioredis.Redis.from_url(redis_server.url, protocol=3, decode_responses=True)
+    try:
+        records = [answered_call(n) for n in range(30)]
+        await Outbox(resp3, Spool(tmp_path / "spool.jsonl")).append_many(records)
+        sink.faults.status, sink.faults.remaining = 400, 1
+        await _dispatch_until_empty(resp3, sink)
+        assert len(sink.store.delivery_keys()) == 29
+        (letter,) = await dead_letters(resp3)
+        assert letter.status == 400
+    finally:
+        await resp3.aclose()
