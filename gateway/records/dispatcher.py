@@ -35,6 +35,7 @@ import structlog
 from redis.exceptions import ResponseError
 
 from gateway.errors import GatewayError
+from gateway.logging import configure_logging
 from gateway.records.client import Answer, OrderSystemClient, Result
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.outbox import REDIS_FAILURES, OutboxKeys, StreamEntry, backlog, stream_entries
@@ -328,6 +329,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    configure_logging()
     try:
         asyncio.run(_serve(args))
     except GatewayError as exc:
