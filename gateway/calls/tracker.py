@@ -182,6 +182,7 @@ class Tracker:
         self._seat_by_device: dict[str, str] = {}
         self._wrapping: set[str] = set()
         self._ended: dict[str, None] = {}  # recently ended Linkedids, oldest first
+        self._gone_legs: dict[str, None] = {}  # recently hung-up Uniqueids, oldest first
         self._ended_memory = ended_memory
         self._outputs: list[Output] = []
         self._resync_entries: set[tuple[str, str]] = set()
@@ -239,11 +240,15 @@ class Tracker:
             for membership in seat.memberships.values():
                 membership.seen_in_resync = False
 
-    def apply_snapshot(self, event: Message, now: float, wall: dt.datetime) -> None:
-        """One list item of CoreShowChannels, Status or QueueStatus."""
-        name = event.event
-        handler = self._snapshot_handlers.get(name) if name is not None else None
-        if handler is not None:
+    def apply_snapshot(self, events: Iterable[Message], now: float, wall: dt.datetime) -> None:
+        """The list items of CoreShowChannels, Status and QueueStatus, in any order.
+
+        Members come first (a seat must be known to recognise its channel), then channels (a
+        QueueEntry names a Uniqueid but not its Linkedid), then queue entries.
+        """
+        known = [(_SNAPSHOT_ORDER.get(e.event or "", -1), n, e) for n, e in enumerate(events)]
+        for _, _, event in sorted(item for item in known if item[0] >= 0):
+            handler = self._snapshot_handlers[event.event or ""]
             handler(event.as_dict(), event, now, wall)
 
     def end_resync(self, now: float, wall: dt.datetime) -> None:
@@ -275,13 +280,19 @@ class Tracker:
     def _leg(
         self, f: dict[str, str], now: float, wall: dt.datetime, prefix: str = ""
     ) -> tuple[Call, Leg] | None:
-        """The leg an event is about, created if its Newchannel was missed (e.g. after a resync)."""
+        """The leg an event is about, created if its Newchannel was missed (e.g. after a resync).
+
+        Any event about a leg proves it is up, so it counts as seen by a running resync; a leg
+        that has hung up is never brought back by a late event or a snapshot taken before.
+        """
         uniqueid = f.get(f"{prefix}Uniqueid")
-        if not uniqueid:
+        if not uniqueid or uniqueid in self._gone_legs:
             return None
         call = self._leg_call.get(uniqueid)
         if call is not None:
-            return call, call.legs[uniqueid]
+            leg = call.legs[uniqueid]
+            leg.seen_in_resync = True
+            return call, leg
         linkedid = f.get(f"{prefix}Linkedid")
         call = self._group(linkedid, now, wall)
         if call is None:
@@ -462,6 +473,7 @@ class Tracker:
         if call.legs.pop(leg.uniqueid, None) is None:
             return  # already gone with its whole call
         self._leg_call.pop(leg.uniqueid, None)
+        self._forget(self._gone_legs, leg.uniqueid)
         leg.on_hold = False
         party = self._party_of_leg.pop(leg.uniqueid, None)
         if party is not None:
@@ -492,6 +504,11 @@ class Tracker:
             self._end_party(call, party, now, wall)
         for visit in call.queues:
             self._leave_queue(visit, now, wall, QueueResult.PBX_OUTAGE if outage else QueueResult.ABANDONED)
+        for uniqueid in call.legs:
+            # Legs still up belong to the ended call (a seat's Local half, an adopted specialist).
+            self._leg_call.pop(uniqueid, None)
+            self._party_of_leg.pop(uniqueid, None)
+            self._forget(self._gone_legs, uniqueid)
         call.legs.clear()
         self._sync_clocks(call, now)
         call.ended_at = wall
@@ -500,16 +517,17 @@ class Tracker:
         last = next((p for p in reversed(call.parties) if p.answered_at and p.kind is PartyKind.SEAT), None)
         if last is not None and last.party in self.seats:
             call.wrap_up_s = float(self._wrapup_s(self.seats[last.party], last.queue))
-        for uniqueid in [u for u, c in self._leg_call.items() if c is call]:
-            del self._leg_call[uniqueid]
-            self._party_of_leg.pop(uniqueid, None)
         for conference in [name for name, owner in self._conferences.items() if owner is call]:
             del self._conferences[conference]
         del self._groups[call.call_id]
-        self._ended[call.call_id] = None
-        if len(self._ended) > self._ended_memory:
-            del self._ended[next(iter(self._ended))]
+        self._forget(self._ended, call.call_id)
         self._outputs.append(CallEnded(call))
+
+    def _forget(self, memory: dict[str, None], key: str) -> None:
+        """Remember ``key`` as finished, keeping only the most recent ``ended_memory`` keys."""
+        memory[key] = None
+        if len(memory) > self._ended_memory:
+            del memory[next(iter(memory))]
 
     def _disposition(self, call: Call, now: float, outage: bool) -> Disposition:
         if outage:
@@ -647,6 +665,8 @@ class Tracker:
         )
         call.queues.append(visit)
         figures.waiting[leg.uniqueid] = visit
+        if self.stale:
+            self._resync_entries.add((queue, leg.uniqueid))  # newer than any snapshot in flight
         if consult:
             self._handover(call, HandoverMode.ATTENDED, wall, TargetKind.QUEUE, queue)
         elif any(p.answered_at for p in call.parties if p.kind is PartyKind.SEAT):
@@ -1016,8 +1036,8 @@ class Tracker:
         leg.seen_in_resync = True
         self._resync_entries.add((queue, leg.uniqueid))
         figures = self._queue(queue)
-        if leg.uniqueid in figures.waiting:
-            return
+        if any(v.queue == queue and v.leg == leg.uniqueid for v in call.queues):
+            return  # known, or answered/abandoned by a live event since the snapshot was taken
         wait = float(_int(f.get("Wait")))
         if leg.role is LegRole.OTHER:
             self._mark_role(call, leg, LegRole.CALLER)
@@ -1072,6 +1092,7 @@ _SNAPSHOT_HANDLERS = {
     "QueueMember": "_on_member",
     "QueueParams": "_on_snapshot_params",
 }
+_SNAPSHOT_ORDER = {"QueueParams": 0, "QueueMember": 0, "CoreShowChannel": 1, "Status": 1, "QueueEntry": 2}
 # Events the tracker consumes live (the manager.conf eventfilter must let them through).
 HANDLED_EVENTS = frozenset(_LIVE_HANDLERS)
 # List items it reads during a resync (answers to actions, which eventfilters do not touch).

@@ -48,7 +48,7 @@ class Flow:
 
     def snapshot(self, name: str, headers: list[tuple[str, str]]) -> None:
         wall = T0 + dt.timedelta(seconds=self.now)
-        self.tracker.apply_snapshot(Message([("Event", name), *headers]), self.now, wall)
+        self.tracker.apply_snapshot([Message([("Event", name), *headers])], self.now, wall)
 
     def channel(
         self, device: str, linkedid: str, uniqueid: str | None = None, **extra: str

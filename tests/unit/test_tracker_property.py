@@ -71,7 +71,7 @@ def test_random_and_garbled_events_never_raise(steps: list[tuple[str, Message | 
         if kind == "live" and event is not None:
             tracker.apply(event, now, wall)
         elif kind == "snapshot" and event is not None:
-            tracker.apply_snapshot(event, now, wall)
+            tracker.apply_snapshot([event], now, wall)
         elif kind == "begin":
             tracker.begin_resync()
         elif kind == "end":
