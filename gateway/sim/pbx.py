@@ -1,0 +1,556 @@
+"""The simulated PBX core: channels, Local pairs, dialplan execution, hangup and redirect.
+
+What it owns: the channel registry and the ids Asterisk would hand out (``-XXXXXXXX`` counter,
+``epoch.seq`` Uniqueids), the dialplan interpreter, the order of events a channel produces when
+it is created, answered, redirected or hung up, and a tiny "deferred work" queue so that, as in
+Asterisk, a channel that leaves a bridge finishes its own business before the bridge dissolves.
+
+What it does not own: app_queue (``gateway.sim.queues``), transfers (``gateway.sim.transfer``),
+ConfBridge (``gateway.sim.confbridge``), dialplan applications (``gateway.sim.apps``), AMI
+(``gateway.sim.manager``). Everything runs synchronously on the simulated clock: a call is a
+handful of timers, never an asyncio task.
+
+Rules learned from the traces and kept here:
+- a channel running dialplan (or redirected into it) emits ``SoftHangupRequest`` (Cause 16) just
+  before its ``Hangup``; a channel running an application outside the dialplan does not;
+- when one half of a Local pair hangs up, the other half gets ``HangupRequest`` (same cause) right
+  before the first half's ``Hangup``, then hangs up itself;
+- a redirected channel shows a ``Newexten`` at its new priority with its *old* application, and
+  then continues at the next priority.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.errors import GatewayError
+from gateway.sim.channel import DOWN, RING, RINGING, UNKNOWN, UP, Channel
+from gateway.sim.clock import SimClock, Timer
+from gateway.sim.dialplan import Dialplan, if_function, substitute, uridecode
+from gateway.sim.events import EventSink, Headers, escape_value
+
+if TYPE_CHECKING:
+    from gateway.sim.confbridge import Conferences
+    from gateway.sim.queues import QueueEngine
+    from gateway.sim.transfer import Transfers
+
+log = logging.getLogger(__name__)
+
+CAUSE_TEXT = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "No user responding",
+              21: "Call Rejected", 26: "Answered elsewhere", 34: "Circuit/channel congestion"}  # fmt: skip
+SOFT_HANGUP_CAUSE = 16  # what Asterisk prints in every SoftHangupRequest of the traces
+
+
+class PbxError(GatewayError):
+    code = "sim.pbx"
+
+
+def channel_function(channel: Channel, args: str) -> str:
+    values = {"name": channel.name, "uniqueid": channel.uniqueid, "linkedid": channel.linkedid,
+              "language": channel.language, "state": channel.state_desc}  # fmt: skip
+    return values.get(args.strip().lower(), "")
+
+
+def callerid_function(channel: Channel, args: str) -> str:
+    return {"num": channel.cid_num, "name": channel.cid_name}.get(args.strip().lower(), "")
+
+
+class Activity(Protocol):
+    """Whoever owns a channel right now: the dialplan, an application, the queue, a bridge."""
+
+    def hangup(self, channel: Channel, cause: int) -> None: ...
+
+    def redirect(self, channel: Channel) -> None: ...
+
+    def bridge_ended(self, channel: Channel) -> None: ...
+
+
+@dataclass
+class PbxSettings:
+    """Knobs of the simulated PBX that are not in the dialplan or queues."""
+
+    prompt_seconds: dict[str, float] = field(default_factory=lambda: {"beep": 0.424})
+    default_prompt_seconds: float = 2.0
+    answer_delay: float = 0.02  # Answer() to the next priority, as in the traces
+    originate_delay: float = 0.002
+    originate_timeout: float = 30.0
+    priority_callers: frozenset[str] = frozenset()
+    priority_caller_boost: int = 0
+
+
+@dataclass
+class OriginateRequest:
+    target: str  # Local/<exten>@<context>[/n]
+    application: str | None = None
+    app_data: str = ""
+    context: str | None = None
+    exten: str | None = None
+    priority: int = 1
+    caller_num: str | None = None
+    caller_name: str | None = None
+    variables: list[tuple[str, str]] = field(default_factory=list)
+    channel_id: str | None = None
+    other_channel_id: str | None = None
+    action_id: str | None = None
+    timeout: float | None = None
+    report: bool = True  # False for generated traffic: no OriginateResponse, as a PSTN call has none
+    tags: dict[str, Any] = field(default_factory=dict)  # simulator-private facts for both halves
+    on_channels: Callable[[Channel, Channel], None] | None = None  # the pair exists
+    on_result: Callable[[bool], None] | None = None  # answered (True) or failed (False)
+
+
+class Pbx:
+    def __init__(
+        self, dialplan: Dialplan, clock: SimClock, sink: EventSink, *, settings: PbxSettings | None = None,
+        seed: int | None = None,
+    ) -> None:  # fmt: skip
+        from gateway.sim import apps  # noqa: PLC0415 - apps import the Pbx type for hints only
+        from gateway.sim.confbridge import Conferences  # noqa: PLC0415
+        from gateway.sim.queues import QueueEngine  # noqa: PLC0415
+        from gateway.sim.transfer import Transfers  # noqa: PLC0415
+
+        self.dialplan = dialplan
+        self.clock = clock
+        self.sink = sink
+        self.settings = settings or PbxSettings()
+        self.rng = random.Random(seed)
+        self.channels: dict[str, Channel] = {}
+        self.astdb: dict[str, str] = {}
+        self.apps = apps.APPLICATIONS
+        self.queues: QueueEngine = QueueEngine(self)
+        self.conferences: Conferences = Conferences(self)
+        self.transfers: Transfers = Transfers(self)
+        self.processed_calls = 0
+        self.started_wall = clock.wall()
+        self.reloaded_wall = self.started_wall
+        self._counter = 0
+        self._uid = 0
+        self._deferred: deque[Callable[[], object]] = deque()
+        self._draining = False
+        self.device_states: dict[str, str] = {}
+        self.functions: dict[str, Callable[[str], str]] = {
+            "URIDECODE": uridecode,
+            "IF": if_function,
+            "LEN": lambda text: str(len(text)),
+        }
+        # Functions that read the channel they run on (the simulator's own SIM_SEAT among them).
+        self.channel_functions: dict[str, Callable[[Channel, str], str]] = {
+            "CHANNEL": channel_function,
+            "CALLERID": callerid_function,
+        }
+
+    # -- entry points and deferred work -----------------------------------------------------
+    def run(self, work: Callable[[], object]) -> None:
+        """Run ``work`` and everything it defers (bridges dissolving, hangups propagating)."""
+        self._deferred.append(work)
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self._deferred:
+                self._deferred.popleft()()
+        finally:
+            self._draining = False
+
+    def defer(self, work: Callable[[], object]) -> None:
+        self._deferred.append(work)
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Keep deferred work until ``drain``: an action answers before its effects show."""
+        draining, self._draining = self._draining, True
+        try:
+            yield
+        except BaseException:
+            self._deferred.clear()
+            raise
+        finally:
+            self._draining = draining
+
+    def drain(self) -> None:
+        self.run(lambda: None)
+
+    def later(self, delay: float, work: Callable[..., object], *args: Any) -> Timer:
+        return self.clock.call_later(delay, self._fire, work, args)
+
+    def _fire(self, work: Callable[..., object], args: tuple[Any, ...]) -> None:
+        self.run(lambda: work(*args))
+
+    # -- ids ----------------------------------------------------------------------------------
+    def next_counter(self) -> int:
+        value = self._counter
+        self._counter += 1
+        return value
+
+    def next_uniqueid(self) -> str:
+        value = f"{int(self.clock.wall())}.{self._uid}"
+        self._uid += 1
+        return value
+
+    def new_bridge_id(self) -> str:
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    # -- events ---------------------------------------------------------------------------------
+    def emit(self, category: str, name: str, headers: Headers) -> None:
+        self.sink.emit(category, name, headers)
+
+    def wants(self, category: str) -> bool:
+        return self.sink.wants(category)
+
+    def channel_event(self, name: str, channel: Channel, extra: Headers = (), category: str = "call") -> None:  # type: ignore[assignment]
+        if self.sink.wants(category):
+            self.sink.emit(category, name, channel.snapshot() + list(extra))
+
+    def set_var(self, channel: Channel, name: str, value: str, *, event: bool = True) -> None:
+        bare = name.lstrip("_")
+        level = len(name) - len(bare)
+        if level:
+            channel.tags.setdefault("inherit", {})[bare] = min(level, 2)
+        channel.variables[bare] = value
+        if event and self.sink.wants("dialplan"):
+            self.sink.emit(
+                "dialplan", "VarSet", channel.snapshot() + [("Variable", name), ("Value", escape_value(value))]
+            )
+
+    def newexten(self, channel: Channel) -> None:
+        if self.sink.wants("dialplan"):
+            self.sink.emit(
+                "dialplan", "Newexten",
+                channel.snapshot() + [("Extension", channel.exten), ("Application", channel.app),
+                                      ("AppData", channel.appdata)],
+            )  # fmt: skip
+
+    def set_state(self, channel: Channel, state: int) -> None:
+        if channel.state == state:
+            return
+        channel.state = state
+        if state == UP and channel.answered_at is None:
+            channel.answered_at = self.clock.now()
+        self.channel_event("Newstate", channel)
+        self.update_device(channel)
+
+    def set_callerid(self, channel: Channel, num: str | None, name: str | None) -> None:
+        channel.cid_num = num or UNKNOWN
+        channel.cid_name = name or UNKNOWN
+        self.channel_event("NewCallerid", channel, [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")])
+
+    def set_connected(self, channel: Channel, num: str, name: str) -> None:
+        channel.conn_num, channel.conn_name = num, name
+        self.channel_event("NewConnectedLine", channel)
+
+    def dial_event(self, name: str, caller: Channel | None, dest: Channel, extra: Headers) -> None:
+        if self.sink.wants("call"):
+            headers = (caller.snapshot() if caller else []) + dest.snapshot("Dest") + list(extra)
+            self.sink.emit("call", name, headers)
+
+    # -- device states (DeviceStateChange; queue members follow their device) ------------------
+    @staticmethod
+    def device_of(channel_name: str) -> str:
+        """``Local/1001@agents-00000001;1`` -> ``Local/1001@agents``."""
+        return channel_name.rsplit("-", 1)[0] if channel_name.startswith("Local/") else channel_name
+
+    def update_device(self, channel: Channel) -> None:
+        device = self.device_of(channel.name)
+        busy = any(
+            c.state in (RINGING, UP) and not c.dead for c in self.channels.values()
+            if c.name.startswith(device + "-")
+        )  # fmt: skip
+        self.set_device_state(device, "INUSE" if busy else "NOT_INUSE")
+
+    def set_device_state(self, device: str, state: str) -> None:
+        # Local devices and pause states start idle; queue states are first published when computed.
+        idle = device.startswith("Local/") or "_pause_" in device
+        if self.device_states.get(device, "NOT_INUSE" if idle else None) == state:
+            return
+        self.device_states[device] = state
+        self.emit("call", "DeviceStateChange", [("Device", device), ("State", state)])
+        self.queues.device_changed(device, state)
+
+    # -- variables and expressions ------------------------------------------------------------
+    def lookup(self, channel: Channel | None, name: str) -> str | None:
+        if channel is not None:
+            value = channel.variables.get(name.lstrip("_"))
+            if value is not None:
+                return value
+            builtin = self._builtin(channel, name)
+            if builtin is not None:
+                return builtin
+        return self.dialplan.globals.get(name)
+
+    def _builtin(self, channel: Channel, name: str) -> str | None:
+        match name:
+            case "EXTEN":
+                return channel.exten
+            case "CONTEXT":
+                return channel.context
+            case "PRIORITY":
+                return str(channel.priority)
+            case "CHANNEL":
+                return channel.name
+            case "UNIQUEID":
+                return channel.uniqueid
+            case "EPOCH":
+                return str(int(self.clock.wall()))
+            case "CALLERID(num)":
+                return channel.cid_num
+        return None
+
+    def expand(self, channel: Channel, text: str) -> str:
+        if "${" not in text:
+            return text
+        functions = dict(self.functions)
+        for name, function in self.channel_functions.items():
+            functions[name] = lambda args, f=function: f(channel, args)  # type: ignore[misc]
+        return substitute(text, lambda name: self.lookup(channel, name), functions)
+
+    # -- channels -------------------------------------------------------------------------------
+    def find(self, name: str) -> Channel | None:
+        channel = self.channels.get(name)
+        return channel if channel is not None and not channel.dead else None
+
+    def local_pair(
+        self, exten: str, context: str, *, ids: tuple[str | None, str | None] = (None, None),
+        linkedid: str | None = None, parent: Channel | None = None,
+    ) -> tuple[Channel, Channel]:  # fmt: skip
+        """Allocate ``Local/exten@context-XXXXXXXX;1/;2`` and publish both Newchannel events."""
+        base = f"Local/{exten}@{context}-{self.next_counter():08x}"
+        uid1 = self.next_uniqueid()
+        uid2 = self.next_uniqueid()
+        first_id = ids[0] or uid1
+        link = linkedid or first_id
+        now = self.clock.now()
+        one = Channel(f"{base};1", first_id, link, context=context, exten=exten, state=DOWN, created=now, half=1)
+        two = Channel(f"{base};2", ids[1] or uid2, link, context=context, exten=exten, state=RING, created=now,
+                      half=2)  # fmt: skip
+        one.partner, two.partner = two, one
+        if parent is not None:
+            self.inherit(parent, one)
+            self.inherit(parent, two)
+        for channel in (one, two):
+            self.channels[channel.name] = channel
+            self.channel_event("Newchannel", channel)
+        return one, two
+
+    def inherit(self, parent: Channel, child: Channel) -> None:
+        """``_VAR`` is passed on once, ``__VAR`` forever; Asterisk publishes no VarSet for it."""
+        levels: dict[str, int] = parent.tags.get("inherit", {})
+        for bare, level in levels.items():
+            if bare in parent.variables:
+                child.variables[bare] = parent.variables[bare]
+                if level == 2:
+                    child.tags.setdefault("inherit", {})[bare] = 2
+
+    def local_bridge_event(self, one: Channel, two: Channel, *, optimize: bool) -> None:
+        if self.sink.wants("call"):
+            headers = one.snapshot("LocalOne") + two.snapshot("LocalTwo")
+            headers += [("Context", two.context), ("Exten", two.exten),
+                        ("LocalOptimization", "Yes" if optimize else "No")]  # fmt: skip
+            self.emit("call", "LocalBridge", headers)
+
+    @staticmethod
+    def parse_local(target: str) -> tuple[str, str, bool] | None:
+        """``Local/1004@agents/n`` -> ("1004", "agents", optimize=False); None if not Local."""
+        if not target.startswith("Local/"):
+            return None
+        rest = target[len("Local/") :]
+        rest, _, options = rest.partition("/")
+        exten, sep, context = rest.partition("@")
+        if not sep or not exten or not context:
+            return None
+        return exten, context, "n" not in options
+
+    # -- Originate ------------------------------------------------------------------------------
+    def originate(self, request: OriginateRequest) -> None:
+        self.later(self.settings.originate_delay, self._originate_now, request)
+
+    def _originate_now(self, request: OriginateRequest) -> None:
+        from gateway.sim.apps import OriginateDial  # noqa: PLC0415
+
+        parsed = self.parse_local(request.target)
+        if parsed is None or self.dialplan.find(parsed[1], parsed[0]) is None:
+            self._originate_failed(request)
+            return
+        exten, context, optimize = parsed
+        one, two = self.local_pair(exten, context, ids=(request.channel_id, request.other_channel_id))
+        one.tags.update(request.tags)
+        two.tags.update(request.tags)
+        if request.on_channels is not None:
+            request.on_channels(one, two)
+        one.app, one.appdata = "AppDial2", "(Outgoing Line)"
+        self.newexten(one)
+        for name, value in request.variables:
+            self.set_var(one, name, value)
+        if request.caller_num is not None or request.caller_name is not None:
+            self.set_callerid(one, request.caller_num, request.caller_name)
+            self.set_connected(one, one.cid_num, one.cid_name)
+        for name, value in request.variables:
+            self.set_var(two, name, value)
+        if request.caller_num is not None or request.caller_name is not None:
+            two.conn_num, two.conn_name = one.cid_num, one.cid_name
+            self.set_callerid(two, request.caller_num, request.caller_name)
+            self.channel_event("NewConnectedLine", two)
+        self.local_bridge_event(one, two, optimize=optimize)
+        dial = OriginateDial(self, one, request, dial_string=request.target[len("Local/") :])
+        one.activity = dial
+        self.dial_event("DialBegin", None, one, [("DialString", dial.dial_string)])
+        timeout = request.timeout if request.timeout is not None else self.settings.originate_timeout
+        dial.timer = self.later(timeout, dial.timed_out)
+        self.processed_calls += 1
+        self.start_dialplan(two, context, exten, 1)
+
+    def _originate_failed(self, request: OriginateRequest) -> None:
+        if request.report:
+            self.emit("call", "OriginateResponse", self.originate_response(request, None, "Failure", 0))
+        if request.on_result is not None:
+            request.on_result(False)
+
+    def originate_response(self, request: OriginateRequest, channel: Channel | None, result: str,
+                           reason: int) -> Headers:  # fmt: skip
+        headers: Headers = [("ActionID", request.action_id)] if request.action_id else []
+        headers.append(("Response", result))
+        headers.append(("Channel", channel.name if channel else request.target))
+        if request.application:
+            headers += [("Application", request.application), ("Data", request.app_data)]
+        else:
+            headers += [("Context", request.context or ""), ("Exten", request.exten or "")]
+        headers += [("Reason", str(reason)), ("Uniqueid", channel.uniqueid if channel else "<null>"),
+                    ("CallerIDNum", channel.cid_num if channel else UNKNOWN),
+                    ("CallerIDName", channel.cid_name if channel else UNKNOWN)]  # fmt: skip
+        return headers
+
+    # -- dialplan -------------------------------------------------------------------------------
+    def start_dialplan(self, channel: Channel, context: str, exten: str, priority: int) -> None:
+        from gateway.sim.apps import DialplanRun  # noqa: PLC0415
+
+        channel.context, channel.exten, channel.priority = context, exten, priority
+        channel.in_pbx = True
+        channel.activity = DialplanRun(self, channel)
+        self.execute(channel)
+
+    def execute(self, channel: Channel) -> None:
+        """Run priorities until an application blocks, the dialplan ends or the channel dies."""
+        run = channel.activity
+        while not channel.dead and run is channel.activity:
+            step = self.dialplan.step(channel.context, channel.exten, channel.priority)
+            if step is None:
+                # Falling off the end of the dialplan hangs the channel up.
+                self.softhangup(channel, 16)
+                return
+            channel.app = step.app
+            channel.appdata = self.expand(channel, step.data)
+            self.newexten(channel)
+            application = self.apps.get(step.app.lower())
+            if application is None:
+                log.warning("sim: no application %r (%s,%s,%s)", step.app, channel.context, channel.exten,
+                            channel.priority)  # fmt: skip
+                self.softhangup(channel, 0)
+                return
+            blocked = application(self, channel, channel.appdata)
+            if blocked:
+                return
+            if run is channel.activity and not channel.dead:
+                channel.priority += 1
+
+    def resume(self, channel: Channel) -> None:
+        """The blocking application finished: next priority, or hang up outside the dialplan."""
+        if channel.dead:
+            return
+        if not channel.in_pbx:
+            self.softhangup(channel, 0)  # an Originate's application ended (trace 10: Cause 0)
+            return
+        channel.priority += 1
+        self.execute(channel)
+
+    def goto(self, channel: Channel, context: str, exten: str, priority: int) -> None:
+        """Dialplan Goto: continue at the target; ``execute`` must not increment afterwards."""
+        channel.context, channel.exten, channel.priority = context, exten, priority - 1
+
+    # -- hangup ---------------------------------------------------------------------------------
+    def softhangup(self, channel: Channel, cause: int) -> None:
+        """Ask ``channel`` to hang up (Hangup action, end of dialplan, bridge peer gone)."""
+        if channel.dead or channel.tags.get("hanging"):
+            return
+        channel.tags["hanging"] = True
+        if cause == 0 and (channel.bridge is not None or channel.tags.get("was_bridged")):
+            cause = 16  # a channel that talked in a bridge ends with normal clearing (traces 02, 07 vs 03, 10)
+        channel.hangup_cause = cause
+        owner = channel.activity
+        if owner is None:
+            self.finish_hangup(channel, cause)
+        else:
+            owner.hangup(channel, cause)
+
+    def queue_hangup(self, channel: Channel, cause: int) -> None:
+        """A hangup queued by the other half of a Local pair: HangupRequest first."""
+        if channel.dead or channel.tags.get("hanging"):
+            return
+        self.channel_event("HangupRequest", channel, [("Cause", str(cause))])
+        self.queues.hangup_requested(channel)
+        self.defer(lambda: self.softhangup(channel, cause))
+
+    def finish_hangup(self, channel: Channel, cause: int) -> None:
+        """The owner is done with ``channel``: publish its end and pass the hangup on."""
+        if channel.dead:
+            return
+        if channel.in_pbx:
+            self.channel_event("SoftHangupRequest", channel, [("Cause", str(SOFT_HANGUP_CAUSE))])
+            self.queues.hangup_requested(channel)
+        partner = channel.partner
+        if partner is not None and not partner.dead:
+            self.queue_hangup(partner, cause)
+        channel.dead = True
+        channel.activity = None
+        self.channel_event("Hangup", channel, [("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown"))])
+        self.channels.pop(channel.name, None)
+        self.update_device(channel)
+        after = channel.tags.pop("after_hangup", None)
+        if after is not None:
+            after()
+
+    # -- redirect -------------------------------------------------------------------------------
+    def redirect(self, channels: list[tuple[Channel, str, str, int]]) -> None:
+        """AMI Redirect (one or two channels): async goto, as Asterisk does it."""
+        bridged: dict[int, tuple[Any, list[Channel]]] = {}
+        for channel, context, exten, priority in channels:
+            channel.context, channel.exten, channel.priority = context, exten, priority
+            if channel.bridge is not None and channel.bridge.kind == "basic":
+                entry = bridged.setdefault(id(channel.bridge), (channel.bridge, []))
+                entry[1].append(channel)
+            else:
+                self.newexten(channel)
+        for bridge, leaving in bridged.values():
+            bridge.depart(leaving, redirected=True)
+        for channel, *_ in channels:
+            owner = channel.activity
+            if owner is not None:
+                owner.redirect(channel)
+            self.continue_after_redirect(channel)
+
+    def continue_after_redirect(self, channel: Channel) -> None:
+        from gateway.sim.apps import DialplanRun  # noqa: PLC0415
+
+        if channel.dead:
+            return
+        if not isinstance(channel.activity, DialplanRun):
+            channel.in_pbx = True
+            channel.activity = DialplanRun(self, channel)
+        self.resume(channel)
+
+    # -- queries --------------------------------------------------------------------------------
+    def live_channels(self) -> list[Channel]:
+        return [c for c in self.channels.values() if not c.dead]
+
+    def prompt_seconds(self, name: str) -> float:
+        return self.settings.prompt_seconds.get(name, self.settings.default_prompt_seconds)
+
+    def shutdown(self) -> None:
+        """All state is lost (a restart): no events, timers cleared by the owner of the clock."""
+        self.channels.clear()
+        self._deferred.clear()
