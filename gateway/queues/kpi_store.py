@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from dataclasses import fields
 
 import redis.asyncio as aioredis
 import structlog
@@ -18,7 +19,13 @@ from redis.exceptions import RedisError
 
 from gateway.queues.stats import BUCKET_S, KEEP_S, Counts, KpiBook
 
+COUNTERS = {f.name: int if f.type in (int, "int") else float for f in fields(Counts)}
+
 log = structlog.get_logger(__name__)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _day(minute: int) -> str:
@@ -30,20 +37,27 @@ class KpiStore:
         self.redis = redis
         self.prefix = prefix
         self._pending: dict[tuple[str, int], Counts] = defaultdict(Counts)
+        self._gauges: dict[tuple[str, int], float] = {}
 
     def add(self, changes: dict[tuple[str, int], Counts]) -> None:
         for key, delta in changes.items():
             self._pending[key].add(delta)
 
+    def add_gauge(self, sample: tuple[str, int, float] | None) -> None:
+        if sample is not None:
+            name, minute, value = sample
+            self._gauges[(name, minute)] = max(value, self._gauges.get((name, minute), value))
+
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._gauges)
 
     async def flush(self) -> bool:
         """Send what is pending; False (and everything kept) if Redis did not take it."""
-        if not self._pending:
+        if not self.pending:
             return True
         batch, self._pending = self._pending, defaultdict(Counts)
+        gauges, self._gauges = self._gauges, {}
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 keys = set()
@@ -53,39 +67,45 @@ class KpiStore:
                     for name, value in delta.as_fields().items():
                         pipe.hincrbyfloat(key, f"{minute}:{name}", value)
                     pipe.sadd(f"{self.prefix}:scopes", scope)
+                for (name, minute), value in gauges.items():
+                    key = f"{self.prefix}:gauge:{name}:{_day(minute)}"
+                    keys.add(key)
+                    pipe.hset(key, str(minute), value)
+                    pipe.sadd(f"{self.prefix}:gauges", name)
                 for key in keys:
                     pipe.expire(key, KEEP_S + 86400)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
-            for bucket, delta in batch.items():
-                self._pending[bucket].add(delta)
-            log.warning("kpi flush failed; kept in memory", error=str(exc), pending=len(self._pending))
+            self.add(batch)
+            for (name, minute), value in gauges.items():
+                self.add_gauge((name, minute, value))
+            log.warning("kpi flush failed; kept in memory", error=str(exc), pending=self.pending)
             return False
         return True
 
     async def load(self, book: KpiBook, now: float) -> int:
-        """Fill ``book`` with the buckets of the last two days; returns how many buckets were read."""
-        scopes = [
-            s.decode() if isinstance(s, bytes) else str(s)
-            for s in await self.redis.smembers(f"{self.prefix}:scopes")
-        ]
+        """Fill ``book`` with the buckets and gauges of the last two days; returns buckets read."""
         first = int((now - KEEP_S) // BUCKET_S)
         last = int(now // BUCKET_S)
         days = sorted({_day(m) for m in range(first, last, 60)} | {_day(last)})
+        for name in map(_text, await self.redis.smembers(f"{self.prefix}:gauges")):
+            for day in days:
+                for minute_text, value in (
+                    await self.redis.hgetall(f"{self.prefix}:gauge:{name}:{day}")
+                ).items():
+                    if int(_text(minute_text)) >= first:
+                        book.sample(name, int(_text(minute_text)) * BUCKET_S, float(value))
         count = 0
-        for scope in scopes:
+        for scope in map(_text, await self.redis.smembers(f"{self.prefix}:scopes")):
             buckets: dict[int, Counts] = defaultdict(Counts)
             for day in days:
-                raw = await self.redis.hgetall(f"{self.prefix}:{scope}:{day}")
-                for field_name, value in raw.items():
-                    text = field_name.decode() if isinstance(field_name, bytes) else str(field_name)
-                    minute_text, _, counter = text.partition(":")
+                for field_name, value in (await self.redis.hgetall(f"{self.prefix}:{scope}:{day}")).items():
+                    minute_text, _, counter = _text(field_name).partition(":")
                     minute = int(minute_text)
-                    if minute < first or not hasattr(buckets[minute], counter):
+                    if minute < first or counter not in COUNTERS:
                         continue
-                    number = float(value)
-                    kind = type(getattr(buckets[minute], counter))
-                    setattr(buckets[minute], counter, getattr(buckets[minute], counter) + kind(number))
+                    bucket = buckets[minute]
+                    setattr(bucket, counter, getattr(bucket, counter) + COUNTERS[counter](float(value)))
             for minute, counts in buckets.items():
                 book.load(scope, minute, counts)
                 count += 1

@@ -26,7 +26,6 @@ class Fact(StrEnum):
     ABANDONED = "abandoned"  # the caller left the queue unanswered (wait_s = time in queue)
     CALLBACK = "callback"  # the caller left the queue asking for a callback
     SURVEY = "survey"  # value: satisfied | basic | dissatisfied | none
-    FEEDBACK = "feedback"  # order system's word on the work order: value resolved | unresolved
 
 
 @dataclass
@@ -42,8 +41,6 @@ class Counts:
     basic: int = 0
     dissatisfied: int = 0
     unrated: int = 0
-    resolved: int = 0
-    unresolved: int = 0
 
     def add(self, other: Counts) -> None:
         for f in fields(self):
@@ -68,8 +65,10 @@ class Rates:
     asa_s: float | None  # average speed of answer: wait of answered calls ÷ answered
     satisfaction_rate: float | None  # (satisfied + basic) ÷ rated (满意率, rated = 1, 2 or 3 pressed)
     rated: int
-    resolution_rate: float | None  # resolved ÷ work orders with the order system's feedback
-    with_feedback: int
+    # Resolved ÷ work orders the order system reported on; filled from its feedback
+    # (gateway.records.feedback), which is kept in Redis, not in these buckets.
+    resolution_rate: float | None = None
+    with_feedback: int = 0
 
     @classmethod
     def of(cls, c: Counts) -> Rates:
@@ -77,7 +76,6 @@ class Rates:
             return round(part / whole, 4) if whole else None
 
         rated = c.satisfied + c.basic + c.dissatisfied
-        with_feedback = c.resolved + c.unresolved
         return cls(
             offered=c.offered,
             answered=c.answered,
@@ -90,8 +88,6 @@ class Rates:
             asa_s=round(c.wait_answered_s / c.answered, 1) if c.answered else None,
             satisfaction_rate=ratio(c.satisfied + c.basic, rated),
             rated=rated,
-            resolution_rate=ratio(c.resolved, with_feedback),
-            with_feedback=with_feedback,
         )
 
 
@@ -116,6 +112,23 @@ class KpiBook:
 
     service_level_s: dict[str, int] = field(default_factory=dict)  # per queue; default 15
     buckets: dict[str, dict[int, Counts]] = field(default_factory=dict)
+    # Sampled gauges (e.g. calls waiting): the largest value seen in each minute.
+    gauges: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def sample(self, name: str, at: float, value: float) -> tuple[str, int, float] | None:
+        """Record a gauge sample; returns (name, minute, new max) when the minute's max grew."""
+        minute = int(at // BUCKET_S)
+        series = self.gauges.setdefault(name, {})
+        if value <= series.get(minute, float("-inf")):
+            return None
+        series[minute] = value
+        return (name, minute, value)
+
+    def gauge_max(self, name: str, first: float, last: float) -> int | None:
+        """The largest sample between two epoch seconds, or None when nothing was sampled."""
+        series = self.gauges.get(name, {})
+        values = [v for m, v in series.items() if first // BUCKET_S <= m <= last // BUCKET_S]
+        return int(max(values)) if values else None
 
     def record(self, obs: Observation) -> dict[tuple[str, int], Counts]:
         """Count ``obs``; returns the per-bucket increments (for persisting them elsewhere)."""
@@ -164,14 +177,13 @@ class KpiBook:
     def scopes(self, prefix: str) -> list[str]:
         return sorted(s.removeprefix(prefix) for s in self.buckets if s.startswith(prefix))
 
-    def prune(self, now: float) -> list[tuple[str, int]]:
+    def prune(self, now: float) -> None:
+        """Forget minutes older than ``KEEP_S`` (Redis expires its copies by itself)."""
         oldest = int((now - KEEP_S) // BUCKET_S)
-        dropped = []
-        for scope, buckets in self.buckets.items():
-            for minute in [m for m in buckets if m < oldest]:
-                del buckets[minute]
-                dropped.append((scope, minute))
-        return dropped
+        series: list[dict[int, Counts] | dict[int, float]] = [*self.buckets.values(), *self.gauges.values()]
+        for minutes in series:
+            for minute in [m for m in minutes if m < oldest]:
+                del minutes[minute]
 
     def _sum(self, scope: str, first: int, last: int) -> Counts:
         total = Counts()
@@ -204,6 +216,4 @@ class KpiBook:
         elif obs.fact is Fact.SURVEY:
             name = obs.value if obs.value in {"satisfied", "basic", "dissatisfied"} else "unrated"
             setattr(delta, name, 1)
-        elif obs.fact is Fact.FEEDBACK:
-            setattr(delta, "resolved" if obs.value == "resolved" else "unresolved", 1)
         return delta

@@ -8,11 +8,15 @@ Times in seconds; rates in 0..1 or None when there is nothing to divide by.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gateway.queues.stats import Rates
+from gateway.calls.model import Seat, SeatState
+from gateway.calls.tracker import Tracker
+from gateway.dialplan.routing import RoutingPlan
+from gateway.queues.stats import ALL, KpiBook, Rates
 
 
 @dataclass(frozen=True)
@@ -93,3 +97,94 @@ def as_plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [as_plain(v) for v in value]
     return value
+
+
+def build_snapshot(
+    *,
+    tracker: Tracker,
+    plan: RoutingPlan,
+    book: KpiBook,
+    link: LinkView,
+    now: float,
+    wall: dt.datetime,
+    resolution: tuple[float | None, int] = (None, 0),
+    chart_hours: int = 4,
+) -> Snapshot:
+    """Everything the dashboard shows, from the tracker (live), the KPI book (windows) and the
+    order system's feedback (``resolution``: rate and how many work orders it covers, today)."""
+    epoch = wall.timestamp()
+    seats_by_queue: dict[str, list[Seat]] = {}
+    for seat in tracker.seats.values():
+        for queue in seat.memberships:
+            seats_by_queue.setdefault(queue, []).append(seat)
+    queues = []
+    for name, queue_plan in plan.queues.items():
+        figures = tracker.queues.get(name)
+        members = seats_by_queue.get(name, [])
+        states = [seat.state for seat in members if seat.state is not SeatState.LOGGED_OUT]
+        queues.append(
+            QueueView(
+                name=name,
+                title=queue_plan.title,
+                kind=queue_plan.kind,
+                waiting=len(figures.waiting) if figures else 0,
+                longest_wait_s=round(figures.longest_wait_s(now), 1) if figures else 0.0,
+                service_level_s=queue_plan.service_level_s,
+                seats=SeatCounts(
+                    logged_in=len(states),
+                    ready=states.count(SeatState.READY),
+                    ringing=states.count(SeatState.RINGING),
+                    on_call=states.count(SeatState.ON_CALL),
+                    wrap_up=states.count(SeatState.WRAP_UP),
+                    paused=states.count(SeatState.PAUSED),
+                ),
+                rates=book.rates(f"queue:{name}", epoch),
+            )
+        )
+    seats = [
+        SeatView(
+            extension=seat.seat_id,
+            name=seat.name,
+            state=seat.state.value,
+            reason=seat.paused_reason or "",
+            since_s=round(seat.time_in_state(now), 1),
+            calls_taken=seat.calls_taken,
+            queues=sorted(seat.memberships),
+        )
+        for seat in sorted(tracker.seats.values(), key=lambda s: s.seat_id)
+    ]
+    lines = sorted(
+        (
+            LineView(
+                number=route.number,
+                title=route.title,
+                mode=route.merge_mode,
+                today=book.day(f"line:{route.number}", epoch).offered,
+                trend=[
+                    r.offered for _, r in book.series(f"line:{route.number}", epoch, hours=24, step_s=3600)
+                ][-24:],
+            )
+            for route in plan.routes.values()
+        ),
+        key=lambda line: (-line.today, line.number),
+    )
+    rate, covered = resolution
+    overall = {
+        window: replace(rates, resolution_rate=rate, with_feedback=covered) if window == "today" else rates
+        for window, rates in book.rates(ALL, epoch).items()
+    }
+    chart = [
+        ChartPoint(
+            at=at, waiting=book.gauge_max("waiting", at, at + 299), service_level=r.service_level_of_answered
+        )
+        for at, r in book.series(ALL, epoch, hours=chart_hours)
+    ]
+    return Snapshot(
+        at=wall.isoformat(timespec="seconds"),
+        link=link,
+        queues=queues,
+        seats=seats,
+        lines=lines,
+        overall=overall,
+        chart=chart,
+    )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from gateway.queues.kpi_store import KpiStore
 from gateway.queues.stats import ALL, CHINA_TZ, Fact, KpiBook, Observation
@@ -23,8 +25,6 @@ def book_with_traffic(now: float) -> KpiBook:
         book.record(Observation(Fact.ABANDONED, now - 300 + wait, "hotline-general", "12369", wait_s=wait))
     for value in ("satisfied", "basic", "dissatisfied", "satisfied", "none"):
         book.record(Observation(Fact.SURVEY, now - 100, value=value))
-    book.record(Observation(Fact.FEEDBACK, now - 50, value="resolved"))
-    book.record(Observation(Fact.FEEDBACK, now - 40, value="unresolved"))
     return book
 
 
@@ -38,11 +38,10 @@ def test_rates_state_both_service_level_denominators() -> None:
     assert rates.response_rate == round(5 / 7, 4)
 
 
-def test_three_rates_overall() -> None:
+def test_satisfaction_counts_only_rated_calls() -> None:
     rates = book_with_traffic(NOON).rates(ALL, NOON)["today"]
     assert rates.rated == 4  # "none" (no key) is not a rating
     assert rates.satisfaction_rate == 0.75  # (satisfied 2 + basic 1) ÷ rated 4
-    assert (rates.resolution_rate, rates.with_feedback) == (0.5, 2)
 
 
 def test_per_line_counts() -> None:
@@ -77,6 +76,7 @@ def test_series_for_the_chart() -> None:
 async def test_buckets_survive_a_restart_through_redis(redis_client: aioredis.Redis) -> None:
     book = book_with_traffic(NOON)
     store = KpiStore(redis_client)
+    store.add_gauge(book.sample("waiting", NOON - 120, 7))
     for scope, buckets in book.buckets.items():
         store.add({(scope, minute): counts for minute, counts in buckets.items()})
     assert await store.flush()
@@ -85,10 +85,20 @@ async def test_buckets_survive_a_restart_through_redis(redis_client: aioredis.Re
     assert await KpiStore(redis_client).load(restored, NOON) > 0
     assert restored.rates("queue:hotline-general", NOON) == book.rates("queue:hotline-general", NOON)
     assert restored.rates(ALL, NOON) == book.rates(ALL, NOON)
+    assert restored.gauge_max("waiting", NOON - 600, NOON) == 7
+
+
+def test_gauges_keep_the_largest_sample_per_minute() -> None:
+    book = KpiBook()
+    assert book.sample("waiting", NOON, 3) == ("waiting", int(NOON // 60), 3)
+    assert book.sample("waiting", NOON + 1, 2) is None
+    book.sample("waiting", NOON + 61, 5)
+    assert book.gauge_max("waiting", NOON, NOON + 119) == 5
+    assert book.gauge_max("waiting", NOON - 600, NOON - 60) is None
 
 
 async def test_flush_keeps_increments_while_redis_is_down() -> None:
-    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=None)
+    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     store = KpiStore(dead)
     book = KpiBook()
     store.add(book.record(Observation(Fact.OFFERED, NOON, "q")))
