@@ -192,11 +192,11 @@ install_seats() {
 
 prepare_recordings() {
 	# MixMonitor writes calls/YYYYMMDD/<uniqueid>.wav as the run user; citizens' voices: 750.
-	mkdir -p "$CALLS_DIR"
-	chown "$RUN_USER:$RUN_GROUP" "$CALLS_DIR"
-	chmod 750 "$CALLS_DIR"
-	# Missing prompts do not stop calls (Playback fails, the caller still reaches a seat), so
-	# this only warns.
+	# A folder that cannot be prepared costs the recordings, not the calls: warn, go on.
+	if ! { mkdir -p "$CALLS_DIR" && chown "$RUN_USER:$RUN_GROUP" "$CALLS_DIR" && chmod 750 "$CALLS_DIR"; }; then
+		warn "cannot prepare $CALLS_DIR for $RUN_USER: calls will NOT be recorded until it is writable"
+	fi
+	# Missing prompts do not stop calls either (Playback fails, the caller still reaches a seat).
 	set -- "$PROMPTS_DIR"/*.wav
 	[ -e "$1" ] || warn "no prompts in $PROMPTS_DIR: callers will hear no greeting (mount recordings/prompts)"
 }

@@ -60,9 +60,12 @@ COPY --chmod=0755 asterisk-entrypoint.sh /usr/local/bin/hotline-asterisk-entrypo
 # folder of asterisk.conf (a named volume that takes this owner on first use).
 RUN chown root:asterisk /etc/asterisk \
  && chmod 0750 /etc/asterisk \
- && install -d -m 0755 /etc/asterisk/hotline /var/lib/hotline/recordings/prompts /run/hotline/site \
- && install -d -o asterisk -g asterisk -m 0750 /var/lib/asterisk/astdb /var/lib/hotline/recordings/calls \
- && install -d -o asterisk -g asterisk -m 0755 /var/run/asterisk /var/log/asterisk /var/spool/asterisk
+ && mkdir -p /etc/asterisk/hotline /var/lib/hotline/recordings/prompts /run/hotline/site \
+        /var/lib/asterisk/astdb /var/lib/hotline/recordings/calls \
+        /var/run/asterisk /var/log/asterisk /var/spool/asterisk \
+ && chown asterisk:asterisk /var/lib/asterisk /var/lib/asterisk/astdb /var/lib/hotline/recordings/calls \
+        /var/run/asterisk /var/log/asterisk /var/spool/asterisk \
+ && chmod 0750 /var/lib/asterisk/astdb /var/lib/hotline/recordings/calls
 
 # 5038 (AMI) is for the compose network only: compose.yaml never publishes it.
 EXPOSE 5060/udp 5060/tcp 5038/tcp 10000-11999/udp

@@ -650,3 +650,12 @@ def test_entrypoint_reload_seats(container: Container) -> None:
     assert result.returncode == 0, result.stderr
     assert container.ran.read_text(encoding="utf-8").splitlines()[0] == "-rx module reload res_pjsip.so"
     assert (container.etc / "pjsip_seats.conf").read_text(encoding="utf-8") == "[2001](seat-endpoint)\n"
+
+
+def test_entrypoint_starts_asterisk_even_when_recordings_cannot_be_written(container: Container) -> None:
+    # Recording is lost, calls are not: a folder that cannot be made only warns.
+    (container.root / "not-a-folder").write_text("", encoding="utf-8")
+    result = container.run(HOTLINE_CALLS_DIR=str(container.root / "not-a-folder" / "calls"))
+    assert result.returncode == 0, result.stderr
+    assert "calls will NOT be recorded" in result.stderr
+    assert container.ran.exists()
