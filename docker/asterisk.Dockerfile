@@ -26,26 +26,28 @@ RUN addgroup -S -g "${ASTERISK_GID}" asterisk \
 # Versions are not pinned on purpose: the branch's security updates are wanted, and the
 # check below refuses anything but 22.x.
 # hadolint ignore=DL3018
-RUN apk add --no-cache asterisk asterisk-sounds-en asterisk-sounds-moh \
- && version="$(asterisk -V)" \
- && echo "installed: ${version}" \
- && case "${version}" in \
+RUN set -eu; \
+    apk add --no-cache asterisk asterisk-sounds-en asterisk-sounds-moh; \
+    version="$(asterisk -V)"; \
+    echo "installed: ${version}"; \
+    case "${version}" in \
       "Asterisk 22."*) ;; \
       *) echo "FATAL: this image needs Asterisk 22.x, the package gave '${version}'" >&2; exit 1 ;; \
-    esac \
- && for module in chan_pjsip res_pjsip res_pjsip_session res_rtp_asterisk pbx_config app_queue \
+    esac; \
+    for module in chan_pjsip res_pjsip res_pjsip_session res_rtp_asterisk pbx_config app_queue \
         app_dial app_mixmonitor app_confbridge bridge_softmix app_playback app_read app_userevent \
         app_stack app_exec func_strings func_channel func_callerid func_dialplan res_musiconhold \
         format_wav format_gsm codec_alaw codec_ulaw; do \
       test -f "/usr/lib/asterisk/modules/${module}.so" \
         || { echo "FATAL: module ${module}.so is not in the package" >&2; exit 1; }; \
-    done \
- && test -n "$(ls /var/lib/asterisk/sounds/en/beep.* 2>/dev/null)" \
-        || { echo "FATAL: asterisk-sounds-en has no beep" >&2; exit 1; } \
- && test -d /var/lib/asterisk/moh \
-        || { echo "FATAL: asterisk-sounds-moh installed no /var/lib/asterisk/moh" >&2; exit 1; } \
- && test "$(id -u asterisk)" = "${ASTERISK_UID}" \
-        || { echo "FATAL: the asterisk user is not uid ${ASTERISK_UID}" >&2; exit 1; }
+    done; \
+    for beep in /var/lib/asterisk/sounds/en/beep.*; do \
+      test -f "${beep}" || { echo "FATAL: asterisk-sounds-en has no beep" >&2; exit 1; }; \
+    done; \
+    test -d /var/lib/asterisk/moh \
+      || { echo "FATAL: asterisk-sounds-moh installed no /var/lib/asterisk/moh" >&2; exit 1; }; \
+    test "$(id -u asterisk)" = "${ASTERISK_UID}" \
+      || { echo "FATAL: the asterisk user is not uid ${ASTERISK_UID}" >&2; exit 1; }
 
 # Read by the asterisk group, written by nobody but the image build and the entrypoint (root).
 COPY --chown=root:asterisk --chmod=0640 \

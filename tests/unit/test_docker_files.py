@@ -659,3 +659,51 @@ def test_entrypoint_starts_asterisk_even_when_recordings_cannot_be_written(conta
     assert result.returncode == 0, result.stderr
     assert "calls will NOT be recorded" in result.stderr
     assert container.ran.exists()
+
+
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="busybox is not installed")
+def test_entrypoint_runs_on_busybox_like_alpine(container: Container) -> None:
+    # Alpine's /bin/sh and tools are BusyBox: run the script with nothing else on PATH.
+    busybox = shutil.which("busybox") or ""
+    applets = container.root / "busybox"
+    applets.mkdir()
+    for applet in (
+        "sh",
+        "env",
+        "sed",
+        "grep",
+        "tr",
+        "chown",
+        "chmod",
+        "mv",
+        "mkdir",
+        "cat",
+        "printf",
+        "echo",
+    ):
+        (applets / applet).symlink_to(busybox)
+    path = f"{container.root / 'bin'}:{applets}"
+    fake = container.root / "bin" / "asterisk"
+    fake.write_text(f'#!{applets / "sh"}\necho "$*" > "{container.ran}"\n', encoding="utf-8")
+    refused = subprocess.run(
+        [str(applets / "sh"), str(ENTRYPOINT)],
+        env=container.env(PATH=path, HOTLINE_AMI_SECRET="0123456789abcdef;x"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode == 1, refused.stderr
+    assert "may only contain" in refused.stderr
+    started = subprocess.run(
+        [str(applets / "sh"), str(ENTRYPOINT)],
+        env=container.env(PATH=path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert started.returncode == 0, started.stderr
+    assert container.ran.read_text(encoding="utf-8").startswith("-f -U ")
+    site = parse_conf((container.etc / "pjsip_site.conf").read_text(encoding="utf-8"))
+    assert site.named(TRUNK, "identify")[0].get("match") == "10.99.0.1"
