@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "order-sink": "gateway.records.sink",
     "render": "gateway.dialplan.cli",
     "prompts": "gateway.dialplan.prompts",
+    "run": "gateway.run",
 }
 
 

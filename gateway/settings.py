@@ -20,6 +20,12 @@ ENV_REDIS_URL = "HOTLINE_REDIS_URL"
 ENV_HTTP_HOST = "HOTLINE_HTTP_HOST"
 ENV_HTTP_PORT = "HOTLINE_HTTP_PORT"
 ENV_LOG_LEVEL = "HOTLINE_LOG_LEVEL"
+ENV_SPOOL_DIR = "HOTLINE_SPOOL_DIR"  # where call records wait on disk while Redis is unreachable
+ENV_SESSION_SECRET = "HOTLINE_SESSION_SECRET"  # shared by all instances behind one dashboard URL
+ENV_FEEDBACK_TOKEN = "HOTLINE_FEEDBACK_TOKEN"  # what the order system presents when posting back
+# In containers the AMI host differs from the YAML's (e.g. the compose service name).
+ENV_AMI_HOST = "HOTLINE_AMI_HOST"
+ENV_AMI_PORT = "HOTLINE_AMI_PORT"
 # API bearer tokens per role; several tokens per role are separated by commas.
 ENV_ROLE_TOKENS = {
     "supervisor": "HOTLINE_SUPERVISOR_TOKENS",
@@ -40,8 +46,14 @@ class Settings:
     http_host: str
     http_port: int
     log_level: str
-    ami_secret: str
-    order_token: str
+    ami_host: str
+    ami_port: int
+    ami_secret: str = field(repr=False)
+    order_token: str = field(repr=False)
+    spool_dir: Path
+    feedback_token: str = field(default="", repr=False)
+    session_secret: bytes | None = field(default=None, repr=False)
+    feedback_token_env: str = ENV_FEEDBACK_TOKEN
     role_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
@@ -56,20 +68,31 @@ class Settings:
         ]
         if missing:
             raise SettingsError(f"set the environment variable(s) {', '.join(missing)} (named in {path})")
-        port_text = env.get(ENV_HTTP_PORT, "8080")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise SettingsError(f"{ENV_HTTP_PORT}={port_text!r} is not a TCP port")
+        secret = env.get(ENV_SESSION_SECRET, "")
         return cls(
             config_path=path,
             config=config,
             redis_url=env.get(ENV_REDIS_URL, "redis://127.0.0.1:6379/0"),
             http_host=env.get(ENV_HTTP_HOST, "127.0.0.1"),
-            http_port=int(port_text),
+            http_port=_port(env, ENV_HTTP_PORT, 8080),
             log_level=env.get(ENV_LOG_LEVEL, "INFO").upper(),
+            ami_host=env.get(ENV_AMI_HOST, config.ami.host),
+            ami_port=_port(env, ENV_AMI_PORT, config.ami.port),
             ami_secret=env[config.ami.secret_env],
             order_token=env[config.order_system.token_env],
+            spool_dir=Path(env.get(ENV_SPOOL_DIR, "var/spool")),
+            session_secret=secret.encode() if secret else None,
+            # Without its own variable the order system posts back with the token it is called with.
+            feedback_token=env.get(ENV_FEEDBACK_TOKEN) or env[config.order_system.token_env],
             role_tokens={
                 role: frozenset(t.strip() for t in env.get(var, "").split(",") if t.strip())
                 for role, var in ENV_ROLE_TOKENS.items()
             },
         )
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, str(default))
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise SettingsError(f"{name}={text!r} is not a TCP port")
+    return int(text)

@@ -1,0 +1,350 @@
+"""The gateway process: ``init_app(settings)`` wires the AMI link, the tracker, Redis, call records,
+KPIs, the HTTP API and the dashboard into one aiohttp application.
+
+The AMI read path only updates the tracker and puts outputs on a queue (``TrackerFeed``); every
+await on Redis or HTTP happens in background tasks owned by the app's cleanup contexts:
+
+- ``_pipeline``: tracker outputs -> call records -> outbox (Redis Stream, or the spool file);
+- ``_ticker``: a few times a second, lets time pass in the tracker, counts KPIs, publishes the
+  dashboard snapshot, mirrors it to Redis and flushes KPI buckets;
+- the AMI session, the resync loop, the outbox's spool recovery and the dispatchers.
+Nothing here is needed for a citizen to reach a seat: Asterisk's dialplan does that alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
+
+from gateway.ami import safety
+from gateway.ami.client import AmiClient, AmiSettings, ConnectionState
+from gateway.ami.errors import AmiError
+from gateway.ami.result import ActionResult
+from gateway.calls.resync import Resync, TrackerFeed
+from gateway.calls.tracker import Output, QueueRules, Tracker
+from gateway.dialplan.render import CONTROLLER_USER_WRITE
+from gateway.dialplan.routing import RoutingPlan, build_routing
+from gateway.metrics import GatewayMetrics
+from gateway.queues.kpi_store import KpiStore
+from gateway.queues.recorder import KpiRecorder
+from gateway.queues.stats import CHINA_TZ, KpiBook
+from gateway.records.client import OrderSystemClient
+from gateway.records.dispatcher import Dispatcher
+from gateway.records.feedback import FeedbackStore, feedback_routes
+from gateway.records.from_calls import RecordBuilder
+from gateway.records.metrics import OutboxMetrics
+from gateway.records.outbox import Outbox
+from gateway.records.spool import Spool
+from gateway.settings import Settings
+from gateway.web.auth import AUTH_KEY, Authenticator
+from gateway.web.dashboard import setup_dashboard
+from gateway.web.errors import error_middleware
+from gateway.web.live import LIVE_HUB, LiveHub
+from gateway.web.snapshot import LinkView, Snapshot, build_snapshot
+
+log = structlog.get_logger(__name__)
+
+TICK_S = 0.25
+MIRROR_EVERY_S = 1.0
+FEEDBACK_EVERY_S = 10.0
+LIVE_KEY = "hotline:live"  # + ":<node>": the node's latest snapshot, for other instances
+
+
+@dataclass
+class Gateway:
+    """Everything one gateway process runs; handlers reach it as ``request.app[GATEWAY]``."""
+
+    settings: Settings
+    plan: RoutingPlan
+    redis: aioredis.Redis
+    registry: CollectorRegistry
+    metrics: GatewayMetrics
+    tracker: Tracker
+    client: AmiClient
+    feed: TrackerFeed
+    resync: Resync
+    hub: LiveHub
+    book: KpiBook
+    kpi_store: KpiStore
+    recorder: KpiRecorder
+    outbox: Outbox
+    records: RecordBuilder
+    feedback: FeedbackStore
+    outputs: asyncio.Queue[Output] = field(default_factory=asyncio.Queue)
+    resolution: tuple[float | None, int] = (None, 0)
+    redis_ok: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def node(self) -> str:
+        return self.settings.config.ami.node_id
+
+    def link(self) -> LinkView:
+        state = self.client.state
+        if not state.ready:
+            why = state.last_error or "connecting to Asterisk"
+            return LinkView(ami=state.phase.value, stale=True, reason=f"与Asterisk的连接中断: {why}")
+        if self.tracker.stale:
+            return LinkView(ami=state.phase.value, stale=True, reason="正在与Asterisk重新同步")
+        return LinkView(ami=state.phase.value, stale=False, reason="")
+
+    def snapshot(self) -> Snapshot:
+        return build_snapshot(
+            tracker=self.tracker,
+            plan=self.plan,
+            book=self.book,
+            link=self.link(),
+            now=time.monotonic(),
+            wall=dt.datetime.now(dt.UTC),
+            resolution=self.resolution,
+        )
+
+    async def send(self, action: safety.Action) -> ActionResult:
+        """Send an AMI action, timing it for /metrics."""
+        began = time.monotonic()
+        outcome = "ok"
+        try:
+            return await self.client.send(action)
+        except AmiError:
+            outcome = "error"
+            raise
+        finally:
+            self.metrics.action_seconds.labels(action.name, outcome).observe(time.monotonic() - began)
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def build_gateway(settings: Settings, redis: aioredis.Redis) -> Gateway:
+    config = settings.config
+    plan = build_routing(config)
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics(registry)
+    tracker = Tracker(
+        queue_rules={q.name: QueueRules(q.service_level_s, q.wrapup_s) for q in plan.queues.values()},
+        emergency_numbers=plan.emergency_targets,
+    )
+    client = AmiClient(
+        AmiSettings(
+            host=settings.ami_host,
+            port=settings.ami_port,
+            username=config.ami.username,
+            secret=settings.ami_secret,
+            # The classes its manager.conf user has (rendered from the same constant).
+            write_classes=frozenset(CONTROLLER_USER_WRITE.split(",")),
+        )
+    )
+    outputs: asyncio.Queue[Output] = asyncio.Queue()
+    feed = TrackerFeed(tracker, outputs.put_nowait)
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    gateway = Gateway(
+        settings=settings,
+        plan=plan,
+        redis=redis,
+        registry=registry,
+        metrics=metrics,
+        tracker=tracker,
+        client=client,
+        feed=feed,
+        resync=Resync(client, feed),
+        hub=LiveHub(),
+        book=KpiBook(service_level_s={q.name: q.service_level_s for q in plan.queues.values()}),
+        kpi_store=KpiStore(redis),
+        recorder=KpiRecorder(),
+        outbox=Outbox(
+            redis,
+            Spool(settings.spool_dir / f"records-{config.ami.node_id}.jsonl"),
+            metrics=OutboxMetrics(registry),
+        ),
+        records=RecordBuilder(config.ami.node_id),
+        feedback=FeedbackStore(redis),
+        outputs=outputs,
+    )
+
+    def on_event(_: object) -> None:
+        metrics.events.inc()
+
+    def on_state(state: ConnectionState) -> None:
+        metrics.ami_up.set(1 if state.ready else 0)
+        metrics.reconnects.set(state.reconnects)
+
+    client.add_event_listener(on_event)
+    client.add_event_listener(feed)
+    client.add_state_listener(on_state)
+    return gateway
+
+
+def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
+    from gateway.web.api import setup_api
+
+    app = web.Application(middlewares=[error_middleware])
+    app[AUTH_KEY] = Authenticator(settings.role_tokens, settings.session_secret)
+    redis = aioredis.Redis.from_url(
+        settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
+    )
+    gateway = build_gateway(settings, redis)
+    app[GATEWAY] = gateway
+    app[LIVE_HUB] = gateway.hub
+    app.cleanup_ctx.extend([_redis_lifetime, gateway.hub.lifetime, _core_lifetime(dispatchers)])
+    setup_api(app)
+    setup_dashboard(app, gateway.hub)
+    app.add_routes(
+        feedback_routes(gateway.feedback, settings.feedback_token_env, environ=_feedback_env(settings))
+    )
+    return app
+
+
+def _feedback_env(settings: Settings) -> dict[str, str]:
+    # The feedback route is optional: without its token variable the order system cannot post back.
+    import os
+
+    env = dict(os.environ)
+    env.setdefault(settings.feedback_token_env, settings.order_token)
+    return env
+
+
+async def _redis_lifetime(app: web.Application) -> AsyncIterator[None]:
+    gateway = app[GATEWAY]
+    try:
+        gateway.redis_ok = bool(await gateway.redis.ping())
+        loaded = await gateway.kpi_store.load(gateway.book, time.time())
+        log.info("kpi.loaded", buckets=loaded)
+    except (RedisError, OSError) as exc:
+        # Calls and records go on without Redis (records to the spool); figures restart from zero.
+        log.warning("redis.unreachable_at_start", error=str(exc))
+    yield
+    await gateway.redis.aclose()
+
+
+def _core_lifetime(dispatchers: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        gateway = app[GATEWAY]
+        config = gateway.settings.config
+        order_client = OrderSystemClient(
+            config.order_system.url,
+            config.order_system.timeout_s,
+            config.order_system.token_env,
+            environ={config.order_system.token_env: gateway.settings.order_token},
+        )
+        stop = asyncio.Event()
+        async with order_client:
+            workers = [
+                Dispatcher(gateway.redis, order_client, consumer=f"{gateway.node}-{i}", metrics=None)
+                for i in range(dispatchers)
+            ]
+            gateway.client.start()
+            tasks = [
+                _task(gateway.resync.run(), "resync"),
+                _task(_pipeline(gateway), "records-pipeline"),
+                _task(_ticker(gateway), "ticker"),
+                _task(gateway.outbox.run_recovery(stop), "spool-recovery"),
+                *(_task(worker.run(), f"dispatcher-{i}") for i, worker in enumerate(workers)),
+            ]
+            try:
+                yield
+            finally:
+                stop.set()
+                for worker in workers:
+                    worker.stop()
+                await gateway.client.close()
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await _flush_outputs(gateway)
+                await gateway.kpi_store.flush()
+
+    return lifetime
+
+
+def _task(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
+    async def guarded() -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("task.crashed", task=name)
+            raise
+
+    return asyncio.get_running_loop().create_task(guarded(), name=name)
+
+
+async def _pipeline(gateway: Gateway) -> None:
+    """Tracker outputs -> KPIs and call records, in batches; never blocks the AMI path."""
+    while True:
+        batch = [await gateway.outputs.get()]
+        await _handle_outputs(gateway, batch)
+
+
+async def _flush_outputs(gateway: Gateway) -> None:
+    batch = []
+    while not gateway.outputs.empty():
+        batch.append(gateway.outputs.get_nowait())
+    if batch:
+        await _handle_outputs(gateway, batch)
+
+
+async def _handle_outputs(gateway: Gateway, batch: list[Output]) -> None:
+    while not gateway.outputs.empty():
+        batch.append(gateway.outputs.get_nowait())
+    for observation in gateway.recorder.observe_outputs(batch):
+        gateway.kpi_store.add(gateway.book.record(observation))
+    records = gateway.records.records(batch, time.monotonic())
+    if records:
+        via = await gateway.outbox.append_many(records)
+        log.info("records.appended", count=len(records), via=via.value)
+
+
+async def _ticker(gateway: Gateway) -> None:
+    next_mirror = next_feedback = 0.0
+    while True:
+        now, wall = time.monotonic(), dt.datetime.now(dt.UTC)
+        gateway.tracker.tick(now, wall)
+        for output in gateway.tracker.drain():
+            gateway.outputs.put_nowait(output)
+        for observation in gateway.recorder.observe(gateway.tracker.calls.values()):
+            gateway.kpi_store.add(gateway.book.record(observation))
+        waiting = sum(len(q.waiting) for q in gateway.tracker.queues.values())
+        gateway.kpi_store.add_gauge(gateway.book.sample("waiting", wall.timestamp(), waiting))
+        gateway.metrics.observe_tracker(gateway.tracker, now)
+        snapshot = gateway.snapshot()
+        gateway.hub.publish(snapshot)
+        if now >= next_mirror:
+            next_mirror = now + MIRROR_EVERY_S
+            gateway.book.prune(wall.timestamp())
+            gateway.redis_ok = await gateway.kpi_store.flush() and await _mirror(gateway, snapshot)
+        if now >= next_feedback:
+            next_feedback = now + FEEDBACK_EVERY_S
+            await _refresh_resolution(gateway, wall)
+        await asyncio.sleep(TICK_S)
+
+
+async def _mirror(gateway: Gateway, snapshot: Snapshot) -> bool:
+    """Share this node's live state through Redis, for other instances' dashboards."""
+    try:
+        await gateway.redis.set(f"{LIVE_KEY}:{gateway.node}", snapshot.to_json(), ex=10)
+    except (RedisError, OSError):
+        return False
+    return True
+
+
+async def _refresh_resolution(gateway: Gateway, wall: dt.datetime) -> None:
+    midnight = wall.astimezone(CHINA_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        rates = await gateway.feedback.rates(midnight, wall)
+    except (RedisError, OSError):
+        return
+    covered = rates.counts.get("resolution:resolved", 0) + rates.counts.get("resolution:unresolved", 0)
+    gateway.resolution = (rates.resolution_rate, covered)

@@ -1,0 +1,28 @@
+"""``hotline-gateway run``: the gateway for one Asterisk node, from hotline_merge.yaml and the environment."""
+
+from __future__ import annotations
+
+import argparse
+
+from aiohttp import web
+
+from gateway.app import init_app
+from gateway.logging import configure_logging
+from gateway.settings import Settings
+
+HELP = "run the gateway: AMI controller, tracker, records, API and dashboard"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", default=None, help="merge config (default: $HOTLINE_CONFIG or hotline_merge.yaml)"
+    )
+    parser.add_argument("--dispatchers", type=int, default=2, help="order-system dispatchers in this process")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(config_path=args.config)
+    configure_logging(settings.log_level)
+    app = init_app(settings, dispatchers=args.dispatchers)
+    web.run_app(app, host=settings.http_host, port=settings.http_port, print=None, access_log=None)
+    return 0
