@@ -19,6 +19,7 @@ import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis.asyncio as aioredis
 import structlog
@@ -32,8 +33,11 @@ from gateway.ami.errors import AmiError
 from gateway.ami.result import ActionResult
 from gateway.calls.resync import Resync, TrackerFeed
 from gateway.calls.tracker import Output, QueueRules, Tracker
+from gateway.dialplan.reload import config_digest, read_applied
 from gateway.dialplan.render import CONTROLLER_USER_WRITE
 from gateway.dialplan.routing import RoutingPlan, build_routing
+from gateway.merge.loader import ConfigError, load_config
+from gateway.merge.schema import HotlineConfig
 from gateway.metrics import GatewayMetrics
 from gateway.queues.kpi_store import KpiStore
 from gateway.queues.recorder import KpiRecorder
@@ -84,6 +88,28 @@ class Gateway:
     resolution: tuple[float | None, int] = (None, 0)
     redis_ok: bool = False
     started: float = field(default_factory=time.monotonic)
+    applied_sha: str = ""  # the .applied.json digest whose plan this process runs
+
+    def adopt(self, config: HotlineConfig) -> None:
+        """Run a new, already validated and applied config: routing plan, queue rules, KPI thresholds."""
+        self.plan = build_routing(config)
+        self.tracker.queue_rules = _queue_rules(self.plan)
+        self.book.service_level_s = {q.name: q.service_level_s for q in self.plan.queues.values()}
+        log.info("config.adopted", queues=len(self.plan.queues), lines=len(self.plan.routes))
+
+    def follow_applied(self) -> None:
+        """Adopt the config a `hotline-gateway reload` applied (it writes .applied.json last)."""
+        applied = read_applied(self.settings.dialplans_dir)
+        sha = applied.get("sha256", "")
+        if not sha or sha == self.applied_sha:
+            return
+        self.applied_sha = sha
+        path = Path(applied.get("config", str(self.settings.config_path)))
+        try:
+            if config_digest(path) == sha:
+                self.adopt(load_config(path))
+        except (OSError, ConfigError) as exc:
+            log.warning("config.applied_unreadable", path=str(path), error=str(exc))
 
     @property
     def node(self) -> str:
@@ -125,15 +151,16 @@ class Gateway:
 GATEWAY = web.AppKey("gateway", Gateway)
 
 
+def _queue_rules(plan: RoutingPlan) -> dict[str, QueueRules]:
+    return {q.name: QueueRules(q.service_level_s, q.wrapup_s) for q in plan.queues.values()}
+
+
 def build_gateway(settings: Settings, redis: aioredis.Redis) -> Gateway:
     config = settings.config
     plan = build_routing(config)
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
-    tracker = Tracker(
-        queue_rules={q.name: QueueRules(q.service_level_s, q.wrapup_s) for q in plan.queues.values()},
-        emergency_numbers=plan.emergency_targets,
-    )
+    tracker = Tracker(queue_rules=_queue_rules(plan), emergency_numbers=plan.emergency_targets)
     client = AmiClient(
         AmiSettings(
             host=settings.ami_host,
@@ -231,7 +258,7 @@ def _core_lifetime(dispatchers: int) -> Callable[[web.Application], AsyncIterato
         gateway = app[GATEWAY]
         config = gateway.settings.config
         order_client = OrderSystemClient(
-            config.order_system.url,
+            gateway.settings.order_url,
             config.order_system.timeout_s,
             config.order_system.token_env,
             environ={config.order_system.token_env: gateway.settings.order_token},
@@ -328,6 +355,7 @@ async def _ticker(gateway: Gateway) -> None:
         if now >= next_feedback:
             next_feedback = now + FEEDBACK_EVERY_S
             await _refresh_resolution(gateway, wall)
+            gateway.follow_applied()
         await asyncio.sleep(TICK_S)
 
 

@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "render": "gateway.dialplan.cli",
     "prompts": "gateway.dialplan.prompts",
     "run": "gateway.run",
+    "reload": "gateway.dialplan.reload",
 }
 
 

@@ -26,6 +26,8 @@ ENV_FEEDBACK_TOKEN = "HOTLINE_FEEDBACK_TOKEN"  # what the order system presents 
 # In containers the AMI host differs from the YAML's (e.g. the compose service name).
 ENV_AMI_HOST = "HOTLINE_AMI_HOST"
 ENV_AMI_PORT = "HOTLINE_AMI_PORT"
+ENV_ORDER_URL = "HOTLINE_ORDER_URL"
+ENV_DIALPLANS_DIR = "HOTLINE_DIALPLANS_DIR"  # where `render`/`reload` write what Asterisk reads
 # API bearer tokens per role; several tokens per role are separated by commas.
 ENV_ROLE_TOKENS = {
     "supervisor": "HOTLINE_SUPERVISOR_TOKENS",
@@ -50,7 +52,10 @@ class Settings:
     ami_port: int
     ami_secret: str = field(repr=False)
     order_token: str = field(repr=False)
+    order_url: str
     spool_dir: Path
+    dialplans_dir: Path
+    ami_admin_secret: str = field(default="", repr=False)  # only `reload` needs it
     feedback_token: str = field(default="", repr=False)
     session_secret: bytes | None = field(default=None, repr=False)
     feedback_token_env: str = ENV_FEEDBACK_TOKEN
@@ -80,7 +85,10 @@ class Settings:
             ami_port=_port(env, ENV_AMI_PORT, config.ami.port),
             ami_secret=env[config.ami.secret_env],
             order_token=env[config.order_system.token_env],
+            order_url=env.get(ENV_ORDER_URL, config.order_system.url),
             spool_dir=Path(env.get(ENV_SPOOL_DIR, "var/spool")),
+            dialplans_dir=Path(env.get(ENV_DIALPLANS_DIR, "dialplans")),
+            ami_admin_secret=env.get(config.ami.admin_secret_env, ""),
             session_secret=secret.encode() if secret else None,
             # Without its own variable the order system posts back with the token it is called with.
             feedback_token=env.get(ENV_FEEDBACK_TOKEN) or env[config.order_system.token_env],

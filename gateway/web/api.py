@@ -16,8 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from gateway.ami import safety
+from gateway.ami.safety import TRACKED_EVENTS
 from gateway.app import GATEWAY, Gateway
 from gateway.calls.model import Call, Party
+from gateway.dialplan.reload import admin_settings, config_digest, reload_config
 from gateway.dialplan.routing import SeatPlan
 from gateway.records.outbox import backlog, dead_letters
 from gateway.web.auth import Role, require
@@ -39,6 +41,7 @@ def setup_api(app: web.Application) -> None:
     app.router.add_post("/api/agents/{seat}/{verb:login|logout|pause|unpause}", agent_action)
     app.router.add_get("/api/records/backlog", records_backlog)
     app.router.add_get("/api/records/dead-letters", records_dead_letters)
+    app.router.add_post("/api/config/reload", config_reload)
 
 
 def _gateway(request: web.Request) -> Gateway:
@@ -293,3 +296,23 @@ async def records_dead_letters(request: web.Request) -> web.Response:
     require(request, Role.SUPERVISOR)
     letters = await dead_letters(_gateway(request).redis)
     return _json({"dead_letters": [letter.as_json() for letter in letters]})
+
+
+async def config_reload(request: web.Request) -> web.Response:
+    """Validate, render, swap and reload; a bad config answers 422 with every problem, changing nothing."""
+    require(request, Role.ADMIN)
+    gateway = _gateway(request)
+    settings = gateway.settings
+    report = await reload_config(
+        settings.config_path, settings.dialplans_dir, admin_settings(settings), tracked_events=TRACKED_EVENTS
+    )
+    gateway.applied_sha = config_digest(settings.config_path)
+    gateway.adopt(report.config)
+    return _json(
+        {
+            "changed": [c.name for c in report.changes if c.changed],
+            "diff": "".join(c.diff for c in report.changes),
+            "reloaded": report.reloaded,
+            "verified_queues": report.verified_queues,
+        }
+    )
