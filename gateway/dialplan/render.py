@@ -5,8 +5,8 @@ features.conf. Nothing here waits on the gateway: a call reaches a queue and a s
 dialplan alone, and seats can log in from their phones (*71 / *72), so 12345 keeps answering while
 the gateway is down. The gateway only adds control, visibility and records.
 
-Secrets are not rendered: manager.conf #includes ``manager_secrets.conf``, which the deployment
-writes from the environment (docker/asterisk-entrypoint.sh).
+Secrets are not rendered: manager.conf #includes ``manager_secrets_<user>.conf``, which the
+deployment writes from the environment (docker/asterisk-entrypoint.sh).
 """
 
 from __future__ import annotations
@@ -271,7 +271,10 @@ def _seats(plan: RoutingPlan) -> _Context:
     for ext, seat in sorted(plan.seats.items()):
         add.exten(
             ext,
-            *(f"AddQueueMember({q},{seat.interface},{seat.penalty},,{seat.name})" for q in seat.queues),
+            *(
+                f"AddQueueMember({q},{seat.interface},{seat.penalty},,{seat.name},{seat.state_interface})"
+                for q in seat.queues
+            ),
             "Playback(beep)",
             "Hangup()",
         )
@@ -344,7 +347,7 @@ def _manager(config: HotlineConfig, tracked_events: Iterable[str]) -> str:
         "authlimit = 20",
         "",
         "; The controller: reads call, agent and user events; writes only the actions it uses.",
-        "; Never system, command or config. Its secret comes from manager_secrets.conf (not in git).",
+        "; Never system, command or config. Its secret comes from manager_secrets_<user>.conf (not in git).",
         f"[{ami.username}]",
         f"#include manager_secrets_{ami.username}.conf",
         "deny = 0.0.0.0/0.0.0.0",

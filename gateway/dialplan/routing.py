@@ -46,6 +46,11 @@ class SeatPlan:
     def interface(self) -> str:
         return seat_interface(self.extension)
 
+    @property
+    def state_interface(self) -> str:
+        """The phone's device state: app_queue then sees a seat busy on any call (ringinuse=no)."""
+        return f"PJSIP/{self.extension}"
+
 
 @dataclass(frozen=True)
 class QueuePlan:

@@ -254,7 +254,14 @@ async def agent_action(request: web.Request) -> web.Response:
     queues = _queues_of(seat, body.get("queues"))
     if verb == "login":
         actions = [
-            safety.queue_add(q, seat.interface, member_name=seat.name, penalty=seat.penalty) for q in queues
+            safety.queue_add(
+                q,
+                seat.interface,
+                member_name=seat.name,
+                penalty=seat.penalty,
+                state_interface=seat.state_interface,
+            )
+            for q in queues
         ]
     elif verb == "logout":
         actions = [safety.queue_remove(q, seat.interface) for q in queues]

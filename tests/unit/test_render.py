@@ -186,8 +186,8 @@ def test_handover_targets_are_digits_and_reach_queue_or_linkage() -> None:
 def test_seats_log_in_from_their_phones_without_the_gateway() -> None:
     walk = Walker(DIALPLAN, channel={"CALLERID(num)": "2001"}).run("hotline-seat-login", "*71")
     assert [data for app, data in walk.apps if app == "AddQueueMember"] == [
-        "expert-market,Local/2001@agents/n,0,,市场监管专席2001",
-        "hotline-general,Local/2001@agents/n,0,,市场监管专席2001",
+        "expert-market,Local/2001@agents/n,0,,市场监管专席2001,PJSIP/2001",
+        "hotline-general,Local/2001@agents/n,0,,市场监管专席2001,PJSIP/2001",
     ]
 
 
@@ -245,3 +245,10 @@ def test_swap_in_writes_only_what_changed(tmp_path: Path) -> None:
     assert "+wrapuptime = 50" in changes["queues.conf"].diff
     assert (tmp_path / "queues.conf").read_text(encoding="utf-8") == other["queues.conf"]
     assert not list(tmp_path.glob(".*"))  # no staging files left behind
+
+
+def test_committed_dialplans_are_what_the_shipped_yaml_renders() -> None:
+    # If this fails: run `hotline-gateway render` and commit dialplans/.
+    shipped = render(load_config(ROOT / "hotline_merge.yaml"), tracked_events=TRACKED_EVENTS)
+    for name, text in shipped.items():
+        assert (ROOT / "dialplans" / name).read_text(encoding="utf-8") == text, name
