@@ -131,6 +131,8 @@ class MessageParser:
 
     def __init__(self, *, expect_banner: bool = False) -> None:
         self._buffer = bytearray()
+        self._lines: list[str] = []  # decoded complete lines not yet consumed
+        self._at = 0
         self._pending: list[tuple[str, str]] = []
         self._pending_bytes = 0
         self._expect_banner = expect_banner
@@ -138,29 +140,38 @@ class MessageParser:
 
     def feed(self, data: bytes) -> Iterator[Message]:
         self._buffer += data
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                if len(self._buffer) + self._pending_bytes > MAX_MESSAGE_BYTES:
-                    raise FramingError("AMI message larger than 1 MiB without an end")
-                return
-            raw = bytes(self._buffer[:end])
+        end = self._buffer.rfind(b"\n")
+        if end >= 0:
+            # Only complete lines are decoded, all at once: no UTF-8 character contains b"\n", so
+            # none is ever cut here, and one decode per read is much cheaper than one per line.
+            text = self._buffer[:end].decode("utf-8", errors="replace")
             del self._buffer[: end + 1]
-            line = raw.removesuffix(b"\r").decode("utf-8", errors="replace")
+            self._lines = [*self._lines[self._at :], *text.split("\n")]
+            self._at = 0
+        lines, pending, size = self._lines, self._pending, self._pending_bytes
+        for at in range(self._at, len(lines)):
+            line = lines[at]
+            if line.endswith("\r"):
+                line = line[:-1]
             if self._expect_banner:
                 self._expect_banner = False
                 self.banner = line
                 continue
             if not line:
-                if self._pending:
-                    message, self._pending, self._pending_bytes = Message(self._pending), [], 0
-                    yield message
+                if pending:
+                    # State is saved before yielding: a consumer may stop here and feed again later.
+                    self._pending, self._pending_bytes, self._at = [], 0, at + 1
+                    yield Message(pending)
+                    pending, size = self._pending, 0
                 continue
-            self._pending_bytes += len(raw)
-            if self._pending_bytes > MAX_MESSAGE_BYTES:
+            size += 1 + (len(line) if line.isascii() else len(line.encode("utf-8", errors="replace")))
+            if size > MAX_MESSAGE_BYTES:
                 raise FramingError("AMI message larger than 1 MiB")
             name, sep, value = line.partition(":")
             if not sep:  # not a header: keep the text rather than lose it
-                self._pending.append(("", line))
+                pending.append(("", line))
                 continue
-            self._pending.append((name.strip(), value[1:] if value.startswith(" ") else value))
+            pending.append((name.strip(), value[1:] if value.startswith(" ") else value))
+        self._lines, self._at, self._pending, self._pending_bytes = [], 0, pending, size
+        if len(self._buffer) + size > MAX_MESSAGE_BYTES:
+            raise FramingError("AMI message larger than 1 MiB without an end")
