@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "order-sink": "gateway.records.sink",
     "render": "gateway.dialplan.cli",
     "prompts": "gateway.dialplan.prompts",
+    "simulate": "gateway.sim.cli",
     "run": "gateway.run",
     "reload": "gateway.dialplan.reload",
 }

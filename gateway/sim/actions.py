@@ -215,7 +215,7 @@ class Actions:
             return
         try:
             session.filters.add(pattern)
-        except re.error:
+        except (re.error, ValueError):
             self.error(session, message, "Filter Not Added")
             return
         self.ok(session, message, "Success")

@@ -4,10 +4,12 @@ An application is ``fn(pbx, channel, data) -> blocked``. A blocking one parks a 
 on the channel's ``DialplanRun`` and later calls ``pbx.resume``; for a channel outside the
 dialplan (the application of an Originate) resuming means hanging up, as in Asterisk.
 
-Supported: Answer, Background, ConfBridge, Goto, GotoIf, Hangup, Log, MixMonitor, NoOp, Playback,
-Progress, Queue, Read, Ringing, Set, MSet, UserEvent, Verbose, Wait. Media never flows: Playback
-and Read only take the time the prompt lasts (``PbxSettings.prompt_seconds``); Read gets its
-digits from the simulated caller (``channel.tags["keys"]`` or the ``SIM_KEYS`` variable).
+Supported: AddQueueMember, Answer, Background, ConfBridge, Dial, ExecIf, Goto, GotoIf, Hangup,
+Log, MixMonitor, MSet, NoOp, Playback, Progress, Queue, Read, RemoveQueueMember, Return (as NoOp),
+Ringing, Set, UserEvent, Verbose, Wait. Media never flows: Playback and Read only take the time
+the prompt lasts (``PbxSettings.prompt_seconds``, by file name); Read gets its digits from the
+simulated caller (``channel.tags["keys"]`` or the ``SIM_KEYS`` variable); MixMonitor records
+nothing.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.errors import GatewayError
 from gateway.sim.channel import RINGING, UP, Channel
 from gateway.sim.clock import Timer
-from gateway.sim.dialplan import split_args
+from gateway.sim.dialplan import split_app, split_args
 
 if TYPE_CHECKING:
     from gateway.sim.pbx import OriginateRequest, Pbx
@@ -118,13 +121,18 @@ def app_answer(pbx: Pbx, channel: Channel, data: str) -> bool:
     return wait_for(pbx, channel, pbx.settings.answer_delay)
 
 
-def app_ringing(pbx: Pbx, channel: Channel, data: str) -> bool:
+def indicate_ringing(pbx: Pbx, channel: Channel) -> None:
+    """Ringing indicated on a Local ;2 rings its ;1 (whose owner, a queue or a dial, hears it)."""
     partner = channel.partner
     if partner is not None and not partner.dead and partner.state not in (RINGING, UP):
         pbx.set_state(partner, RINGING)
         owner = partner.activity
         if owner is not None and hasattr(owner, "ringing"):
             owner.ringing(partner)
+
+
+def app_ringing(pbx: Pbx, channel: Channel, data: str) -> bool:
+    indicate_ringing(pbx, channel)
     return False
 
 
@@ -277,16 +285,66 @@ def app_queue(pbx: Pbx, channel: Channel, data: str) -> bool:
     return pbx.queues.queue_app(channel, data)
 
 
+def app_execif(pbx: Pbx, channel: Channel, data: str) -> bool:
+    """ExecIf(expr?App(args)[:App(args)]): the chosen application runs in place (no Newexten)."""
+    condition, _, branches = data.partition("?")
+    depth, split = 0, len(branches)
+    for index, char in enumerate(branches):
+        depth += char == "("
+        depth -= char == ")"
+        if char == ":" and depth == 0:
+            split = index
+            break
+    chosen = branches[:split] if condition.strip() not in ("", "0") else branches[split + 1 :]
+    if not chosen.strip():
+        return False
+    step = split_app(chosen)
+    application = pbx.apps.get(step.app.lower())
+    return application(pbx, channel, step.data) if application else False
+
+
+def app_add_queue_member(pbx: Pbx, channel: Channel, data: str) -> bool:
+    """AddQueueMember(queue,interface,penalty,options,membername,stateinterface); AQMSTATUS."""
+    args = split_args(data) + [""] * 6
+    penalty = int(args[2]) if args[2].strip().lstrip("-").isdigit() else 0
+    try:
+        pbx.queues.add_member(args[0], args[1] or channel.name, penalty=penalty, name=args[4],
+                              state_interface=args[5])  # fmt: skip
+        status = "ADDED"
+    except GatewayError as exc:
+        status = "MEMBERALREADY" if "Already" in exc.message else "NOSUCHQUEUE"
+    pbx.set_var(channel, "AQMSTATUS", status)
+    return False
+
+
+def app_remove_queue_member(pbx: Pbx, channel: Channel, data: str) -> bool:
+    args = split_args(data) + ["", ""]
+    try:
+        pbx.queues.remove_member(args[0], args[1] or channel.name)
+        status = "REMOVED"
+    except GatewayError as exc:
+        status = "NOTINQUEUE" if "Not there" in exc.message else "NOSUCHQUEUE"
+    pbx.set_var(channel, "RQMSTATUS", status)
+    return False
+
+
+def app_dial(pbx: Pbx, channel: Channel, data: str) -> bool:
+    from gateway.sim.dial import app_dial as dial  # noqa: PLC0415 - dial builds on this module
+
+    return dial(pbx, channel, data)
+
+
 def app_confbridge(pbx: Pbx, channel: Channel, data: str) -> bool:
     return pbx.conferences.join(channel, split_args(data)[0])
 
 
 APPLICATIONS: dict[str, Application] = {
-    "answer": app_answer, "background": app_background, "confbridge": app_confbridge, "goto": app_goto,
-    "gotoif": app_gotoif, "hangup": app_hangup, "log": app_noop, "mixmonitor": app_mixmonitor,
-    "mset": app_mset, "noop": app_noop, "playback": app_playback, "progress": app_noop, "queue": app_queue,
-    "read": app_read, "ringing": app_ringing, "set": app_set, "userevent": app_userevent,
-    "verbose": app_noop, "wait": app_wait,
+    "addqueuemember": app_add_queue_member, "answer": app_answer, "background": app_background,
+    "confbridge": app_confbridge, "dial": app_dial, "execif": app_execif, "goto": app_goto, "gotoif": app_gotoif,
+    "hangup": app_hangup, "log": app_noop, "mixmonitor": app_mixmonitor, "mset": app_mset, "noop": app_noop,
+    "playback": app_playback, "progress": app_noop, "queue": app_queue, "read": app_read,
+    "removequeuemember": app_remove_queue_member, "return": app_noop, "ringing": app_ringing, "set": app_set,
+    "userevent": app_userevent, "verbose": app_noop, "wait": app_wait,
 }  # fmt: skip
 
 

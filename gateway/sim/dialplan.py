@@ -204,29 +204,37 @@ Function = Callable[[str], str]
 
 
 def substitute(text: str, lookup: Lookup, functions: Mapping[str, Function]) -> str:
-    """Expand ``${VAR}`` and ``${FUNC(args)}``, innermost first, as pbx_substitute_variables does."""
-    if "${" not in text:
+    """Expand ``${VAR}``, ``${FUNC(args)}`` and ``$[expr]``, innermost first, as Asterisk does."""
+    if "$" not in text:
         return text
     out: list[str] = []
     i = 0
     while i < len(text):
-        start = text.find("${", i)
+        start = _next_dollar(text, i)
         if start < 0:
             out.append(text[i:])
             break
         out.append(text[i:start])
+        opener, closer = text[start + 1], "}" if text[start + 1] == "{" else "]"
         depth, j = 1, start + 2
         while j < len(text) and depth:
-            if text.startswith("${", j):
+            if text[j] == "$" and j + 1 < len(text) and text[j + 1] == opener:
                 depth, j = depth + 1, j + 2
                 continue
-            if text[j] == "}":
+            if text[j] == closer:
                 depth -= 1
             j += 1
         inner = substitute(text[start + 2 : j - 1], lookup, functions)
-        out.append(_evaluate(inner, lookup, functions))
+        out.append(_evaluate(inner, lookup, functions) if opener == "{" else evaluate_expression(inner))
         i = j
     return "".join(out)
+
+
+def _next_dollar(text: str, start: int) -> int:
+    brace, bracket = text.find("${", start), text.find("$[", start)
+    if brace < 0:
+        return bracket
+    return brace if bracket < 0 else min(brace, bracket)
 
 
 def _evaluate(expr: str, lookup: Lookup, functions: Mapping[str, Function]) -> str:
@@ -272,3 +280,145 @@ def split_args(data: str) -> list[str]:
         current.append(char)
     args.append("".join(current))
     return args
+
+
+# -- $[...] expressions (the subset of Asterisk's expr2 the rendered dialplan uses) ----------------
+_TOKEN = re.compile(r'\s*(?:("(?:[^"\\]|\\.)*")|(!=|<=|>=|=~|::|[|&=<>+\-*/%!:?()])|([^\s|&=<>+\-*/%!:?()"]+))')
+
+
+class ExpressionError(DialplanError):
+    code = "sim.dialplan.expression"
+
+
+def evaluate_expression(text: str) -> str:
+    """``"${X}" != ""``, ``${PRIO} + 1``, ``a = b & c != d``: comparisons give 1 or 0."""
+    tokens: list[str] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            if not text[position:].strip():
+                break
+            raise ExpressionError(f"cannot read expression {text!r}")
+        position = match.end()
+        tokens.append(match.group(0).strip())
+    if not tokens:
+        return ""
+    parser = _ExprParser(tokens)
+    value = parser.ternary()
+    if parser.index != len(tokens):
+        raise ExpressionError(f"unexpected {tokens[parser.index]!r} in expression {text!r}")
+    return _text(value)
+
+
+Value = str | int
+
+
+def _number(value: Value) -> int | None:
+    if isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _text(value: Value) -> str:
+    return str(value)
+
+
+def _truthy(value: Value) -> bool:
+    number = _number(value)
+    return number != 0 if number is not None else value != ""
+
+
+class _ExprParser:
+    """Precedence, low to high: ?:: | & comparisons + - * / % unary ! - ."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.index = 0
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def _take(self) -> str:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def ternary(self) -> Value:
+        condition = self.disjunction()
+        if self._peek() == "?":
+            self._take()
+            when_true = self.ternary()
+            if self._take() != "::":
+                raise ExpressionError("expected :: in a conditional expression")
+            when_false = self.ternary()
+            return when_true if _truthy(condition) else when_false
+        return condition
+
+    def disjunction(self) -> Value:
+        left = self.conjunction()
+        while self._peek() == "|":
+            self._take()
+            right = self.conjunction()
+            left = left if _truthy(left) else right
+        return left
+
+    def conjunction(self) -> Value:
+        left = self.comparison()
+        while self._peek() == "&":
+            self._take()
+            right = self.comparison()
+            left = left if _truthy(left) and _truthy(right) else 0
+        return left
+
+    def comparison(self) -> Value:
+        left = self.additive()
+        while self._peek() in ("=", "!=", "<", ">", "<=", ">="):
+            operator = self._take()
+            right = self.additive()
+            a, b = _number(left), _number(right)
+            pair: tuple[Value, Value] = (a, b) if a is not None and b is not None else (_text(left), _text(right))
+            x, y = pair
+            outcome = {"=": x == y, "!=": x != y, "<": x < y, ">": x > y, "<=": x <= y, ">=": x >= y}[operator]  # type: ignore[operator]
+            left = int(outcome)
+        return left
+
+    def additive(self) -> Value:
+        left = self.multiplicative()
+        while self._peek() in ("+", "-"):
+            operator = self._take()
+            right = self.multiplicative()
+            left = (_number(left) or 0) + (_number(right) or 0) * (1 if operator == "+" else -1)
+        return left
+
+    def multiplicative(self) -> Value:
+        left = self.unary()
+        while self._peek() in ("*", "/", "%"):
+            operator = self._take()
+            a, b = _number(left) or 0, _number(self.unary()) or 0
+            left = a * b if operator == "*" else (int(a / b) if b else 0) if operator == "/" else (a % b if b else 0)
+        return left
+
+    def unary(self) -> Value:
+        token = self._peek()
+        if token == "!":
+            self._take()
+            return int(not _truthy(self.unary()))
+        if token == "-":
+            self._take()
+            return -(_number(self.unary()) or 0)
+        return self.primary()
+
+    def primary(self) -> Value:
+        token = self._take() if self._peek() is not None else ""
+        if token == "(":
+            value = self.ternary()
+            if self._peek() == ")":
+                self._take()
+            return value
+        if token.startswith('"') and token.endswith('"') and len(token) >= 2:
+            return token[1:-1]
+        return token

@@ -52,7 +52,7 @@ class ManagerUser:
     secret: str
     read: frozenset[str] = frozenset(CLASSES)
     write: frozenset[str] = frozenset(CLASSES)
-    eventfilters: list[str] = field(default_factory=list)
+    eventfilters: list[str | Criterion] = field(default_factory=list)
 
 
 def parse_manager_conf(text: str) -> list[ManagerUser]:
@@ -61,7 +61,7 @@ def parse_manager_conf(text: str) -> list[ManagerUser]:
     current: ManagerUser | None = None
     for raw in text.splitlines():
         line = raw.split(";", 1)[0].strip()
-        if not line:
+        if not line or line.startswith("#"):  # #include (secrets live outside the rendered file)
             continue
         if line.startswith("[") and line.endswith("]"):
             name = line[1:-1].strip()
@@ -81,31 +81,84 @@ def parse_manager_conf(text: str) -> list[ManagerUser]:
             current.write = parse_classes(value)
         elif key == "eventfilter":
             current.eventfilters.append(value)
+        elif key.startswith("eventfilter(") and key.endswith(")"):
+            current.eventfilters.append(parse_criterion(raw.split("=", 1)[0].strip()[len("eventfilter(") : -1], value))
     return users
 
 
+_CRITERION = re.compile(r"(\w+)\(([^()]*)\)")
+_METHODS: dict[str, Callable[[str, str], bool]] = {
+    "regex": lambda value, pattern: re.search(pattern, value) is not None,
+    "exact": lambda value, pattern: value == pattern,
+    "starts_with": lambda value, pattern: value.startswith(pattern),
+    "ends_with": lambda value, pattern: value.endswith(pattern),
+    "contains": lambda value, pattern: pattern in value,
+    "none": lambda value, pattern: True,
+}
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One Asterisk 22 advanced filter: ``eventfilter(action(..),name(..),header(..),method(..))=value``."""
+
+    include: bool
+    name: str | None
+    header: str | None
+    method: str
+    value: str
+
+    def matches(self, name: str, headers: Headers, text: str) -> bool:
+        if self.name is not None and name.lower() != self.name.lower():
+            return False
+        if self.header is None:
+            return not self.value or _METHODS[self.method](text, self.value)
+        values = [v for k, v in headers if k.lower() == self.header.lower()]
+        return bool(values) and (not self.value or any(_METHODS[self.method](v, self.value) for v in values))
+
+
+def parse_criterion(spec: str, value: str) -> Criterion:
+    """``action(exclude),name(Newexten)`` (the part inside ``eventfilter(...)``) and its value."""
+    params = {key.lower(): arg.strip() for key, arg in _CRITERION.findall(spec)}
+    method = params.get("method", "regex" if value else "none").lower()
+    if method not in _METHODS:
+        raise ValueError(f"eventfilter: unknown method {method!r}")
+    return Criterion(params.get("action", "include").lower() != "exclude", params.get("name"),
+                     params.get("header"), method, value)  # fmt: skip
+
+
 class EventFilter:
-    """manager.conf / Filter-action regexes: ``!`` excludes; with any include, one must match."""
+    """manager.conf / Filter-action filters: classic regexes (``!`` excludes) and advanced criteria.
 
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
-        self.include: list[re.Pattern[str]] = []
-        self.exclude: list[re.Pattern[str]] = []
-        for pattern in patterns:
-            self.add(pattern)
+    With any include filter an event must match one; it must match no exclude filter.
+    """
 
-    def add(self, pattern: str) -> None:
-        if pattern.startswith("!"):
-            self.exclude.append(re.compile(pattern[1:]))
+    def __init__(self, filters: Iterable[str | Criterion] = ()) -> None:
+        self.include: list[Criterion] = []
+        self.exclude: list[Criterion] = []
+        self.include_names: set[str] = set()  # plain name(X) includes, checked in O(1)
+        for item in filters:
+            self.add(item)
+
+    def add(self, item: str | Criterion) -> None:
+        if isinstance(item, str):
+            exclude = item.startswith("!")
+            item = Criterion(not exclude, None, None, "regex", item[1:] if exclude else item)
+            re.compile(item.value)
+        if item.include and item.header is None and not item.value and item.name is not None:
+            self.include_names.add(item.name.lower())
+        elif item.include:
+            self.include.append(item)
         else:
-            self.include.append(re.compile(pattern))
+            self.exclude.append(item)
 
     def __bool__(self) -> bool:
-        return bool(self.include or self.exclude)
+        return bool(self.include or self.exclude or self.include_names)
 
-    def accepts(self, text: str) -> bool:
-        if self.include and not any(p.search(text) for p in self.include):
-            return False
-        return not any(p.search(text) for p in self.exclude)
+    def accepts(self, name: str, headers: Headers, text: str) -> bool:
+        if self.include_names or self.include:
+            if name.lower() not in self.include_names and not any(c.matches(name, headers, text) for c in self.include):
+                return False
+        return not any(c.matches(name, headers, text) for c in self.exclude)
 
 
 class Session(asyncio.Protocol):
@@ -284,7 +337,7 @@ class AmiServer:
             if session.filters:
                 if text is None:
                     text = data.decode("utf-8", "replace")
-                if not session.filters.accepts(text):
+                if not session.filters.accepts(name, headers, text):
                     continue
             session.write(data)
 

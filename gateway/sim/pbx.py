@@ -21,20 +21,24 @@ Rules learned from the traces and kept here:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import random
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 from gateway.errors import GatewayError
 from gateway.sim.channel import DOWN, RING, RINGING, UNKNOWN, UP, Channel
 from gateway.sim.clock import SimClock, Timer
 from gateway.sim.dialplan import Dialplan, if_function, substitute, uridecode
 from gateway.sim.events import EventSink, Headers, escape_value
+from gateway.sim.people import Endpoints
 
 if TYPE_CHECKING:
     from gateway.sim.confbridge import Conferences
@@ -62,6 +66,15 @@ def callerid_function(channel: Channel, args: str) -> str:
     return {"num": channel.cid_num, "name": channel.cid_name}.get(args.strip().lower(), "")
 
 
+def strftime(args: str) -> str:
+    """STRFTIME(epoch,timezone,format); an empty timezone is the host's local time."""
+    epoch, _, rest = args.partition(",")
+    zone, _, fmt = rest.partition(",")
+    moment = float(epoch) if epoch.strip() else time.time()
+    tz = ZoneInfo(zone.strip()) if zone.strip() else None
+    return dt.datetime.fromtimestamp(moment, tz).strftime(fmt or "%c")
+
+
 class Activity(Protocol):
     """Whoever owns a channel right now: the dialplan, an application, the queue, a bridge."""
 
@@ -81,8 +94,6 @@ class PbxSettings:
     answer_delay: float = 0.02  # Answer() to the next priority, as in the traces
     originate_delay: float = 0.002
     originate_timeout: float = 30.0
-    priority_callers: frozenset[str] = frozenset()
-    priority_caller_boost: int = 0
 
 
 @dataclass
@@ -127,6 +138,7 @@ class Pbx:
         self.queues: QueueEngine = QueueEngine(self)
         self.conferences: Conferences = Conferences(self)
         self.transfers: Transfers = Transfers(self)
+        self.endpoints = Endpoints()
         self.processed_calls = 0
         self.started_wall = clock.wall()
         self.reloaded_wall = self.started_wall
@@ -139,6 +151,8 @@ class Pbx:
             "URIDECODE": uridecode,
             "IF": if_function,
             "LEN": lambda text: str(len(text)),
+            "DIALPLAN_EXISTS": self._dialplan_exists,
+            "STRFTIME": strftime,
         }
         # Functions that read the channel they run on (the simulator's own SIM_SEAT among them).
         self.channel_functions: dict[str, Callable[[Channel, str], str]] = {
@@ -302,6 +316,19 @@ class Pbx:
                 return channel.cid_num
         return None
 
+    def _dialplan_exists(self, args: str) -> str:
+        parts = [part.strip() for part in args.split(",")]
+        context = self.dialplan.contexts.get(parts[0])
+        if context is None:
+            return "0"
+        if len(parts) < 2 or not parts[1]:
+            return "1"
+        extension = context.match(parts[1])
+        if extension is None:
+            return "0"
+        priority = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
+        return "1" if 1 <= priority <= len(extension.steps) else "0"
+
     def expand(self, channel: Channel, text: str) -> str:
         if "${" not in text:
             return text
@@ -346,6 +373,17 @@ class Pbx:
                 child.variables[bare] = parent.variables[bare]
                 if level == 2:
                     child.tags.setdefault("inherit", {})[bare] = 2
+
+    def new_channel(self, base: str, *, context: str, exten: str, linkedid: str, caller: Channel | None) -> Channel:
+        """A channel without a Local partner (a simulated SIP phone): ``PJSIP/8001-0000001a``."""
+        channel = Channel(f"{base}-{self.next_counter():08x}", self.next_uniqueid(), linkedid, context=context,
+                          exten=exten, state=DOWN, created=self.clock.now())  # fmt: skip
+        if caller is not None:
+            channel.cid_num, channel.cid_name = caller.cid_num, caller.cid_name
+            channel.conn_num, channel.conn_name = caller.cid_num, caller.cid_name
+        self.channels[channel.name] = channel
+        self.channel_event("Newchannel", channel)
+        return channel
 
     def local_bridge_event(self, one: Channel, two: Channel, *, optimize: bool) -> None:
         if self.sink.wants("call"):
@@ -440,6 +478,8 @@ class Pbx:
         while not channel.dead and run is channel.activity:
             step = self.dialplan.step(channel.context, channel.exten, channel.priority)
             if step is None:
+                if self._to_invalid(channel):
+                    continue
                 # Falling off the end of the dialplan hangs the channel up.
                 self.softhangup(channel, 16)
                 return
@@ -457,6 +497,17 @@ class Pbx:
                 return
             if run is channel.activity and not channel.dead:
                 channel.priority += 1
+
+    def _to_invalid(self, channel: Channel) -> bool:
+        """A jump to an extension that does not exist goes to ``i`` when the context has one."""
+        context = self.dialplan.contexts.get(channel.context)
+        if context is None or channel.exten == "i" or context.match(channel.exten) is not None:
+            return False
+        if context.match("i") is None:
+            return False
+        self.set_var(channel, "INVALID_EXTEN", channel.exten)
+        channel.exten, channel.priority = "i", 1
+        return True
 
     def resume(self, channel: Channel) -> None:
         """The blocking application finished: next priority, or hang up outside the dialplan."""
@@ -548,7 +599,9 @@ class Pbx:
         return [c for c in self.channels.values() if not c.dead]
 
     def prompt_seconds(self, name: str) -> float:
-        return self.settings.prompt_seconds.get(name, self.settings.default_prompt_seconds)
+        """How long a prompt plays, by file name (paths and extensions do not matter)."""
+        base = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        return self.settings.prompt_seconds.get(base, self.settings.default_prompt_seconds)
 
     def shutdown(self) -> None:
         """All state is lost (a restart): no events, timers cleared by the owner of the clock."""

@@ -305,8 +305,6 @@ class QueueEngine:
             pbx.set_var(channel, "QUEUESTATUS", "FULL")
             return False
         prio = _int(channel.variables.get("QUEUE_PRIO"), 0)
-        if channel.cid_num in pbx.settings.priority_callers:
-            prio += pbx.settings.priority_caller_boost
         now = pbx.clock.now()
         index = next((i for i, e in enumerate(queue.entries) if e.prio < prio), len(queue.entries))
         entry = QueueEntry(channel, queue, index + 1, now, prio, options)

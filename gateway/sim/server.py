@@ -15,15 +15,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.dialplan.routing import SEATS_CONTEXT, RoutingPlan
 from gateway.errors import GatewayError
 from gateway.sim.actions import Actions
 from gateway.sim.clock import SimClock
 from gateway.sim.events import Headers
 from gateway.sim.manager import AmiServer, ManagerUser
 from gateway.sim.pbx import Pbx
+from gateway.sim.people import Endpoints
 from gateway.sim.plan import SimPlan
-from gateway.sim.traffic import SeatBehaviour, install_seats
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +44,21 @@ class SimOptions:
     auth_fail_delay: float = 1.0  # simulated seconds before "Authentication failed"
     boot_seconds: float = 0.15
     restart_downtime: float = 1.0
-    seats: SeatBehaviour = field(default_factory=SeatBehaviour)
+    endpoints: Endpoints = field(default_factory=Endpoints)  # who answers simulated SIP phones
 
 
 class Simulator:
     def __init__(
-        self, plan: SimPlan | Callable[[], SimPlan], options: SimOptions | None = None, *,
-        users: list[ManagerUser] | None = None, routing: RoutingPlan | None = None,
+        self, plan: SimPlan, options: SimOptions | None = None, *, users: list[ManagerUser] | None = None,
+        reload_plan: Callable[[], SimPlan] | None = None,
     ) -> None:  # fmt: skip
-        self._plan_source = plan
-        self.plan = plan() if callable(plan) else plan
+        self.plan = plan
+        self._reload_plan = reload_plan  # re-reads the configuration on Reload / dialplan reload
         self.options = options or SimOptions()
-        self.users = (users or []) + [u for u in self.plan.users if u.username not in {x.username for x in users or []}]
+        given = {user.username for user in users or []}
+        self.users = (users or []) + [u for u in self.plan.users if u.username not in given and u.secret]
         if not self.users:
-            raise SimulatorError("no AMI user configured (give a username and a secret)")
-        self.routing = routing
+            raise SimulatorError("no AMI user with a secret is configured (give a username and a secret)")
         self.clock = SimClock(time_scale=self.options.time_scale, manual=self.options.manual_clock)
         self._pbx: Pbx | None = None
         self._server: AmiServer | None = None
@@ -96,7 +95,7 @@ class Simulator:
                            auth_fail_delay=self.options.auth_fail_delay)  # fmt: skip
         seed = None if self.options.seed is None else self.options.seed + self.boots
         pbx = Pbx(self.plan.dialplan, self.clock, server, settings=self.plan.settings, seed=seed)
-        install_seats(pbx, self.options.seats)
+        pbx.endpoints = self.options.endpoints
         self._configure_queues(pbx)
         server.uptime_headers = self._uptime
         server.booted = False
@@ -110,12 +109,12 @@ class Simulator:
             hook(self)
 
     def _configure_queues(self, pbx: Pbx) -> None:
+        """Queues from the plan; the seats log in as dynamic members (persistentmembers)."""
         pbx.queues.configure(self.plan.queues)
-        for queue, extens in self.plan.seats.items():
-            for exten in extens:
-                interface = f"Local/{exten}@{SEATS_CONTEXT}/n"
-                if pbx.queues.queues[queue].member(interface) is None:
-                    pbx.queues.add_member(queue, interface, name=f"Seat {exten}")
+        for queue, members in self.plan.seats.items():
+            for member in members:
+                if queue in pbx.queues.queues and pbx.queues.queues[queue].member(member.interface) is None:
+                    pbx.queues.add_member(queue, member.interface, penalty=member.penalty, name=member.name)
 
     def _uptime(self) -> Headers:
         pbx = self.pbx
@@ -168,8 +167,8 @@ class Simulator:
         name = (module or "").strip().lower()
         if name and name not in KNOWN_MODULES:
             return False
-        if callable(self._plan_source):
-            self.plan = self._plan_source()
+        if self._reload_plan is not None:
+            self.plan = self._reload_plan()
         pbx = self.pbx
         if name in ("", "pbx_config.so"):
             pbx.dialplan = self.plan.dialplan

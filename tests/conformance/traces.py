@@ -93,9 +93,7 @@ class Part:
 
 def bench_simulator(*, boot: bool = True) -> Simulator:
     options = SimOptions(manual_clock=True, auth_fail_delay=1.0, seed=7)
-    sim = Simulator(lambda: load_asterisk_conf(BENCH_CONF), options)
-    sim.plan.settings.prompt_seconds["beep"] = 0.424
-    return sim
+    return Simulator(load_asterisk_conf(BENCH_CONF), options, reload_plan=lambda: load_asterisk_conf(BENCH_CONF))
 
 
 async def _settle(condition: Callable[[], bool], what: str) -> None:
