@@ -3,14 +3,16 @@
 The shipped ``hotline_merge.yaml`` gives the queues, seats and legacy lines; a real ``KpiBook`` is
 filled with a deterministic day of calls (``Observation``s), and seats are spread over every state.
 ``Floor.snapshot()`` turns it into the ``Snapshot`` the gateway would publish, so a test can record
-more calls and publish again. The app factory serves the dashboard on its own, with known tokens.
+more calls and publish again. As in the gateway, the resolution rate comes from the order system's
+feedback on today's work orders, not from the book. The app factory serves the dashboard on its
+own, with known tokens.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiohttp import web
@@ -18,7 +20,7 @@ from aiohttp.typedefs import Middleware
 
 from gateway.merge.loader import load_config
 from gateway.merge.schema import HotlineConfig, MergeMode
-from gateway.queues.stats import ALL, CHINA_TZ, Fact, KpiBook, Observation
+from gateway.queues.stats import ALL, CHINA_TZ, Fact, KpiBook, Observation, Rates
 from gateway.web.auth import AUTH_KEY, Authenticator
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware
@@ -59,6 +61,9 @@ class Floor:
     seats: list[SeatView] = field(default_factory=list)
     link: LinkView = field(default_factory=lambda: LinkView("ready", False, ""))
     waiting_history: dict[int, int] = field(default_factory=dict)  # chart slot start -> calls waiting
+    # The order system's feedback on today's work orders: resolution is not counted in the book.
+    resolved: int = 0
+    with_feedback: int = 0
 
     def call(self, queue: str, line: str, wait_s: float, *, answered: bool = True) -> None:
         """One caller who joined ``queue`` via ``line`` and was answered or gave up, ending now."""
@@ -73,12 +78,18 @@ class Floor:
             queues=[self._queue_view(q.name) for q in self.config.queues],
             seats=self.seats,
             lines=[self._line_view(number, title, mode) for number, title, mode in self._lines()],
-            overall=self.book.rates(ALL, self.now),
+            overall=self._overall(),
             chart=[
                 ChartPoint(at, self.waiting_history.get(at), rates.service_level_of_answered)
                 for at, rates in self.book.series(ALL, self.now, CHART_HOURS, CHART_STEP_S)
             ],
         )
+
+    def _overall(self) -> dict[str, Rates]:
+        rates = self.book.rates(ALL, self.now)
+        resolution = round(self.resolved / self.with_feedback, 4) if self.with_feedback else None
+        rates["today"] = replace(rates["today"], resolution_rate=resolution, with_feedback=self.with_feedback)
+        return rates
 
     def _queue_view(self, name: str) -> QueueView:
         queue = self.config.queue(name)
@@ -172,9 +183,13 @@ def _one_call(floor: Floor, rng: random.Random, at: float, queue: str, line: str
     if rng.random() < 0.65:
         vote = rng.choices(["satisfied", "basic", "dissatisfied", "none"], [80, 12, 5, 3])[0]
         book.record(Observation(Fact.SURVEY, ended, value=vote))
-    if ended + 3600 < floor.now and rng.random() < 0.5:
-        outcome = "resolved" if rng.random() < 0.9 else "unresolved"
-        book.record(Observation(Fact.FEEDBACK, ended + 3600, value=outcome))
+    if ended + 3600 < floor.now and _is_today(ended + 3600, floor.now) and rng.random() < 0.5:
+        floor.with_feedback += 1
+        floor.resolved += rng.random() < 0.9
+
+
+def _is_today(at: float, now: float) -> bool:
+    return dt.datetime.fromtimestamp(at, CHINA_TZ).date() == dt.datetime.fromtimestamp(now, CHINA_TZ).date()
 
 
 def _staff(floor: Floor, rng: random.Random) -> None:

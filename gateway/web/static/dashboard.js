@@ -10,6 +10,7 @@ const STATE_LABELS = {
   logged_out: "未签入", ready: "空闲", ringing: "振铃", on_call: "通话", wrap_up: "话后", paused: "小休",
 };
 const SILENT_STREAM_MS = 20000; // the server pings every 15 s; silence beyond this means a dead stream
+const PAUSED_SHOWN = 4; // per queue card
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const clockFormat = new Intl.DateTimeFormat("zh-CN", {
@@ -132,8 +133,12 @@ function renderOverall(snap) {
   setText(document, "overall-abandoned", count(rates.abandoned));
   setText(document, "overall-response-rate", pct(rates.response_rate));
   setText(document, "overall-response-denominator", count(rates.offered));
-  setText(document, "overall-resolution-rate", pct(rates.resolution_rate));
-  setText(document, "overall-resolution-denominator", count(rates.with_feedback));
+  // The order system reports resolution per work order, usually for the calendar day only: show
+  // today's figure, labelled so, when the chosen window has none.
+  const resolution = rates.with_feedback || !snap.overall.today ? rates : snap.overall.today;
+  setText(document, "overall-resolution-window", resolution === rates ? "" : `（${WINDOWS.today}）`);
+  setText(document, "overall-resolution-rate", pct(resolution.resolution_rate));
+  setText(document, "overall-resolution-denominator", count(resolution.with_feedback));
   setText(document, "overall-satisfaction-rate", pct(rates.satisfaction_rate));
   setText(document, "overall-satisfaction-denominator", count(rates.rated));
   setText(document, "overall-sl-answered", pct(rates.service_level_of_answered));
@@ -180,9 +185,13 @@ function updateQueue(node, q, pausedSeats) {
   setText(node, "seats-on-call", count(q.seats.on_call));
   setText(node, "seats-wrap-up", count(q.seats.wrap_up));
   setText(node, "seats-paused", count(q.seats.paused));
+  // The longest breaks first, a few of them: the card must stay readable when many seats pause.
+  const longest = [...pausedSeats].sort((a, b) => b.since_s - a.since_s);
+  const more = longest.length - PAUSED_SHOWN;
+  node.querySelector(".q-paused-more").textContent = more > 0 ? `另有 ${more} 人小休` : "";
   reconcile(
     byTestId(node, "paused-seats"),
-    pausedSeats,
+    longest.slice(0, PAUSED_SHOWN),
     (s) => s.extension,
     () => {
       const li = el("li");
@@ -336,13 +345,13 @@ function niceCeiling(value) {
 
 // ---- window selector --------------------------------------------------------------------------
 
-function selectWindow(name) {
+function selectWindow(name, remember) {
   view.window = name;
   for (const button of document.querySelectorAll("[data-window]")) {
     button.setAttribute("aria-pressed", String(button.dataset.window === name));
   }
   document.querySelector(".window-name").textContent = `统计窗口：${WINDOWS[name]}`;
-  history.replaceState(null, "", `#${name}`); // a wall screen's bookmark keeps its window
+  if (remember) history.replaceState(null, "", `#${name}`); // a wall screen's bookmark keeps its window
   render();
 }
 
@@ -400,9 +409,9 @@ function everySecond() {
 }
 
 for (const button of document.querySelectorAll("[data-window]")) {
-  button.addEventListener("click", () => selectWindow(button.dataset.window));
+  button.addEventListener("click", () => selectWindow(button.dataset.window, true));
 }
 document.getElementById("logout").addEventListener("click", logout);
-selectWindow(view.window);
+selectWindow(view.window, false);
 setInterval(everySecond, 1000);
 connect();

@@ -1,0 +1,59 @@
+"""Debian's Chromium driven by Playwright: never a downloaded browser, never the network.
+
+Shared by the browser tests and ``docs/make_screenshot.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from playwright.async_api import BrowserContext, Page, Playwright
+
+CHROMIUM = Path(os.environ.get("HOTLINE_CHROMIUM", "/usr/bin/chromium"))
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WALL_SCREEN = {"width": 1920, "height": 1080}
+
+
+def missing_chromium() -> str | None:
+    """Why the browser cannot run here, or None."""
+    if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
+        return None
+    return (
+        f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) or set "
+        "HOTLINE_CHROMIUM; the dashboard tests never download a browser"
+    )
+
+
+async def launch(
+    playwright: Playwright, profile: Path, viewport: dict[str, int] = WALL_SCREEN
+) -> BrowserContext:
+    """A fresh profile in ``profile`` (an empty directory), so no state leaks between runs."""
+    return await playwright.chromium.launch_persistent_context(
+        profile,
+        executable_path=CHROMIUM,
+        headless=True,
+        args=ARGS,
+        viewport={"width": viewport["width"], "height": viewport["height"]},
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+    )
+
+
+async def log_in(page: Page, base_url: str, token: str) -> None:
+    """Open the dashboard, get sent to the login form, fill it in, and land on the dashboard."""
+    await page.goto(f"{base_url}/dashboard")
+    await page.wait_for_url(f"{base_url}/login")
+    await page.get_by_test_id("token").fill(token)
+    await page.get_by_test_id("login-submit").click()
+    await page.wait_for_url(re.compile(re.escape(base_url) + r"/dashboard(#.*)?$"))  # #window is the page's

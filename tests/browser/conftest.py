@@ -1,0 +1,69 @@
+"""Fixtures for the dashboard in a real headless Chromium: a hub, its server on loopback, a page.
+
+A missing Chromium fails the tests (it never skips them): CI installs Debian's package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import ConsoleMessage, Error, Page, async_playwright
+
+from gateway.web.live import LiveHub
+from tests.browser.chromium import launch, missing_chromium
+from tests.browser.scene import make_app
+
+
+@pytest.fixture
+def hub() -> LiveHub:
+    return LiveHub()
+
+
+@pytest.fixture
+async def server(hub: LiveHub) -> AsyncIterator[TestServer]:
+    server = TestServer(make_app(hub), host="127.0.0.1")
+    await server.start_server()
+    yield server
+    await server.close()  # a no-op when the test stopped it already
+
+
+@pytest.fixture
+def base_url(server: TestServer) -> str:
+    return f"http://127.0.0.1:{server.port}"
+
+
+class Console:
+    """What the page complained about: script errors, CSP refusals, failed requests."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def on_message(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def on_page_error(self, error: Error) -> None:
+        self.errors.append(f"{error.name}: {error.message}")
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+async def page(tmp_path: Path, console: Console) -> AsyncIterator[Page]:
+    problem = missing_chromium()
+    if problem:
+        pytest.fail(problem)
+    async with async_playwright() as playwright:
+        context = await launch(playwright, tmp_path / "chromium-profile")
+        context.set_default_timeout(10_000)
+        page = context.pages[0] if context.pages else await context.new_page()
+        page.on("console", console.on_message)
+        page.on("pageerror", console.on_page_error)
+        yield page
+        await context.close()
