@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from panoramisk import Manager
 
 from gateway.ami import safety
 from gateway.ami.client import AmiClient, AmiSettings, ConnectionState, Phase
@@ -87,6 +88,29 @@ async def test_chinese_text_split_inside_a_utf8_character_arrives_whole(peer: Am
         await ami.wait_ready(within=2.0)
         await peer.wait_for(lambda: bool(seen))
     assert seen[0]["Caller"] == "张三李四"
+
+
+async def test_baseline_panoramisk_1_4_drops_that_character(peer: AmiPeer) -> None:
+    """Why this client exists: the same bytes through panoramisk lose 张."""
+    data = raw(("Event", "UserEvent"), ("UserEvent", "HotlineNote"), ("Caller", "张三李四"))
+    cut = data.index("张".encode()) + 1
+
+    async def on_login(session: PeerSession) -> None:
+        await session.write(data, split=[cut], pause=0.05)
+
+    peer.on_login = on_login
+    seen: list[dict[str, str]] = []
+    manager = Manager(
+        host="127.0.0.1", port=peer.port, username="gateway", secret="gateway-secret", ping_delay=3600,
+        loop=asyncio.get_running_loop(),
+    )  # fmt: skip
+    manager.register_event("UserEvent", lambda _, event: seen.append(event))
+    manager.connect()
+    try:
+        await peer.wait_for(lambda: bool(seen))
+    finally:
+        manager.close()
+    assert seen[0]["Caller"] == "三李四"
 
 
 # --- gap: actions without a deadline ------------------------------------------------------------
