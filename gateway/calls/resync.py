@@ -5,8 +5,10 @@ and UTC), applies it to the tracker and hands every output to a sink without awa
 sink is e.g. ``asyncio.Queue.put_nowait``; records and the live hub read from there).
 
 ``Resync`` marks the tracker stale as soon as the session is lost, and once a session is READY
-(after every reconnect, and every ``interval_s``) takes a snapshot with CoreShowChannels and
-QueueStatus, applies it and closes what vanished as "ended during PBX outage".
+(after every reconnect, and every ``interval_s``) takes a snapshot with Status and
+QueueStatus, applies it and closes what vanished as "ended during PBX outage". It asks Status
+(rather than CoreShowChannels) for the channels, with the call variables, so a call that began
+while the gateway was away still gets its legacy line.
 
 Live events are not buffered during a snapshot. Asterisk writes a list answer in one piece, so on
 the wire every event is either older than the snapshot (it arrived before the answer: applying it
@@ -28,7 +30,7 @@ from gateway.ami import safety
 from gateway.ami.client import AmiClient, ConnectionState
 from gateway.ami.errors import AmiError
 from gateway.ami.protocol import Message
-from gateway.calls.tracker import Output, Tracker
+from gateway.calls.tracker import CALL_VARIABLES, Output, Tracker
 
 log = structlog.get_logger(__name__)
 
@@ -90,7 +92,7 @@ class Resync:
         """Snapshot now; on failure the tracker stays stale and the error propagates."""
         tracker = self.feed.tracker
         tracker.begin_resync()
-        channels = await self.client.send(safety.core_show_channels())
+        channels = await self.client.send(safety.status(variables=CALL_VARIABLES))
         queues = await self.client.send(safety.queue_status())
         now, wall = self.feed.clock(), self.feed.wallclock()
         tracker.apply_snapshot((*channels.events, *queues.events), now, wall)

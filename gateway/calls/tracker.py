@@ -81,6 +81,7 @@ _CALL_FIELDS: dict[str, tuple[str, re.Pattern[str]]] = {
     "DEPARTMENT": ("department", re.compile(r"[^\x00-\x1f]{1,200}")),
     "CATEGORY_CODE": ("category_code", _CATEGORY),
 }
+CALL_VARIABLES = tuple(_CALL_FIELDS)  # what a resync asks Status for, for calls it never saw start
 # The same facts as headers of the dialplan's HotlineIntake UserEvent.
 _INTAKE_FIELDS = {"LegacyLine": "LEGACY_LINE", "MergeMode": "MERGE_MODE", "Department": "DEPARTMENT"}
 _RECORDING_VARIABLES = frozenset({"HOTLINE_RECORDING", "MIXMONITOR_FILENAME"})

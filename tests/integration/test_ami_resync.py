@@ -1,5 +1,5 @@
 """Resync over TCP: snapshot after every (re)connect and periodically, with trace 08's real
-CoreShowChannels and QueueStatus answers; calls that vanished end as "ended during PBX outage"."""
+Status and QueueStatus answers; calls that vanished end as "ended during PBX outage"."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ async def test_snapshot_rebuilds_and_closes_what_vanished_then_again_after_recon
         feed.tracker.apply(event, now, wall)
 
     async with AmiPeer() as peer:
-        peer.on("CoreShowChannels", replay_answer("coreshowchannels-64"))
+        peer.on("Status", replay_answer("status-65"))
         peer.on("QueueStatus", replay_answer("queuestatus-60"))
         async with AmiClient(settings(peer)) as ami:
             ami.add_event_listener(feed)
@@ -63,7 +63,11 @@ async def test_snapshot_rebuilds_and_closes_what_vanished_then_again_after_recon
                 await peer.wait_for(lambda: resync.completed == 2)
                 assert not tracker.stale
                 assert set(tracker.calls) == {"caller-s08-798895", "caller-s08b-798895"}
-                assert len(peer.actions("CoreShowChannels")) == 2
+                assert len(peer.actions("Status")) == 2
+                assert (
+                    peer.actions("Status")[0]["Variables"]
+                    == "LEGACY_LINE,MERGE_MODE,DEPARTMENT,CATEGORY_CODE"
+                )
             finally:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -73,7 +77,7 @@ async def test_snapshot_rebuilds_and_closes_what_vanished_then_again_after_recon
 async def test_periodic_resync_and_a_failed_snapshot_leaves_the_tracker_stale() -> None:
     feed = TrackerFeed(Tracker(), lambda output: None)
     async with AmiPeer() as peer:
-        peer.on("CoreShowChannels", replay_answer("coreshowchannels-64"))
+        peer.on("Status", replay_answer("status-65"))
         peer.on(
             "QueueStatus",
             lambda session, request: session.respond(request, "Error", Message="Invalid/unknown command"),
