@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 
-from playwright.async_api import BrowserContext, Page, Playwright
+from playwright.async_api import BrowserContext, ConsoleMessage, Error, Page, Playwright
 
 CHROMIUM = Path(os.environ.get("HOTLINE_CHROMIUM", "/usr/bin/chromium"))
 ARGS = [
@@ -57,3 +57,17 @@ async def log_in(page: Page, base_url: str, token: str) -> None:
     await page.get_by_test_id("token").fill(token)
     await page.get_by_test_id("login-submit").click()
     await page.wait_for_url(re.compile(re.escape(base_url) + r"/dashboard(#.*)?$"))  # #window is the page's
+
+
+class Console:
+    """What the page complained about: script errors, CSP refusals, failed requests."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def on_message(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def on_page_error(self, error: Error) -> None:
+        self.errors.append(f"{error.name}: {error.message}")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import ConsoleMessage, Error, Page, async_playwright
+from playwright.async_api import Page, async_playwright
 
 from gateway.web.live import LiveHub
-from tests.browser.chromium import launch, missing_chromium
+from tests.browser.chromium import Console, launch, missing_chromium
 from tests.browser.scene import make_app
 
 
@@ -33,20 +33,6 @@ async def server(hub: LiveHub) -> AsyncIterator[TestServer]:
 @pytest.fixture
 def base_url(server: TestServer) -> str:
     return f"http://127.0.0.1:{server.port}"
-
-
-class Console:
-    """What the page complained about: script errors, CSP refusals, failed requests."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-
-    def on_message(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(message.text)
-
-    def on_page_error(self, error: Error) -> None:
-        self.errors.append(f"{error.name}: {error.message}")
 
 
 @pytest.fixture

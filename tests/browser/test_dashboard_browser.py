@@ -17,8 +17,7 @@ from playwright.async_api import Page, expect
 
 from gateway.web.live import LiveHub
 from gateway.web.snapshot import LinkView, as_plain
-from tests.browser.chromium import log_in
-from tests.browser.conftest import Console
+from tests.browser.chromium import Console, log_in
 from tests.browser.scene import SEAT_TOKEN, SUPERVISOR_TOKEN, busy_floor, empty_floor
 
 QUEUE_FIGURES = ("waiting", "offered", "answered", "abandoned", "sl-answered", "sl-offered", "asa")
