@@ -60,7 +60,6 @@ class Floor:
     longest_wait_s: dict[str, float] = field(default_factory=dict)
     seats: list[SeatView] = field(default_factory=list)
     link: LinkView = field(default_factory=lambda: LinkView("ready", False, ""))
-    waiting_history: dict[int, int] = field(default_factory=dict)  # chart slot start -> calls waiting
     # The order system's feedback on today's work orders: resolution is not counted in the book.
     resolved: int = 0
     with_feedback: int = 0
@@ -80,7 +79,11 @@ class Floor:
             lines=[self._line_view(number, title, mode) for number, title, mode in self._lines()],
             overall=self._overall(),
             chart=[
-                ChartPoint(at, self.waiting_history.get(at), rates.service_level_of_answered)
+                ChartPoint(
+                    at,
+                    self.book.gauge_max("waiting", at, at + CHART_STEP_S - 1),
+                    rates.service_level_of_answered,
+                )
                 for at, rates in self.book.series(ALL, self.now, CHART_HOURS, CHART_STEP_S)
             ],
         )
@@ -138,10 +141,9 @@ def busy_floor(seed: int = 12345) -> Floor:
     _staff(floor, rng)
     floor.waiting = {"hotline-general": 7, "expert-market": 2, "subcenter-tax": 1}
     floor.longest_wait_s = {"hotline-general": 41.0, "expert-market": 9.0, "subcenter-tax": 3.0}
-    first_slot = int(NOW - CHART_HOURS * 3600) // CHART_STEP_S * CHART_STEP_S
-    for at in range(first_slot, int(NOW) + 1, CHART_STEP_S):
+    for at in range(int(NOW) - CHART_HOURS * 3600, int(NOW) + 1, 60):  # calls waiting, sampled
         peak = max(0.0, 1 - abs(at - (NOW - 3 * 3600)) / 7200)  # a wave three hours ago
-        floor.waiting_history[at] = int(rng.randint(0, 3) + 14 * peak)
+        floor.book.sample("waiting", at, rng.randint(0, 3) + 14 * peak)
     return floor
 
 
