@@ -15,6 +15,7 @@ command -v redis-server >/dev/null || debs+=(redis-server)
 "$python" -c 'import venv, ensurepip' 2>/dev/null || debs+=(python3-venv)
 if [ "$job" = test ]; then
   command -v chromium >/dev/null || debs+=(chromium)   # the dashboard's browser tests
+  [ -d /usr/share/fonts/opentype/noto ] || debs+=(fonts-noto-cjk)  # Chinese text on the page
   command -v espeak-ng >/dev/null || debs+=(espeak-ng)  # the voice prompt generator's test
   command -v sox >/dev/null || debs+=(sox)
 fi
