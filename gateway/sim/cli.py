@@ -23,6 +23,7 @@ from gateway.errors import GatewayError
 from gateway.merge.loader import load_config
 from gateway.sim.control import control_app
 from gateway.sim.manager import ManagerUser
+from gateway.sim.people import Endpoints
 from gateway.sim.plan import SimPlan, plan_from_config
 from gateway.sim.server import SimOptions, Simulator
 from gateway.sim.traffic import TrafficGenerator
@@ -46,17 +47,21 @@ class ServiceOptions:
     time_scale: float = 1.0
     username: str | None = None  # default: ami.username of the config
     secret_env: str | None = None  # default: ami.secret_env of the config
+    endpoints: Endpoints | None = None  # how simulated seats and trunk parties behave (default: realistic)
 
 
-def ami_users(plan: SimPlan, env: Mapping[str, str], *, username: str, secret_env: str,
+def ami_users(plan: SimPlan, env: Mapping[str, str], *, controller: str, username: str, secret_env: str,
               admin: tuple[str, str] | None) -> list[ManagerUser]:  # fmt: skip
-    """The rendered manager.conf users with their secrets from the environment."""
+    """The rendered manager.conf users with their secrets from the environment.
+
+    ``username`` logs in with the rendered ``controller`` user's classes and filters (it may rename it).
+    """
     secret = env.get(secret_env, "")
     if not secret:
         raise SimulateError(f"AMI secret for {username!r}: set the environment variable {secret_env} "
                             "(named by ami.secret_env in the merge config)")  # fmt: skip
     rendered = {user.username: user for user in plan.users}
-    template = rendered.get(username, ManagerUser(username, ""))
+    template = rendered.get(controller, ManagerUser(username, ""))
     users = [dataclasses.replace(template, username=username, secret=secret)]
     if admin is not None and env.get(admin[1]):
         admin_user = rendered.get(admin[0], ManagerUser(admin[0], ""))
@@ -82,10 +87,11 @@ class SimulatorService:
         first = plan()
         ami = config.ami
         self.username = options.username or ami.username
-        users = ami_users(first, env, username=self.username, secret_env=options.secret_env or ami.secret_env,
+        users = ami_users(first, env, controller=ami.username, username=self.username,
+                          secret_env=options.secret_env or ami.secret_env,
                           admin=(ami.admin_username, ami.admin_secret_env))  # fmt: skip
         sim_options = SimOptions(host=options.host, port=options.port, time_scale=options.time_scale,
-                                 seed=options.seed)  # fmt: skip
+                                 seed=options.seed, endpoints=options.endpoints or Endpoints())  # fmt: skip
         self.sim = Simulator(first, sim_options, users=users, reload_plan=plan)
         self.traffic = TrafficGenerator(self.sim, rate=options.rate, seed=options.seed) if options.rate > 0 else None
         self._runner: web.AppRunner | None = None

@@ -30,6 +30,15 @@ KNOWN_MODULES = ("app_queue.so", "pbx_config.so", "app_confbridge.so", "chan_loc
                  "manager", "features")  # fmt: skip
 
 
+def install_queues(pbx: Pbx, plan: SimPlan) -> None:
+    """Queues from the plan; the seats log in as dynamic members (as persistentmembers restores them)."""
+    pbx.queues.configure(plan.queues)
+    for queue, members in plan.seats.items():
+        for member in members:
+            if queue in pbx.queues.queues and pbx.queues.queues[queue].member(member.interface) is None:
+                pbx.queues.add_member(queue, member.interface, penalty=member.penalty, name=member.name)
+
+
 class SimulatorError(GatewayError):
     code = "sim.lifecycle"
 
@@ -96,7 +105,7 @@ class Simulator:
         seed = None if self.options.seed is None else self.options.seed + self.boots
         pbx = Pbx(self.plan.dialplan, self.clock, server, settings=self.plan.settings, seed=seed)
         pbx.endpoints = self.options.endpoints
-        self._configure_queues(pbx)
+        install_queues(pbx, self.plan)
         server.uptime_headers = self._uptime
         server.booted = False
         await server.start()
@@ -108,13 +117,6 @@ class Simulator:
         for hook in self.on_boot:
             hook(self)
 
-    def _configure_queues(self, pbx: Pbx) -> None:
-        """Queues from the plan; the seats log in as dynamic members (persistentmembers)."""
-        pbx.queues.configure(self.plan.queues)
-        for queue, members in self.plan.seats.items():
-            for member in members:
-                if queue in pbx.queues.queues and pbx.queues.queues[queue].member(member.interface) is None:
-                    pbx.queues.add_member(queue, member.interface, penalty=member.penalty, name=member.name)
 
     def _uptime(self) -> Headers:
         pbx = self.pbx
@@ -173,7 +175,7 @@ class Simulator:
         if name in ("", "pbx_config.so"):
             pbx.dialplan = self.plan.dialplan
         if name in ("", "app_queue.so"):
-            self._configure_queues(pbx)
+            install_queues(pbx, self.plan)
         pbx.reloaded_wall = self.clock.wall()
         return True
 
