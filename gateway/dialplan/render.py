@@ -40,8 +40,17 @@ TRUNK = "carrier-trunk"  # PJSIP endpoint of the carrier, see docker/asterisk/pj
 HANDOVER_CONTEXT = "hotline-handover"
 CONF_CONTEXT = "hotline-conf"
 CALLBACK_CONTEXT = "hotline-callback"
+CALLBACK_DIAL_CONTEXT = "hotline-callback-dial"  # the citizen answered a callback: into the queue
 OUTBOUND_CONTEXT = "hotline-outbound"
+THREEWAY_CONTEXT = "hotline-threeway"  # a three-way target, originated into the call's conference
+RETURN_CONTEXT = "hotline-return"  # a failed hand-over: back to the seat, else first in line
 HANDOVER_BASE = 7000  # handover extensions are digits: AMI Atxfer sends them as DTMF
+# Set by the gateway on the caller's channel before a blind hand-over: the seat to return to and
+# how long the target queue may keep the caller. A hand-over started from a seat's phone has
+# neither: it waits for the target as long as the queue does.
+VAR_RETURN_SEAT = "HOTLINE_RETURN"
+VAR_HANDOVER_TIMEOUT = "HOTLINE_HANDOVER_TIMEOUT"
+HEAD_OF_QUEUE_PRIORITY = 100  # above every line priority plus the priority-caller boost
 CONTROLLER_USER_READ = "call,agent,user"
 # Action classes: call (Redirect, Hangup, Setvar, Getvar, Status, transfers), originate
 # (Originate), agent (Queue*), user (UserEvent), reporting (CoreShowChannels, Status, QueueStatus).
@@ -97,6 +106,8 @@ def _extensions(plan: RoutingPlan, config: HotlineConfig) -> str:
     parts.append(_survey(plan).text())
     parts.append(_callback(config).text())
     parts.append(_handover(plan).text())
+    parts.append(_threeway(plan).text())
+    parts.append(_return(config).text())
     parts.append(_seats(plan).text())
     parts.append(_priority_callers(plan).text())
     return "".join(parts)
@@ -230,31 +241,107 @@ def _handover(plan: RoutingPlan) -> _Context:
         HANDOVER_CONTEXT,
         "Hand-over targets (at most one per call; the gateway enforces it). Digits only, for Atxfer.",
     )
-    record = [
-        "Set(__HOTLINE_RECORDING=calls/${STRFTIME(${EPOCH},,%Y%m%d)}/${UNIQUEID}-handover.wav)",
-        f"MixMonitor({RECORDINGS_ROOT}/${{HOTLINE_RECORDING}},b)",
-    ]
+    back = f'GotoIf($["${{{VAR_RETURN_SEAT}}}" != ""]?{RETURN_CONTEXT},${{{VAR_RETURN_SEAT}}},1)'
     for queue, exten in handover_extensions(plan).items():
-        kind = plan.queues[queue].kind
         ctx.exten(
             exten,
             f"NoOp(hand-over to {plan.queues[queue].title})",
-            *record,
-            f"UserEvent({events.HANDOVER},Target: {queue},Kind: {kind},Recording: ${{HOTLINE_RECORDING}})",
-            f"Queue({queue},tTc)",
+            *_reach(plan, queue),
+            # A caller redirected out of a queue still carries the first seat's MEMBERINTERFACE.
+            "Set(MEMBERINTERFACE=)",
+            f"Queue({queue},tTc,,,${{{VAR_HANDOVER_TIMEOUT}}})",
             'GotoIf($["${MEMBERINTERFACE}" != ""]?hotline-survey,s,1)',
+            back,
             "Hangup()",
         )
     for number, dial in sorted(plan.emergency_targets.items()):
         ctx.exten(
             number,
             f"NoOp(linkage hand-over to {number})",
-            *record,
-            f"UserEvent({events.HANDOVER},Target: {number},Kind: emergency,Recording: ${{HOTLINE_RECORDING}})",
+            *_reach(plan, number),
             f"Dial({dial},60,tT)",
+            f'GotoIf($["${{DIALSTATUS}}" != "ANSWER" & "${{{VAR_RETURN_SEAT}}}" != ""]'
+            f"?{RETURN_CONTEXT},${{{VAR_RETURN_SEAT}}},1)",
             "Hangup()",
         )
     return ctx
+
+
+def _reach(plan: RoutingPlan, target: str) -> list[str]:
+    """Record the hand-over leg and tell the gateway whom it reaches (a queue or a linkage number)."""
+    kind = plan.queues[target].kind if target in plan.queues else "emergency"
+    return [
+        "Set(__HOTLINE_RECORDING=calls/${STRFTIME(${EPOCH},,%Y%m%d)}/${UNIQUEID}-handover.wav)",
+        f"MixMonitor({RECORDINGS_ROOT}/${{HOTLINE_RECORDING}},b)",
+        f"UserEvent({events.HANDOVER},Target: {target},Kind: {kind},Recording: ${{HOTLINE_RECORDING}})",
+    ]
+
+
+def _threeway(plan: RoutingPlan) -> _Context:
+    ctx = _Context(
+        THREEWAY_CONTEXT,
+        "Three-way targets: the gateway originates Local/<exten>@" + THREEWAY_CONTEXT + " into the call's "
+        "conference; its other half joins when the target answers. No survey, no return: the caller "
+        "and the seat stay in the conference whatever happens here.",
+    )
+    for queue, exten in handover_extensions(plan).items():
+        # Option r: ring, do not answer with music, so the originate succeeds only when a seat answers.
+        ctx.exten(exten, f"NoOp(three-way with {plan.queues[queue].title})", *_reach(plan, queue),
+                  f"Queue({queue},tTr)", "Hangup()")  # fmt: skip
+    for number, dial in sorted(plan.emergency_targets.items()):
+        ctx.exten(
+            number, f"NoOp(three-way with {number})", *_reach(plan, number), f"Dial({dial},60)", "Hangup()"
+        )
+    return ctx
+
+
+def _return(config: HotlineConfig) -> _Context:
+    general = config.general_queue
+    ctx = _Context(
+        RETURN_CONTEXT,
+        "A hand-over that failed or timed out: back to the seat that had the caller, else first in line "
+        "for the general seats. Never dropped.",
+    )
+    ctx.exten(
+        "_X.",
+        "NoOp(hand-over failed: back to seat ${EXTEN})",
+        f"Set({VAR_RETURN_SEAT}=)",
+        f"Dial(Local/${{EXTEN}}@{SEATS_CONTEXT},{general.ring_timeout_s},tT)",
+        'GotoIf($["${DIALSTATUS}" = "ANSWER"]?hotline-survey,s,1)',
+        "Goto(s,1)",
+    )
+    ctx.exten(
+        "s",
+        "NoOp(hand-over failed: first in line for the general seats)",
+        f"Set({VAR_RETURN_SEAT}=)",
+        "Set(MEMBERINTERFACE=)",
+        f"Set(HOTLINE_QUEUE={general.name})",
+        *_first_in_line(),
+    )
+    callback = _Context(
+        CALLBACK_DIAL_CONTEXT,
+        "回拨: the citizen answered the gateway's call back (Originate with HOTLINE_QUEUE set); "
+        "first in line for that queue. The gateway starts one only when a seat of it is free.",
+    )
+    callback.exten(
+        "s",
+        "NoOp(callback answered: first in line for ${HOTLINE_QUEUE})",
+        "Set(__HOTLINE_RECORDING=calls/${STRFTIME(${EPOCH},,%Y%m%d)}/${UNIQUEID}-callback.wav)",
+        f"MixMonitor({RECORDINGS_ROOT}/${{HOTLINE_RECORDING}},b)",
+        *_first_in_line(),
+    )
+    ctx.lines += callback.lines
+    return ctx
+
+
+def _first_in_line() -> list[str]:
+    """Into ``HOTLINE_QUEUE`` ahead of everyone waiting there, with no overflow (never dropped)."""
+    return [
+        "Set(HOTLINE_OVERFLOW=)",
+        "Set(HOTLINE_OVERFLOW_AFTER=)",
+        f"Set(QUEUE_PRIO={HEAD_OF_QUEUE_PRIORITY})",
+        "Goto(hotline-queue,s,1)",
+    ]
 
 
 def _seats(plan: RoutingPlan) -> _Context:
