@@ -200,6 +200,7 @@ class CallbackRequest:
     number: str | None
     queue: str | None
     at: dt.datetime
+    joined_at: dt.datetime  # when the caller first queued (callbacks are made in this order)
 
 
 @dataclass(slots=True, frozen=True)

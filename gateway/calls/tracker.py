@@ -18,7 +18,12 @@ What the real Asterisk 22 traces taught, and how it is handled here:
 - Atxfer's "successfully queued" proves nothing (06b): an attended hand-over stays pending until
   AttendedTransfer, and is cancelled if the consultation leg hangs up without it.
 - A specialist originated into the call's conference has its own Linkedid (07): a leg joining a
-  conference owned by a call is adopted into that call.
+  conference owned by a call is adopted into that call. What the gateway originates for a call
+  (a three-way target) carries ``HOTLINE_JOIN=<Linkedid>``: from that VarSet on, every channel of
+  its Linkedid belongs to the call, so the target's queue visit and ringing are the call's own.
+- A failed blind hand-over sends the caller back (dialplan ``hotline-return``): a seat dialled
+  straight from the caller's leg is a seat party without a queue, and going back into a queue
+  after a target queue that never answered is the return, not a second hand-over.
 - AgentRingNoAnswer RingTime is in ms, AgentConnect RingTime in s (02): ring time is measured
   here from AgentCalled, not taken from either.
 - Event text is untrusted (10): values are checked against patterns before they reach a record,
@@ -68,6 +73,7 @@ _TOKEN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 _QUEUE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _DTMF_KEY = re.compile(r"[0-9*#]")
 _CATEGORY = re.compile(r"[0-9]{6}")
+_EPOCH = re.compile(r"[0-9]{9,11}")  # dialplan ${EPOCH}: seconds, 2001..5138
 _RECORDING = re.compile(r"[^\x00-\x1f]{1,200}")
 _MAX_TEXT = 200
 _BUSY_DEVICE = frozenset({DeviceStatus.INUSE, DeviceStatus.BUSY, DeviceStatus.RINGINUSE, DeviceStatus.ONHOLD})
@@ -85,6 +91,7 @@ CALL_VARIABLES = tuple(_CALL_FIELDS)  # what a resync asks Status for, for calls
 # The same facts as headers of the dialplan's HotlineIntake UserEvent.
 _INTAKE_FIELDS = {"LegacyLine": "LEGACY_LINE", "MergeMode": "MERGE_MODE", "Department": "DEPARTMENT"}
 _RECORDING_VARIABLES = frozenset({"HOTLINE_RECORDING", "MIXMONITOR_FILENAME"})
+JOIN_VARIABLE = "HOTLINE_JOIN"  # the gateway's originates for a call: the Linkedid they belong to
 
 EMERGENCY_NUMBERS = frozenset({"110", "119", "120", "122"})
 
@@ -180,6 +187,7 @@ class Tracker:
         self._leg_call: dict[str, Call] = {}  # live legs by Uniqueid
         self._party_of_leg: dict[str, Party] = {}
         self._conferences: dict[str, Call] = {}
+        self._aliases: dict[str, Call] = {}  # Linkedids joined into a live call (JOIN_VARIABLE)
         self._seat_by_device: dict[str, str] = {}
         self._wrapping: set[str] = set()
         self._ended: dict[str, None] = {}  # recently ended Linkedids, oldest first
@@ -214,6 +222,13 @@ class Tracker:
         handler = self._handlers.get(name) if name is not None else None
         if handler is not None:
             handler(event.as_dict(), event, now, wall)
+
+    def settle_handover(self, call_id: str, outcome: HandoverOutcome) -> None:
+        """The gateway's transfer service knows how a hand-over it drove ended (e.g. it timed out)."""
+        call = self._groups.get(call_id)
+        handover = self._open_handover(call) if call is not None else None
+        if handover is not None:
+            handover.outcome = outcome
 
     def tick(self, now: float, wall: dt.datetime) -> None:
         """Let time pass: seats whose wrap-up is over become ready (no event says so)."""
@@ -273,6 +288,9 @@ class Tracker:
     def _group(self, linkedid: str | None, now: float, wall: dt.datetime) -> Call | None:
         if not linkedid or linkedid in self._ended:
             return None
+        alias = self._aliases.get(linkedid)
+        if alias is not None:
+            return alias
         call = self._groups.get(linkedid)
         if call is None:
             call = self._groups[linkedid] = Call(linkedid, wall, now)
@@ -343,6 +361,17 @@ class Tracker:
         leg.role = role
         call.legs[leg.uniqueid] = leg
         self._leg_call[leg.uniqueid] = call
+
+    def _join(self, f: dict[str, str], now: float, wall: dt.datetime) -> None:
+        """JOIN_VARIABLE on a leg: its whole Linkedid group works for that live citizen call."""
+        owner = self._groups.get(f.get("Value", ""))
+        found = self._leg(f, now, wall)
+        if owner is None or not owner.citizen or found is None or found[0] is owner or found[0].citizen:
+            return
+        group = found[0]
+        self._aliases[group.call_id] = owner
+        for leg in list(group.legs.values()):
+            self._adopt(owner, leg, LegRole.CONSULT)
 
     def _mark_role(self, call: Call, leg: Leg, role: LegRole) -> None:
         leg.role = role
@@ -440,6 +469,29 @@ class Tracker:
     def _open_handover(self, call: Call) -> Handover | None:
         return next((h for h in reversed(call.handovers) if h.outcome is HandoverOutcome.PENDING), None)
 
+    def _consult_mode(self, call: Call) -> HandoverMode:
+        """A leg working toward a target: a three-way's target leg if a three-way is open, else a consult."""
+        handover = self._open_handover(call)
+        threeway = handover is not None and handover.mode is HandoverMode.THREEWAY
+        return HandoverMode.THREEWAY if threeway else HandoverMode.ATTENDED
+
+    def _settle_unanswered(self, call: Call, leg: Leg) -> None:
+        """The caller moves on after a blind hand-over's target queue let it go unanswered."""
+        handover = self._open_handover(call)
+        if (
+            handover is None
+            or handover.mode is not HandoverMode.BLIND
+            or handover.target_kind is not TargetKind.QUEUE
+        ):
+            return
+        if any(
+            v.queue == handover.target
+            and v.leg in (leg.uniqueid, leg.pair)
+            and v.result is QueueResult.TIMEOUT
+            for v in call.queues
+        ):
+            handover.outcome = HandoverOutcome.NO_ANSWER
+
     def _handover(
         self, call: Call, mode: HandoverMode, wall: dt.datetime, kind: TargetKind | None, target: str | None
     ) -> Handover:
@@ -520,6 +572,8 @@ class Tracker:
             call.wrap_up_s = float(self._wrapup_s(self.seats[last.party], last.queue))
         for conference in [name for name, owner in self._conferences.items() if owner is call]:
             del self._conferences[conference]
+        for linkedid in [name for name, owner in self._aliases.items() if owner is call]:
+            del self._aliases[linkedid]
         del self._groups[call.call_id]
         self._forget(self._ended, call.call_id)
         self._outputs.append(CallEnded(call))
@@ -623,6 +677,9 @@ class Tracker:
 
     def _on_varset(self, f: dict[str, str], _: Message, now: float, wall: dt.datetime) -> None:
         variable = f.get("Variable", "").lstrip("_")
+        if variable == JOIN_VARIABLE:
+            self._join(f, now, wall)
+            return
         if variable not in _CALL_FIELDS and variable not in _RECORDING_VARIABLES:
             return
         found = self._leg(f, now, wall)
@@ -669,12 +726,17 @@ class Tracker:
         if self.stale:
             self._resync_entries.add((queue, leg.uniqueid))  # newer than any snapshot in flight
         if consult:
-            self._handover(call, HandoverMode.ATTENDED, wall, TargetKind.QUEUE, queue)
-        elif any(p.answered_at for p in call.parties if p.kind is PartyKind.SEAT):
-            # The caller was with a seat and now queues again: a Redirect (no transfer event).
-            for party in [p for p in call.parties if p.active and p.via_leg in (leg.uniqueid, leg.pair)]:
-                self._end_party(call, party, now, wall)
-            self._handover(call, HandoverMode.BLIND, wall, TargetKind.QUEUE, queue)
+            self._handover(call, self._consult_mode(call), wall, TargetKind.QUEUE, queue)
+        else:
+            self._settle_unanswered(call, leg)
+            with_seat = [p for p in call.parties if p.active and p.via_leg in (leg.uniqueid, leg.pair)]
+            handover = self._open_handover(call)
+            if with_seat or (handover is not None and handover.mode is HandoverMode.BLIND):
+                # Queued again while with a seat: a Redirect (no transfer event); or the queue a
+                # pending blind transfer named. Back in a queue after an unanswered one: the return.
+                for party in with_seat:
+                    self._end_party(call, party, now, wall)
+                self._handover(call, HandoverMode.BLIND, wall, TargetKind.QUEUE, queue)
         self._sync_clocks(call, now)
 
     def _on_queue_caller_abandon(self, f: dict[str, str], _: Message, now: float, wall: dt.datetime) -> None:
@@ -732,16 +794,7 @@ class Tracker:
         if offered is None or offered[2].answered_at is not None or offered[2].ended_at is not None:
             return
         call, via, party = offered
-        party.answered_at = wall
-        call.answered_at = call.answered_at or wall
-        seat = self.seats.get(party.party)
-        if seat is not None:
-            seat.ringing_calls.discard(call.call_id)
-            seat.active_calls.add(call.call_id)
-            seat.calls_taken += 1
-            seat.wrap_up_until = None
-            self._wrapping.discard(seat.seat_id)
-            self._refresh_seat(seat, now, wall)
+        self._seat_answered(call, party, now, wall)
         visit = next(
             (v for v in reversed(call.queues) if v.leg == via.uniqueid and v.queue == party.queue), None
         )
@@ -758,6 +811,18 @@ class Tracker:
         if handover is not None and handover.mode is HandoverMode.BLIND and handover.target == party.queue:
             handover.outcome = HandoverOutcome.COMPLETED
         self._sync_clocks(call, now)
+
+    def _seat_answered(self, call: Call, party: Party, now: float, wall: dt.datetime) -> None:
+        party.answered_at = wall
+        call.answered_at = call.answered_at or wall
+        seat = self.seats.get(party.party)
+        if seat is not None:
+            seat.ringing_calls.discard(call.call_id)
+            seat.active_calls.add(call.call_id)
+            seat.calls_taken += 1
+            seat.wrap_up_until = None
+            self._wrapping.discard(seat.seat_id)
+            self._refresh_seat(seat, now, wall)
 
     def _on_hold(self, f: dict[str, str], message: Message, now: float, wall: dt.datetime) -> None:
         call = self._leg_call.get(f.get("Uniqueid", ""))
@@ -822,6 +887,16 @@ class Tracker:
             return
         if source_leg.role not in (LegRole.CALLER, LegRole.CONSULT):
             return
+        self._settle_unanswered(call, source_leg)
+        seat = self._seat_of_channel(leg.channel)
+        if seat is not None:
+            # A seat dialled straight from the caller (hotline-return): a seat party with no queue.
+            self._mark_role(call, leg, LegRole.SEAT)
+            self._add_party(call, PartyKind.SEAT, seat.seat_id, None, wall, leg, source_leg)
+            seat.ringing_calls.add(call.call_id)
+            self._refresh_seat(seat, now, wall)
+            self._sync_clocks(call, now)
+            return
         # Dial(PJSIP/110@carrier-trunk) reports "PJSIP/110@carrier-trunk" or "110@carrier-trunk".
         dialled = f.get("DialString", "")
         resource = dialled.partition("/")[2] if "/" in dialled.partition("@")[0] else dialled
@@ -833,9 +908,17 @@ class Tracker:
     def _on_dial_end(self, f: dict[str, str], _: Message, now: float, wall: dt.datetime) -> None:
         party = self._party_of_leg.get(f.get("DestUniqueid", ""))
         call = self._leg_call.get(f.get("DestUniqueid", ""))
-        if party is None or call is None or party.kind is not PartyKind.EXTERNAL or not party.ringing:
+        if party is None or call is None or not party.ringing:
             return
         status = f.get("DialStatus", "")
+        if party.kind is PartyKind.SEAT:
+            if party.queue is None:  # queue members are answered by AgentConnect
+                if status == "ANSWER":
+                    self._seat_answered(call, party, now, wall)
+                else:
+                    self._end_party(call, party, now, wall)
+                self._sync_clocks(call, now)
+            return
         handover = self._open_handover(call)
         if status == "ANSWER":
             party.answered_at = wall
@@ -856,8 +939,14 @@ class Tracker:
         call, leg = found
         if call.citizen and leg.role in (LegRole.CALLER, LegRole.SEAT, LegRole.CONSULT):
             leg.conference = conference
-            if self._conferences.setdefault(conference, call) is call and leg.role is LegRole.CALLER:
+            if self._conferences.setdefault(conference, call) is not call:
+                return
+            if leg.role is LegRole.CALLER:
                 self._handover(call, HandoverMode.THREEWAY, wall, None, None)
+            elif leg.role is LegRole.CONSULT and self._consult_mode(call) is HandoverMode.THREEWAY:
+                # The target's leg (JOIN_VARIABLE) is in: the three-way stands.
+                handover = self._handover(call, HandoverMode.THREEWAY, wall, None, None)
+                handover.outcome = HandoverOutcome.COMPLETED
             return
         owner = self._conferences.get(conference)
         if owner is None or (owner is call and leg.role is not LegRole.OTHER):
@@ -955,7 +1044,7 @@ class Tracker:
         elif kind == "HotlineCallback":
             self._callback(call, f, wall)
         elif kind == "HotlineHandover":
-            self._dialplan_handover(call, leg, f, wall)
+            self._dialplan_handover(call, leg, f, now, wall)
 
     def _survey(self, f: dict[str, str], wall: dt.datetime) -> None:
         result = _valid(f.get("Result"), _TOKEN)
@@ -971,24 +1060,35 @@ class Tracker:
 
     def _callback(self, call: Call, f: dict[str, str], wall: dt.datetime) -> None:
         number = _valid(f.get("CallbackNumber"), _PHONE) or call.caller_number
-        call.callback = CallbackRequest(number, _valid(f.get("Queue"), _QUEUE), wall)
+        joined = call.queue_joined_at or call.arrived_at
+        epoch = _valid(f.get("JoinTime"), _EPOCH)
+        if epoch is not None:
+            joined = dt.datetime.fromtimestamp(int(epoch), dt.UTC)
+        call.callback = CallbackRequest(number, _valid(f.get("Queue"), _QUEUE), wall, joined)
         visit = next((v for v in reversed(call.queues) if not v.consult), None)
         if visit is not None and visit.result in (None, QueueResult.TIMEOUT):
             visit.result = QueueResult.CALLBACK_REQUESTED
         self._outputs.append(CallUpdate(UpdateKind.CALLBACK_REQUESTED, call.call_id, call))
 
-    def _dialplan_handover(self, call: Call, leg: Leg | None, f: dict[str, str], wall: dt.datetime) -> None:
+    def _dialplan_handover(
+        self, call: Call, leg: Leg | None, f: dict[str, str], now: float, wall: dt.datetime
+    ) -> None:
         """HotlineHandover: the dialplan's hand-over context names the target and its recording."""
         target = f.get("Target", "")
         emergency = f.get("Kind") == "emergency" and target in self.emergency_numbers
-        if not emergency and _valid(target, _QUEUE) is None:
+        if not call.citizen or (not emergency and _valid(target, _QUEUE) is None):
             return
         attended = leg is not None and leg.role is not LegRole.CALLER
         if attended and leg is not None:
             self._mark_role(call, leg, LegRole.CONSULT)
-        mode = HandoverMode.ATTENDED if attended else HandoverMode.BLIND
+        mode = self._consult_mode(call) if attended else HandoverMode.BLIND
         kind = TargetKind.EMERGENCY if emergency else TargetKind.QUEUE
         handover = self._handover(call, mode, wall, kind, target)
+        if leg is not None and not attended:
+            # The caller runs the hand-over context: whoever it was bridged with is no longer on the call.
+            for party in [p for p in call.parties if p.active and p.via_leg in (leg.uniqueid, leg.pair)]:
+                self._end_party(call, party, now, wall)
+            self._sync_clocks(call, now)
         handover.target_kind, handover.target = kind, target
         recording = _valid(f.get("Recording"), _RECORDING)
         if recording is not None:
