@@ -7,14 +7,19 @@ emergency number other than 110/119/120/122, a survey answer it does not know) b
 honest value and are logged: a record that cannot be built is a record lost.
 
 It keeps the last ``remember`` final records in memory, as the tracker remembers ended calls, so
-a late survey result can amend its record; after a restart such a result is logged and dropped.
+a late survey result or a callback's outcome can amend its record; after a restart a survey
+result is logged and dropped, while the callback service keeps its calls' records in Redis and
+hands them back (``remember``). A call back that was answered is its own tracked call; when it
+ends, its legs, queue visit and recordings are appended to the original call's record rather
+than reported as a second work order (``expect_callback``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -24,6 +29,7 @@ from gateway.calls import model as calls
 from gateway.calls.tracker import CallEnded, CallUpdate, Output, UpdateKind
 from gateway.errors import GatewayError
 from gateway.records.model import (
+    CallbackOutcome,
     CallRecord,
     DispositionKind,
     EmergencyService,
@@ -57,30 +63,108 @@ def _enum_value(enum: type[E], value: str | None, what: str, call_id: str) -> E 
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class CallbackAttempt:
+    """A call back in flight: which call it answers and how many attempts it took."""
+
+    call_id: str
+    attempts: int
+    at: dt.datetime
+
+
 class RecordBuilder:
     def __init__(self, pbx_node: str, *, remember: int = 10_000) -> None:
         self.pbx_node = pbx_node
         self._remember = remember
         self._finals: OrderedDict[str, CallRecord] = OrderedDict()  # by Linkedid, oldest first
+        self._callbacks: dict[str, CallbackAttempt] = {}  # by the call back's Linkedid
+        self._final_listeners: list[Callable[[CallRecord], None]] = []
+
+    def add_final_listener(self, listener: Callable[[CallRecord], None]) -> None:
+        """``listener(record)`` for every final record built (it must not block)."""
+        self._final_listeners.append(listener)
+
+    def remember(self, record: CallRecord) -> None:
+        """Keep ``record`` as the latest final record of its call (e.g. restored after a restart)."""
+        self._finals[record.linkedid] = record
+        if len(self._finals) > self._remember:
+            self._finals.popitem(last=False)
+
+    def expect_callback(self, linkedid: str, attempt: CallbackAttempt) -> None:
+        """The call ``linkedid`` about to be placed calls back ``attempt.call_id``."""
+        self._callbacks[linkedid] = attempt
+
+    def forget_callback(self, linkedid: str) -> None:
+        """The call back ``linkedid`` was never answered: it will not end as a tracked call."""
+        self._callbacks.pop(linkedid, None)
 
     def records(self, outputs: Iterable[Output], now: float) -> list[CallRecord]:
         """Records for a batch of ``Tracker.drain()`` outputs; ``now`` is the tracker's monotonic time."""
         built = []
         for output in outputs:
             record = (
-                self.final(output.call, now) if isinstance(output, CallEnded) else self.update(output, now)
+                self._ended(output.call, now) if isinstance(output, CallEnded) else self.update(output, now)
             )
             if record is not None:
                 built.append(record)
         return built
 
+    def _ended(self, call: calls.Call, now: float) -> CallRecord:
+        attempt = self._callbacks.pop(call.call_id, None)
+        amended = self._answered_callback(call, attempt, now) if attempt is not None else None
+        # A call back whose original record is gone is still reported, as a call of its own.
+        return amended or self.final(call, now)
+
     def final(self, call: calls.Call, now: float) -> CallRecord:
         if call.ended_at is None:
             raise RecordBuildError(f"call {call.call_id} has not ended; it has no final record yet")
         record = self._build(call, now, Stage.FINAL, call.ended_at, self._disposition(call, now))
-        self._finals[call.call_id] = record
-        if len(self._finals) > self._remember:
-            self._finals.popitem(last=False)
+        self.remember(record)
+        for listener in self._final_listeners:
+            listener(record)
+        return record
+
+    def callback_outcome(
+        self, call_id: str, outcome: CallbackOutcome, attempts: int, at: dt.datetime
+    ) -> CallRecord | None:
+        """A new revision of ``call_id``'s final record: its call back ended ``outcome`` at ``at``."""
+        update = {"outcome": outcome, "attempts": attempts, "last_attempt_at": at}
+        return self._amend_callback(call_id, update, {}, at)
+
+    def _answered_callback(self, call: calls.Call, attempt: CallbackAttempt, now: float) -> CallRecord | None:
+        """The answered call back ``call`` has ended: its legs join the original call's record."""
+        final = self._finals.get(attempt.call_id)
+        if final is None or call.ended_at is None:
+            return None
+        extra = {
+            "legs": [*(leg.model_dump() for leg in final.legs), *(self._leg(p, now) for p in call.parties)],
+            "queues": [*(v.model_dump() for v in final.queues), *self._visits(call)],
+            "seat_ids": list(dict.fromkeys([*final.seat_ids, *call.seat_ids])),
+            "recordings": list(dict.fromkeys([*final.recordings, *call.recordings])),
+        }
+        update = {
+            "outcome": CallbackOutcome.ANSWERED,
+            "attempts": attempt.attempts,
+            "last_attempt_at": attempt.at,
+            "linkedid": call.call_id,
+        }
+        return self._amend_callback(attempt.call_id, update, extra, call.ended_at)
+
+    def _amend_callback(
+        self, call_id: str, update: dict[str, Any], extra: dict[str, Any], as_of: dt.datetime
+    ) -> CallRecord | None:
+        final = self._finals.get(call_id)
+        if final is None or final.callback is None:
+            log.warning("callback_outcome_dropped", call_id=call_id, reason="call record not remembered")
+            return None
+        as_of = max(final.as_of, as_of)
+        amended = final.model_dump() | extra | {
+            "callback": final.callback.model_dump() | update,
+            "as_of": as_of,
+            "revision": revision_for(as_of, Stage.FINAL),
+        }  # fmt: skip
+        record = self._validate(amended, call_id)
+        self.remember(record)
         return record
 
     def update(self, update: CallUpdate, now: float) -> CallRecord | None:
@@ -143,10 +227,28 @@ class RecordBuilder:
             "callback_number": found.callback_number,
         }
 
+    @staticmethod
+    def _visits(call: calls.Call) -> list[dict[str, Any]]:
+        return [
+            {"queue": v.queue, "joined_at": v.joined_at, "left_at": v.left_at, "result": v.result}
+            for v in call.queues
+            if not v.consult
+        ]
+
+    @staticmethod
+    def _callback(call: calls.Call) -> dict[str, Any] | None:
+        request = call.callback
+        if request is None:
+            return None
+        return {
+            "number": request.number, "queue": request.queue, "requested_at": request.at,
+            "joined_at": request.joined_at, "outcome": CallbackOutcome.PENDING, "attempts": 0,
+            "last_attempt_at": None, "linkedid": None,
+        }  # fmt: skip
+
     def _build(
         self, call: calls.Call, now: float, stage: Stage, as_of: dt.datetime, disposition: dict[str, Any]
     ) -> CallRecord:
-        caller_visits = [v for v in call.queues if not v.consult]
         fields: dict[str, Any] = {
             "record_id": record_id_for(self.pbx_node, call.call_id),
             "revision": revision_for(as_of, stage),
@@ -159,10 +261,7 @@ class RecordBuilder:
             "merge_mode": _enum_value(MergeMode, call.merge_mode, "merge_mode", call.call_id),
             "department": call.department,
             "category_code": call.category_code,
-            "queues": [
-                {"queue": v.queue, "joined_at": v.joined_at, "left_at": v.left_at, "result": v.result}
-                for v in caller_visits
-            ],
+            "queues": self._visits(call),
             "seat_ids": list(dict.fromkeys(call.seat_ids)),
             "times": {
                 "arrived_at": call.arrived_at,
@@ -177,6 +276,7 @@ class RecordBuilder:
             "survey": self._survey(call.survey, call.call_id) if call.survey else None,
             "disposition": {"abandoned_after_s": None, "emergency_service": None, "callback_number": None}
             | disposition,
+            "callback": self._callback(call),
         }
         return self._validate(fields, call.call_id)
 

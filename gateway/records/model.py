@@ -132,6 +132,14 @@ class HandoverOutcome(StrEnum):
     FAILED = "failed"
 
 
+class CallbackOutcome(StrEnum):
+    PENDING = "pending"  # requested, not yet made (or being retried)
+    ANSWERED = "answered"  # the citizen picked up and was put first in line for a seat
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    FAILED = "failed"  # the call could not be placed (trunk, number)
+
+
 class SurveyResult(StrEnum):
     SATISFIED = "satisfied"
     BASIC = "basic"  # 基本满意
@@ -204,6 +212,22 @@ class Handover(_Model):
         return self
 
 
+class Callback(_Model):
+    """回拨: the caller asked to be called back; made in order of ``joined_at``, when a seat is free."""
+
+    number: PhoneNumber | None = Field(description="the number called back; null if the caller withheld it")
+    queue: QueueName | None = Field(description="the queue the caller left")
+    requested_at: UtcTime
+    joined_at: UtcTime = Field(description="when the caller first queued: callbacks are made in this order")
+    outcome: CallbackOutcome = Field(description="answered, or how the last attempt failed once none is left")
+    attempts: Annotated[int, Field(ge=0, le=100)]
+    last_attempt_at: UtcTime | None
+    linkedid: Annotated[str, Field(pattern=LINKEDID_PATTERN)] | None = Field(
+        description="the Linkedid of the answered call back; its legs, queue visit and recordings are "
+        "appended to this record's"
+    )
+
+
 class Survey(_Model):
     result: SurveyResult
     key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = Field(description="the DTMF key pressed")
@@ -260,6 +284,9 @@ class CallRecord(_Model):
     )
     survey: Survey | None
     disposition: Disposition
+    callback: Callback | None = Field(
+        default=None, description="set when the caller asked to be called back; amended with each outcome"
+    )
 
     @property
     def idempotency_key(self) -> str:
