@@ -37,6 +37,7 @@ class LocalRedis:
         self.port = port or free_port()
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="hotline-redis-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.aof = aof
         self._proc: subprocess.Popen[bytes] | None = None
 
