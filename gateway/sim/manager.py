@@ -191,6 +191,7 @@ class Session(asyncio.Protocol):
         self.session_id = f"0x{id(self):012x}"
         self.connected_wall = self.server.clock.wall()
         self.server.sessions.add(self)
+        self.server.connected.add(self)
         transport.write(BANNER)
         if self.server.stall_until is not None:
             self.stalled = []
@@ -198,6 +199,7 @@ class Session(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
         self.server.sessions.discard(self)
+        self.server.connected.discard(self)
         self.server.refresh_interest()
 
     def data_received(self, data: bytes) -> None:
@@ -292,7 +294,8 @@ class AmiServer:
         self.host = host
         self.port = port
         self.auth_fail_delay = auth_fail_delay
-        self.sessions: set[Session] = set()
+        self.sessions: set[Session] = set()  # sessions that still take part (not closing)
+        self.connected: set[Session] = set()  # sockets not yet closed
         self.interest: frozenset[str] = frozenset()
         self.refuse_logins = False
         self.stall_until: float | None = None
@@ -312,6 +315,11 @@ class AmiServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        # Let the closing sockets go: a restart or a stop leaves nothing half-open behind.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 1.0
+        while self.connected and loop.time() < deadline:
+            await asyncio.sleep(0.001)
 
     # -- EventSink ------------------------------------------------------------------------------------
     def wants(self, category: str) -> bool:

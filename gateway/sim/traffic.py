@@ -49,6 +49,7 @@ class TrafficGenerator:
         self.callers = callers or CallerBehaviour()
         self.stats = TrafficStats()
         self._timer: Timer | None = None
+        self._next_at = 0.0
         self._numbers: list[str] = []
         self._cumulative: list[float] = []
 
@@ -58,6 +59,7 @@ class TrafficGenerator:
             raise ValueError("no dialled numbers to send traffic to")
         self._numbers = list(weights)
         self._cumulative = list(itertools.accumulate(weights.values()))
+        self._next_at = self.sim.clock.now()
         self._schedule()
 
     def stop(self) -> None:
@@ -66,7 +68,9 @@ class TrafficGenerator:
             self._timer = None
 
     def _schedule(self) -> None:
-        self._timer = self.sim.clock.call_later(self.rng.expovariate(self.rate), self._arrival)
+        # From the planned moment, not from when the timer fired: late timers must not slow the rate.
+        self._next_at += self.rng.expovariate(self.rate)
+        self._timer = self.sim.clock.call_at(self._next_at, self._arrival)
 
     def _arrival(self) -> None:
         self._schedule()
