@@ -67,7 +67,9 @@ def _consumer(port: int, username: str, ready: Any, out: Any) -> None:
     out.put(asyncio.run(main()))
 
 
-async def run(rate: float, seconds: float, seats: int, *, with_client: bool, all_events: bool = False) -> Result:
+async def run(
+    rate: float, seconds: float, seats: int, *, with_client: bool, all_events: bool = False
+) -> Result:
     config = load_config(ROOT / "hotline_merge.yaml")
     from gateway.ami.safety import TRACKED_EVENTS
 
@@ -119,9 +121,15 @@ async def run(rate: float, seconds: float, seats: int, *, with_client: bool, all
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=100.0, help="arrivals per second (default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=40.0, help="length of the run (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="arrivals per second (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=40.0, help="length of the run (default: %(default)s)"
+    )
     parser.add_argument("--seats", type=int, default=500, help="seats logged in (default: %(default)s)")
     parser.add_argument("--baseline-seconds", type=float, default=12.0)
     parser.add_argument("--client", choices=("all", "controller"), default="all",
@@ -133,7 +141,9 @@ def main() -> None:
     base = asyncio.run(run(args.rate, args.baseline_seconds, args.seats, with_client=False))
     print(f"baseline, no AMI client:   {base.calls_per_s:6.1f} calls/s, CPU {base.cpu_share:5.1%}, "
           f"timer lag p99 {base.lag_p99_ms:5.1f} ms", flush=True)  # fmt: skip
-    full = asyncio.run(run(args.rate, args.seconds, args.seats, with_client=True, all_events=args.client == "all"))
+    full = asyncio.run(
+        run(args.rate, args.seconds, args.seats, with_client=True, all_events=args.client == "all")
+    )
     who = "a client reading every event" if args.client == "all" else "the controller user's client"
     print(f"with {who}: {full.calls_per_s:6.1f} calls/s, CPU {full.cpu_share:5.1%}, "
           f"timer lag p99 {full.lag_p99_ms:5.1f} ms, {full.events:,} AMI messages read "

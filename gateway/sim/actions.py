@@ -8,6 +8,7 @@ PBX boots: until FullyBooted they are "Invalid/unknown command" (trace 11d).
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -67,7 +68,9 @@ class ActionTable:
         return spec
 
     def available(self, *, booted: bool) -> list[ActionSpec]:
-        return sorted((s for s in self.specs.values() if booted or s.module is None), key=lambda s: s.name.lower())
+        return sorted(
+            (s for s in self.specs.values() if booted or s.module is None), key=lambda s: s.name.lower()
+        )
 
 
 def _flag(value: str | None, default: bool = False) -> bool:
@@ -197,7 +200,7 @@ class Actions:
         session.respond(message, "Success", [("Ping", "Pong"), ("Timestamp", f"{self.pbx.clock.wall():.6f}")])
 
     def events(self, session: Session, message: Message) -> None:
-        from gateway.sim.manager import parse_classes  # noqa: PLC0415 - manager imports this module
+        from gateway.sim.manager import parse_classes
 
         mask = (message.get("EventMask") or "").strip().lower()
         if mask in ("off", "no", "false", "0", "none"):
@@ -280,8 +283,8 @@ class Actions:
             self.send_list(session, message, "Channels hung up will follow",
                            [("ChannelHungup", [("Channel", c.name), *self._aid(message)]) for c in matched],
                            "ChannelsHungupListComplete")  # fmt: skip
-            for channel in matched:
-                pbx.run(lambda c=channel: pbx.softhangup(c, cause))  # type: ignore[misc]
+            for each in matched:
+                pbx.run(functools.partial(pbx.softhangup, each, cause))
             return
         channel = pbx.find(name)
         if channel is None:
@@ -357,7 +360,7 @@ class Actions:
                            lambda: self.pbx.transfers.cancel(channel))  # fmt: skip
 
     def _transfer(self, session: Session, message: Message, success: str, work: Callable[[], None]) -> None:
-        from gateway.sim.transfer import TransferError  # noqa: PLC0415
+        from gateway.sim.transfer import TransferError
 
         try:
             with self.pbx.holding():
@@ -425,7 +428,9 @@ class Actions:
             ]  # fmt: skip
             headers += [("Variable", f"{v}={self.pbx.lookup(channel, v) or ''}") for v in wanted]
             items.append(("Status", headers + self._aid(message)))
-        self.send_list(session, message, "Channel status will follow", items, "StatusComplete", items_header=True)
+        self.send_list(
+            session, message, "Channel status will follow", items, "StatusComplete", items_header=True
+        )
 
     def core_show_channels(self, session: Session, message: Message) -> None:
         now = self.pbx.clock.now()
@@ -451,7 +456,7 @@ class Actions:
         ])  # fmt: skip
 
     def core_settings(self, session: Session, message: Message) -> None:
-        from gateway.sim.manager import AMI_VERSION  # noqa: PLC0415
+        from gateway.sim.manager import AMI_VERSION
 
         session.respond(message, "Success", [
             ("AMIversion", AMI_VERSION), ("AsteriskVersion", ASTERISK_VERSION), ("SystemName", ""),
@@ -472,7 +477,9 @@ class Actions:
                 ("Output", f"No such command '{text}' (type 'core show help {hint}' for other possible commands)"),
             ])  # fmt: skip
             return
-        session.respond(message, "Success", [("Message", "Command output follows")] + [("Output", o) for o in output])
+        session.respond(
+            message, "Success", [("Message", "Command output follows")] + [("Output", o) for o in output]
+        )
 
     def cli(self, text: str) -> list[str]:
         """The few CLI commands the gateway uses; KeyError for any other."""
@@ -482,7 +489,10 @@ class Actions:
         if lowered == "core show version":
             return [f"Asterisk {ASTERISK_VERSION} (hotline-gateway simulator, no media, Local channels only)"]
         if lowered == "core show uptime":
-            return [f"System uptime: {uptime} seconds", f"Last reload: {int(pbx.clock.wall() - pbx.reloaded_wall)} seconds"]
+            return [
+                f"System uptime: {uptime} seconds",
+                f"Last reload: {int(pbx.clock.wall() - pbx.reloaded_wall)} seconds",
+            ]
         if lowered == "dialplan reload":
             self.sim.reload("pbx_config.so")
             return ["Dialplan reloaded."]
@@ -492,8 +502,13 @@ class Actions:
         if lowered.startswith("queue show"):
             name = text[len("queue show") :].strip()
             return self.queue_show(name or None)
-        if lowered in ("core stop now", "core stop gracefully", "core restart now", "core restart gracefully"):
-            pbx.later(0.0, self.sim.request_shutdown, restart="restart" in lowered)
+        if lowered in (
+            "core stop now",
+            "core stop gracefully",
+            "core restart now",
+            "core restart gracefully",
+        ):
+            pbx.later(0.0, functools.partial(self.sim.request_shutdown, restart="restart" in lowered))
             return [""]
         raise KeyError(text)
 
@@ -511,7 +526,13 @@ class Actions:
             lines.append("   Members: " if q.members else "   No Members")
             for m in q.members:
                 state = "In use" if m.status == 2 else "Not in use"
-                paused = f" (paused:{m.paused_reason})" if m.paused and m.paused_reason else " (paused)" if m.paused else ""
+                paused = (
+                    f" (paused:{m.paused_reason})"
+                    if m.paused and m.paused_reason
+                    else " (paused)"
+                    if m.paused
+                    else ""
+                )
                 last = f"last was {int(now_wall - m.last_call)} secs ago" if m.calls else "no calls yet"
                 ring = "ringinuse enabled" if m.ringinuse else "ringinuse disabled"
                 lines.append(f"      {m.name} ({m.interface}){' (dynamic)' if m.dynamic else ''} ({ring}){paused} "
@@ -533,7 +554,9 @@ class Actions:
             self.ok(session, message, "Module Reloaded")
         else:
             self.error(session, message, "No such module")
-        self.sim.server.emit("system", "Reload", [("Module", module or "All"), ("Status", "0" if found else "2")])
+        self.sim.server.emit(
+            "system", "Reload", [("Module", module or "All"), ("Status", "0" if found else "2")]
+        )
 
     def user_event(self, session: Session, message: Message) -> None:
         name = message.get("UserEvent")
@@ -603,7 +626,9 @@ class Actions:
         for q in engine.queues.values():
             if name and q.name != name:
                 continue
-            perf2 = (q.completed_in_sl / (q.completed + q.abandoned) * 100) if q.completed + q.abandoned else 0.0
+            perf2 = (
+                (q.completed_in_sl / (q.completed + q.abandoned) * 100) if q.completed + q.abandoned else 0.0
+            )
             items.append(("QueueParams", [
                 ("Queue", q.name), ("Max", str(q.spec.maxlen)), ("Strategy", q.spec.strategy),
                 ("Calls", str(len(q.entries))), ("Holdtime", str(q.holdtime)), ("TalkTime", str(q.talktime)),
@@ -648,7 +673,7 @@ class Actions:
         self.send_list(session, message, "Queue summary will follow", items, "QueueSummaryComplete")
 
     def _queue_call(self, session: Session, message: Message, success: str, work: Callable[[], None]) -> None:
-        from gateway.sim.queues import QueueError  # noqa: PLC0415
+        from gateway.sim.queues import QueueError
 
         try:
             with self.pbx.holding():  # member events follow the response, as in the traces
@@ -724,11 +749,7 @@ class Actions:
         items = []
         for channel in conference.users:
             answered = now - (channel.answered_at if channel.answered_at is not None else now)
-            items.append(("ConfbridgeList", self._aid(message) + [
-                ("Conference", name), ("Admin", "No"), ("MarkedUser", "No"), ("WaitMarked", "No"),
-                ("EndMarked", "No"), ("EndMarkedAny", "No"), ("Waiting", "No"), ("Muted", "No"),
-                ("Talking", "No"), ("AnsweredTime", str(int(answered))),
-            ] + channel.snapshot()))  # fmt: skip
+            items.append(("ConfbridgeList", [*self._aid(message), ("Conference", name), ("Admin", "No"), ("MarkedUser", "No"), ("WaitMarked", "No"), ("EndMarked", "No"), ("EndMarkedAny", "No"), ("Waiting", "No"), ("Muted", "No"), ("Talking", "No"), ("AnsweredTime", str(int(answered))), *channel.snapshot()]))  # fmt: skip
         self.send_list(session, message, "Confbridge user list will follow", items, "ConfbridgeListComplete")
 
     def confbridge_rooms(self, session: Session, message: Message) -> None:
@@ -737,20 +758,21 @@ class Actions:
             self.error(session, message, "No active conferences.")
             return
         items = [
-            ("ConfbridgeListRooms", self._aid(message) + [
-                ("Conference", name), ("Parties", str(len(c.users))), ("Marked", "0"), ("Locked", "No"),
-                ("Muted", "No"),
-            ])
+            ("ConfbridgeListRooms", [*self._aid(message), ("Conference", name), ("Parties", str(len(c.users))), ("Marked", "0"), ("Locked", "No"), ("Muted", "No")])
             for name, c in rooms.items()
         ]  # fmt: skip
-        self.send_list(session, message, "Confbridge conferences will follow", items, "ConfbridgeListRoomsComplete")
+        self.send_list(
+            session, message, "Confbridge conferences will follow", items, "ConfbridgeListRoomsComplete"
+        )
 
     def confbridge_kick(self, session: Session, message: Message) -> None:
-        from gateway.sim.confbridge import ConferenceError  # noqa: PLC0415
+        from gateway.sim.confbridge import ConferenceError
 
         name, target = message.get("Conference"), message.get("Channel")
         if not name or not target:
-            self.error(session, message, "No Conference name provided." if not name else "No channel name provided.")
+            self.error(
+                session, message, "No Conference name provided." if not name else "No channel name provided."
+            )
             return
         try:
             with self.pbx.holding():
@@ -760,4 +782,3 @@ class Actions:
             return
         self.ok(session, message, text)
         self.pbx.drain()
-

@@ -77,7 +77,9 @@ def run_of(channel: Channel) -> DialplanRun:
 class TimedState:
     """Wait, Playback, Read: a timer, then ``then`` and resume; hangup/redirect cancel it."""
 
-    def __init__(self, pbx: Pbx, channel: Channel, seconds: float, then: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, pbx: Pbx, channel: Channel, seconds: float, then: Callable[[], None] | None = None
+    ) -> None:
         self.pbx = pbx
         self.then = then
         self.timer: Timer = pbx.later(seconds, self._expired, channel)
@@ -267,7 +269,7 @@ def app_hangup(pbx: Pbx, channel: Channel, data: str) -> bool:
 
 def app_userevent(pbx: Pbx, channel: Channel, data: str) -> bool:
     name, _, body = data.partition(",")
-    headers = channel.snapshot() + [("UserEvent", name)]
+    headers = [*channel.snapshot(), ("UserEvent", name)]
     for item in split_args(body) if body else []:
         key, _, value = item.partition(":")
         headers.append((key.strip(), value[1:] if value.startswith(" ") else value))
@@ -318,7 +320,7 @@ def app_add_queue_member(pbx: Pbx, channel: Channel, data: str) -> bool:
 
 
 def app_remove_queue_member(pbx: Pbx, channel: Channel, data: str) -> bool:
-    args = split_args(data) + ["", ""]
+    args = [*split_args(data), "", ""]
     try:
         pbx.queues.remove_member(args[0], args[1] or channel.name)
         status = "REMOVED"
@@ -329,7 +331,7 @@ def app_remove_queue_member(pbx: Pbx, channel: Channel, data: str) -> bool:
 
 
 def app_dial(pbx: Pbx, channel: Channel, data: str) -> bool:
-    from gateway.sim.dial import app_dial as dial  # noqa: PLC0415 - dial builds on this module
+    from gateway.sim.dial import app_dial as dial
 
     return dial(pbx, channel, data)
 
@@ -384,7 +386,9 @@ class OriginateDial:
     def _report_success(self, channel: Channel) -> None:
         request = self.request
         if request.report:
-            self.pbx.emit("call", "OriginateResponse", self.pbx.originate_response(request, channel, "Success", 4))
+            self.pbx.emit(
+                "call", "OriginateResponse", self.pbx.originate_response(request, channel, "Success", 4)
+            )
         if request.on_result is not None:
             request.on_result(True)
 

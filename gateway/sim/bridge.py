@@ -20,13 +20,12 @@ if TYPE_CHECKING:
 
 
 class Bridge:
-    kind = "basic"
-
     def __init__(
         self, pbx: Pbx, uniqueid: str, *, technology: str = "simple_bridge", creator: str = "<unknown>",
-        name: str = "<unknown>", bridge_type: str = "basic",
+        name: str = "<unknown>", bridge_type: str = "basic", kind: str = "basic",
     ) -> None:  # fmt: skip
         self.pbx = pbx
+        self.kind = kind  # basic (two parties, dissolves) | conference
         self.uniqueid = uniqueid
         self.bridge_type = bridge_type
         self.technology = technology

@@ -37,10 +37,32 @@ class Channel:
     """One channel. ``activity`` is whatever currently owns it (dialplan, app, queue, bridge)."""
 
     __slots__ = (
-        "accountcode", "activity", "answered_at", "app", "appdata", "bridge", "cid_name", "cid_num",
-        "conn_name", "conn_num", "context", "created", "dead", "exten", "half", "hangup_cause",
-        "language", "linkedid", "name", "partner", "priority", "state", "uniqueid", "variables", "in_pbx",
+        "accountcode",
+        "activity",
+        "answered_at",
+        "app",
+        "appdata",
+        "bridge",
+        "cid_name",
+        "cid_num",
+        "conn_name",
+        "conn_num",
+        "context",
+        "created",
+        "dead",
+        "exten",
+        "half",
+        "hangup_cause",
+        "in_pbx",
+        "language",
+        "linkedid",
+        "name",
+        "partner",
+        "priority",
+        "state",
         "tags",
+        "uniqueid",
+        "variables",
     )  # fmt: skip
 
     def __init__(

@@ -79,7 +79,7 @@ class SimulatorService:
         prompts = options.config.resolve().parent / "recordings" / "prompts"
 
         def plan() -> SimPlan:
-            from gateway.ami.safety import TRACKED_EVENTS  # noqa: PLC0415 - the gateway's own filter list
+            from gateway.ami.safety import TRACKED_EVENTS
 
             return plan_from_config(load_config(options.config), seats_per_queue=options.seats_per_queue,
                                     prompts=prompts, tracked_events=TRACKED_EVENTS)  # fmt: skip
@@ -93,7 +93,9 @@ class SimulatorService:
         sim_options = SimOptions(host=options.host, port=options.port, time_scale=options.time_scale,
                                  seed=options.seed, endpoints=options.endpoints or Endpoints())  # fmt: skip
         self.sim = Simulator(first, sim_options, users=users, reload_plan=plan)
-        self.traffic = TrafficGenerator(self.sim, rate=options.rate, seed=options.seed) if options.rate > 0 else None
+        self.traffic = (
+            TrafficGenerator(self.sim, rate=options.rate, seed=options.seed) if options.rate > 0 else None
+        )
         self._runner: web.AppRunner | None = None
         self.control_url: str | None = None
 
@@ -119,7 +121,9 @@ class SimulatorService:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=Path("hotline_merge.yaml"), help="merge config (default: %(default)s)")
+    parser.add_argument(
+        "--config", type=Path, default=Path("hotline_merge.yaml"), help="merge config (default: %(default)s)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="AMI listen address (default: %(default)s)")
     parser.add_argument("--port", type=int, default=5038, help="AMI port (default: %(default)s)")
     parser.add_argument("--rate", type=float, default=2.0,
@@ -127,7 +131,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seats-per-queue", type=int, default=None,
                         help="seats logged in per queue at boot: the roster's first N, topped up with simulated seats")  # fmt: skip
     parser.add_argument("--seed", type=int, default=None, help="replay the same traffic and seats")
-    parser.add_argument("--control-port", type=int, default=None, help="HTTP fault/status endpoint on 127.0.0.1")
+    parser.add_argument(
+        "--control-port", type=int, default=None, help="HTTP fault/status endpoint on 127.0.0.1"
+    )
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="real seconds per simulated second (default: %(default)s)")  # fmt: skip
     parser.add_argument("--username", default=None, help="AMI username (default: ami.username of the config)")

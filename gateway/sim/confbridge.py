@@ -10,6 +10,7 @@ out ends the conference (ConfbridgeEnd, BridgeDestroy). No audio, no menus, no m
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError
@@ -41,8 +42,7 @@ class Conference:
         pbx.next_uniqueid()
         pbx.next_uniqueid()
         self.bridge = Bridge(pbx, pbx.new_bridge_id(), technology="softmix", creator="ConfBridge", name=name,
-                             bridge_type="base")  # fmt: skip
-        self.bridge.kind = "conference"  # type: ignore[misc]
+                             bridge_type="base", kind="conference")  # fmt: skip
         self.joined: dict[str, float] = {}
         self.started = False
 
@@ -92,7 +92,7 @@ class Conferences:
         pbx = self.pbx
         if not conference.started:
             conference.started = True
-            pbx.emit("call", "ConfbridgeStart", [("Conference", conference.name)] + conference.bridge.block())
+            pbx.emit("call", "ConfbridgeStart", [("Conference", conference.name), *conference.bridge.block()])
             pbx.set_device_state(f"confbridge:{conference.name}", "INUSE")
         conference.bridge.enter(channel)
         conference.joined[channel.name] = pbx.clock.now()
@@ -104,8 +104,7 @@ class Conferences:
             return
         self.pbx.emit(
             "call", "ConfbridgeJoin",
-            [("Conference", conference.name)] + conference.bridge.block() + channel.snapshot()
-            + [("Admin", "No"), ("Muted", "No")],
+            [("Conference", conference.name), *conference.bridge.block(), *channel.snapshot(), ("Admin", "No"), ("Muted", "No")],
         )  # fmt: skip
 
     def update_peers(self, conference: Conference) -> None:
@@ -120,14 +119,13 @@ class Conferences:
         if kicked:
             pbx.set_var(channel, "CONFBRIDGE_RESULT", "KICKED")
             pbx.set_var(channel, "BRIDGEPEER", "")
-        pbx.emit("call", "ConfbridgeLeave", [("Conference", conference.name)] + bridge.block() + channel.snapshot()
-                 + [("Admin", "No")])  # fmt: skip
+        pbx.emit("call", "ConfbridgeLeave", [("Conference", conference.name), *bridge.block(), *channel.snapshot(), ("Admin", "No")])  # fmt: skip
         if not kicked:
             pbx.set_var(channel, "BRIDGEPEER", "")
         last = len(bridge.channels) == 1
         if last:
             bridge.channels.remove(channel)
-            pbx.emit("call", "ConfbridgeEnd", [("Conference", conference.name)] + bridge.block())
+            pbx.emit("call", "ConfbridgeEnd", [("Conference", conference.name), *bridge.block()])
             bridge.channels.append(channel)
         bridge.remove(channel)
         conference.joined.pop(channel.name, None)
@@ -157,7 +155,7 @@ class Conferences:
             if not targets:
                 raise ConferenceError("No Channel by that name found in Conference.")
         for channel in targets:
-            self.pbx.defer(lambda c=channel: self._kick(conference, c))
+            self.pbx.defer(functools.partial(self._kick, conference, channel))
         return "All participants kicked" if channel_name.lower() == "all" else "User kicked"
 
     def _kick(self, conference: Conference, channel: Channel) -> None:

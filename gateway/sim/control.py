@@ -26,11 +26,13 @@ from gateway.sim.traffic import TrafficGenerator
 
 SIMULATOR = web.AppKey("simulator", Simulator)
 TRAFFIC = web.AppKey("traffic", TrafficGenerator)
-TASKS = web.AppKey("tasks", set[asyncio.Task[None]])
+TASKS: web.AppKey[set[asyncio.Task[None]]] = web.AppKey("tasks")
 
 
 def _bad(code: str, message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"code": code, "message": message}), content_type="application/json")
+    return web.HTTPBadRequest(
+        text=json.dumps({"code": code, "message": message}), content_type="application/json"
+    )
 
 
 def _number(request: web.Request, name: str, default: float) -> float:
@@ -128,7 +130,7 @@ def control_app(sim: Simulator, traffic: TrafficGenerator | None) -> web.Applica
     app[SIMULATOR] = sim
     if traffic is not None:
         app[TRAFFIC] = traffic
-    app[TASKS] = set()
+    app[TASKS] = set[asyncio.Task[None]]()
     app.router.add_get("/status", status)
     app.router.add_post("/faults/drop", drop)
     app.router.add_post("/faults/restart", restart)
@@ -139,7 +141,8 @@ def control_app(sim: Simulator, traffic: TrafficGenerator | None) -> web.Applica
     app.router.add_post("/calls", call)
 
     async def cancel_tasks(app: web.Application) -> None:
-        for task in list(app[TASKS]):
+        tasks: set[asyncio.Task[None]] = app[TASKS]
+        for task in tasks.copy():
             task.cancel()
 
     app.on_cleanup.append(cancel_tasks)

@@ -199,7 +199,7 @@ class SimulatedPhone(LocalDest):
 
 def app_dial(pbx: Pbx, channel: Channel, data: str) -> bool:
     """Dial(Tech/resource[&...],timeout,options)."""
-    args = split_args(data) + ["", ""]
+    args = [*split_args(data), "", ""]
     targets = [t.strip() for t in args[0].split("&") if t.strip()]
     timeout = float(args[1]) if args[1].strip() else None
     state = DialState(pbx, channel, args[2], pbx.clock.now())

@@ -11,10 +11,12 @@ Pattern letters follow Asterisk: ``X`` ``Z`` ``N`` are digit classes (case-insen
 
 from __future__ import annotations
 
+import operator
 import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.errors import GatewayError
 
@@ -267,7 +269,9 @@ def if_function(args: str) -> str:
 
 def split_args(data: str) -> list[str]:
     """Application arguments: commas split, parentheses and quotes group (no escapes needed here)."""
-    args, depth, current = [], 0, []
+    args: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in data:
         if char == "," and depth == 0:
             args.append("".join(current))
@@ -283,7 +287,15 @@ def split_args(data: str) -> list[str]:
 
 
 # -- $[...] expressions (the subset of Asterisk's expr2 the rendered dialplan uses) ----------------
-_TOKEN = re.compile(r'\s*(?:("(?:[^"\\]|\\.)*")|(!=|<=|>=|=~|::|[|&=<>+\-*/%!:?()])|([^\s|&=<>+\-*/%!:?()"]+))')
+_TOKEN = re.compile(
+    r'\s*(?:("(?:[^"\\]|\\.)*")|(!=|<=|>=|=~|::|[|&=<>+\-*/%!:?()])|([^\s|&=<>+\-*/%!:?()"]+))'
+)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge,
+}  # fmt: skip
+_OPERATORS = {"!=", "<=", ">=", "=~", "::", "|", "&", "=", "<", ">", "+", "*", "/", "%", ":", "?", ")"}
 
 
 class ExpressionError(DialplanError):
@@ -377,13 +389,13 @@ class _ExprParser:
     def comparison(self) -> Value:
         left = self.additive()
         while self._peek() in ("=", "!=", "<", ">", "<=", ">="):
-            operator = self._take()
+            comparison = self._take()
             right = self.additive()
             a, b = _number(left), _number(right)
-            pair: tuple[Value, Value] = (a, b) if a is not None and b is not None else (_text(left), _text(right))
-            x, y = pair
-            outcome = {"=": x == y, "!=": x != y, "<": x < y, ">": x > y, "<=": x <= y, ">=": x >= y}[operator]  # type: ignore[operator]
-            left = int(outcome)
+            if a is not None and b is not None:
+                left = int(_COMPARE[comparison](a, b))
+            else:  # not both numbers: compared as text
+                left = int(_COMPARE[comparison](_text(left), _text(right)))
         return left
 
     def additive(self) -> Value:
@@ -399,7 +411,13 @@ class _ExprParser:
         while self._peek() in ("*", "/", "%"):
             operator = self._take()
             a, b = _number(left) or 0, _number(self.unary()) or 0
-            left = a * b if operator == "*" else (int(a / b) if b else 0) if operator == "/" else (a % b if b else 0)
+            left = (
+                a * b
+                if operator == "*"
+                else (int(a / b) if b else 0)
+                if operator == "/"
+                else (a % b if b else 0)
+            )
         return left
 
     def unary(self) -> Value:
@@ -413,7 +431,11 @@ class _ExprParser:
         return self.primary()
 
     def primary(self) -> Value:
-        token = self._take() if self._peek() is not None else ""
+        if self._peek() is None:
+            raise ExpressionError("expression ends where a value was expected")
+        token = self._take()
+        if token in _OPERATORS:
+            raise ExpressionError(f"unexpected {token!r} where a value was expected")
         if token == "(":
             value = self.ternary()
             if self._peek() == ")":

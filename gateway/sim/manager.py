@@ -16,6 +16,7 @@ action), a single CRLF starts another header, the first of two equal headers win
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -82,7 +83,9 @@ def parse_manager_conf(text: str) -> list[ManagerUser]:
         elif key == "eventfilter":
             current.eventfilters.append(value)
         elif key.startswith("eventfilter(") and key.endswith(")"):
-            current.eventfilters.append(parse_criterion(raw.split("=", 1)[0].strip()[len("eventfilter(") : -1], value))
+            current.eventfilters.append(
+                parse_criterion(raw.split("=", 1)[0].strip()[len("eventfilter(") : -1], value)
+            )
     return users
 
 
@@ -155,9 +158,11 @@ class EventFilter:
         return bool(self.include or self.exclude or self.include_names)
 
     def accepts(self, name: str, headers: Headers, text: str) -> bool:
-        if self.include_names or self.include:
-            if name.lower() not in self.include_names and not any(c.matches(name, headers, text) for c in self.include):
-                return False
+        included = name.lower() in self.include_names or any(
+            c.matches(name, headers, text) for c in self.include
+        )
+        if (self.include_names or self.include) and not included:
+            return False
         return not any(c.matches(name, headers, text) for c in self.exclude)
 
 
@@ -192,6 +197,7 @@ class Session(asyncio.Protocol):
         self.connected_wall = self.server.clock.wall()
         self.server.sessions.add(self)
         self.server.connected.add(self)
+        self.server.all_closed.clear()
         transport.write(BANNER)
         if self.server.stall_until is not None:
             self.stalled = []
@@ -200,6 +206,8 @@ class Session(asyncio.Protocol):
         self.closing = True
         self.server.sessions.discard(self)
         self.server.connected.discard(self)
+        if not self.server.connected:
+            self.server.all_closed.set()
         self.server.refresh_interest()
 
     def data_received(self, data: bytes) -> None:
@@ -271,7 +279,10 @@ class Session(asyncio.Protocol):
     # -- event routing ------------------------------------------------------------------------------
     def reads(self, category: str) -> bool:
         return (
-            self.user is not None and self.events_on and category in self.user.read and category in self.event_mask
+            self.user is not None
+            and self.events_on
+            and category in self.user.read
+            and category in self.event_mask
         )
 
     @property
@@ -296,6 +307,7 @@ class AmiServer:
         self.auth_fail_delay = auth_fail_delay
         self.sessions: set[Session] = set()  # sessions that still take part (not closing)
         self.connected: set[Session] = set()  # sockets not yet closed
+        self.all_closed = asyncio.Event()  # set while no socket is open
         self.interest: frozenset[str] = frozenset()
         self.refuse_logins = False
         self.stall_until: float | None = None
@@ -316,10 +328,9 @@ class AmiServer:
             await self._server.wait_closed()
             self._server = None
         # Let the closing sockets go: a restart or a stop leaves nothing half-open behind.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 1.0
-        while self.connected and loop.time() < deadline:
-            await asyncio.sleep(0.001)
+        if self.connected:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.all_closed.wait(), 1.0)
 
     # -- EventSink ------------------------------------------------------------------------------------
     def wants(self, category: str) -> bool:
@@ -350,7 +361,7 @@ class AmiServer:
             session.write(data)
 
     def security_event(self, session: Session, name: str, severity: str, version: int, account: str,
-                       extra: Headers = ()) -> None:  # type: ignore[assignment]  # fmt: skip
+                       extra: Iterable[tuple[str, str]] = ()) -> None:  # fmt: skip
         """Security events carry the session that caused them, seen by whoever reads ``security``."""
         headers: Headers = [
             ("EventTV", _event_tv(self.clock.wall())), ("Severity", severity), ("Service", "AMI"),
@@ -425,7 +436,9 @@ class AmiServer:
         if self.booted and session.reads("system"):
             session.send([("Event", "FullyBooted"), ("Privilege", "system,all"), *self.uptime_headers(),
                           ("Status", "Fully Booted")])  # fmt: skip
-        self.security_event(session, "SuccessfulAuth", "Informational", 1, user.username, [("UsingPassword", "0")])
+        self.security_event(
+            session, "SuccessfulAuth", "Informational", 1, user.username, [("UsingPassword", "0")]
+        )
 
     def _fail_login(self, session: Session, message: Message) -> None:
         session.failing_login = True

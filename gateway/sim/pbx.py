@@ -22,12 +22,13 @@ Rules learned from the traces and kept here:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -122,10 +123,10 @@ class Pbx:
         self, dialplan: Dialplan, clock: SimClock, sink: EventSink, *, settings: PbxSettings | None = None,
         seed: int | None = None,
     ) -> None:  # fmt: skip
-        from gateway.sim import apps  # noqa: PLC0415 - apps import the Pbx type for hints only
-        from gateway.sim.confbridge import Conferences  # noqa: PLC0415
-        from gateway.sim.queues import QueueEngine  # noqa: PLC0415
-        from gateway.sim.transfer import Transfers  # noqa: PLC0415
+        from gateway.sim import apps
+        from gateway.sim.confbridge import Conferences
+        from gateway.sim.queues import QueueEngine
+        from gateway.sim.transfer import Transfers
 
         self.dialplan = dialplan
         self.clock = clock
@@ -218,7 +219,9 @@ class Pbx:
     def wants(self, category: str) -> bool:
         return self.sink.wants(category)
 
-    def channel_event(self, name: str, channel: Channel, extra: Headers = (), category: str = "call") -> None:  # type: ignore[assignment]
+    def channel_event(
+        self, name: str, channel: Channel, extra: Iterable[tuple[str, str]] = (), category: str = "call"
+    ) -> None:
         if self.sink.wants(category):
             self.sink.emit(category, name, channel.snapshot() + list(extra))
 
@@ -230,15 +233,16 @@ class Pbx:
         channel.variables[bare] = value
         if event and self.sink.wants("dialplan"):
             self.sink.emit(
-                "dialplan", "VarSet", channel.snapshot() + [("Variable", name), ("Value", escape_value(value))]
+                "dialplan",
+                "VarSet",
+                [*channel.snapshot(), ("Variable", name), ("Value", escape_value(value))],
             )
 
     def newexten(self, channel: Channel) -> None:
         if self.sink.wants("dialplan"):
             self.sink.emit(
                 "dialplan", "Newexten",
-                channel.snapshot() + [("Extension", channel.exten), ("Application", channel.app),
-                                      ("AppData", channel.appdata)],
+                [*channel.snapshot(), ("Extension", channel.exten), ("Application", channel.app), ("AppData", channel.appdata)],
             )  # fmt: skip
 
     def set_state(self, channel: Channel, state: int) -> None:
@@ -253,7 +257,9 @@ class Pbx:
     def set_callerid(self, channel: Channel, num: str | None, name: str | None) -> None:
         channel.cid_num = num or UNKNOWN
         channel.cid_name = name or UNKNOWN
-        self.channel_event("NewCallerid", channel, [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")])
+        self.channel_event(
+            "NewCallerid", channel, [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")]
+        )
 
     def set_connected(self, channel: Channel, num: str, name: str) -> None:
         channel.conn_num, channel.conn_name = num, name
@@ -334,7 +340,7 @@ class Pbx:
             return text
         functions = dict(self.functions)
         for name, function in self.channel_functions.items():
-            functions[name] = lambda args, f=function: f(channel, args)  # type: ignore[misc]
+            functions[name] = functools.partial(function, channel)
         return substitute(text, lambda name: self.lookup(channel, name), functions)
 
     # -- channels -------------------------------------------------------------------------------
@@ -353,7 +359,9 @@ class Pbx:
         first_id = ids[0] or uid1
         link = linkedid or first_id
         now = self.clock.now()
-        one = Channel(f"{base};1", first_id, link, context=context, exten=exten, state=DOWN, created=now, half=1)
+        one = Channel(
+            f"{base};1", first_id, link, context=context, exten=exten, state=DOWN, created=now, half=1
+        )
         two = Channel(f"{base};2", ids[1] or uid2, link, context=context, exten=exten, state=RING, created=now,
                       half=2)  # fmt: skip
         one.partner, two.partner = two, one
@@ -374,7 +382,9 @@ class Pbx:
                 if level == 2:
                     child.tags.setdefault("inherit", {})[bare] = 2
 
-    def new_channel(self, base: str, *, context: str, exten: str, linkedid: str, caller: Channel | None) -> Channel:
+    def new_channel(
+        self, base: str, *, context: str, exten: str, linkedid: str, caller: Channel | None
+    ) -> Channel:
         """A channel without a Local partner (a simulated SIP phone): ``PJSIP/8001-0000001a``."""
         channel = Channel(f"{base}-{self.next_counter():08x}", self.next_uniqueid(), linkedid, context=context,
                           exten=exten, state=DOWN, created=self.clock.now())  # fmt: skip
@@ -409,7 +419,7 @@ class Pbx:
         self.later(self.settings.originate_delay, self._originate_now, request)
 
     def _originate_now(self, request: OriginateRequest) -> None:
-        from gateway.sim.apps import OriginateDial  # noqa: PLC0415
+        from gateway.sim.apps import OriginateDial
 
         parsed = self.parse_local(request.target)
         if parsed is None or self.dialplan.find(parsed[1], parsed[0]) is None:
@@ -465,7 +475,7 @@ class Pbx:
 
     # -- dialplan -------------------------------------------------------------------------------
     def start_dialplan(self, channel: Channel, context: str, exten: str, priority: int) -> None:
-        from gateway.sim.apps import DialplanRun  # noqa: PLC0415
+        from gateway.sim.apps import DialplanRun
 
         channel.context, channel.exten, channel.priority = context, exten, priority
         channel.in_pbx = True
@@ -530,7 +540,9 @@ class Pbx:
             return
         channel.tags["hanging"] = True
         if cause == 0 and (channel.bridge is not None or channel.tags.get("was_bridged")):
-            cause = 16  # a channel that talked in a bridge ends with normal clearing (traces 02, 07 vs 03, 10)
+            cause = (
+                16  # a channel that talked in a bridge ends with normal clearing (traces 02, 07 vs 03, 10)
+            )
         channel.hangup_cause = cause
         owner = channel.activity
         if owner is None:
@@ -558,7 +570,9 @@ class Pbx:
             self.queue_hangup(partner, cause)
         channel.dead = True
         channel.activity = None
-        self.channel_event("Hangup", channel, [("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown"))])
+        self.channel_event(
+            "Hangup", channel, [("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown"))]
+        )
         self.channels.pop(channel.name, None)
         self.update_device(channel)
         after = channel.tags.pop("after_hangup", None)
@@ -585,7 +599,7 @@ class Pbx:
             self.continue_after_redirect(channel)
 
     def continue_after_redirect(self, channel: Channel) -> None:
-        from gateway.sim.apps import DialplanRun  # noqa: PLC0415
+        from gateway.sim.apps import DialplanRun
 
         if channel.dead:
             return

@@ -17,6 +17,7 @@ import datetime as dt
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.dialplan.render import render
 from gateway.dialplan.routing import RoutingPlan, build_routing, seat_interface
@@ -47,7 +48,16 @@ class SimPlan:
 
 
 # -- configuration files ----------------------------------------------------------------------
-_BOOL = {"yes": True, "true": True, "on": True, "1": True, "no": False, "false": False, "off": False, "0": False}
+_BOOL = {
+    "yes": True,
+    "true": True,
+    "on": True,
+    "1": True,
+    "no": False,
+    "false": False,
+    "off": False,
+    "0": False,
+}
 _INT_KEYS = ("timeout", "retry", "wrapuptime", "servicelevel", "weight", "maxlen")
 _BOOL_KEYS = ("ringinuse", "autofill", "autopause", "setinterfacevar", "setqueueentryvar", "setqueuevar")
 _TEXT_KEYS = ("strategy", "joinempty", "leavewhenempty", "musicclass", "context")
@@ -56,12 +66,12 @@ _TEXT_KEYS = ("strategy", "joinempty", "leavewhenempty", "musicclass", "context"
 def parse_queues_conf(text: str, *, source: str = "queues.conf") -> list[QueueSpec]:
     """The queues.conf keys app_queue's behaviour here depends on; the others are ignored."""
     specs: list[QueueSpec] = []
-    current: dict[str, object] | None = None
+    current: dict[str, Any] | None = None
     members: list[MemberSpec] = []
 
     def close() -> None:
         if current is not None:
-            specs.append(QueueSpec(members=list(members), **current))  # type: ignore[arg-type]
+            specs.append(QueueSpec(members=list(members), **current))
 
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split(";", 1)[0].strip()
@@ -155,7 +165,7 @@ def traffic_weights(routing: RoutingPlan, weights: dict[str, float] | None) -> d
         return {n: float(weights.get(n, 0.0)) for n in numbers}
     legacy = [n for n in numbers if n != routing.hotline_number]
     if not legacy:
-        return {n: 1.0 for n in numbers}
+        return dict.fromkeys(numbers, 1.0)
     shares = {n: 0.5 / len(legacy) for n in legacy}
     shares[routing.hotline_number] = 0.5
     return shares

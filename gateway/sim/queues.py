@@ -20,6 +20,7 @@ Facts from the traces that shape the code:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,16 @@ STRATEGIES = ("ringall", "linear", "rrmemory", "rrordered", "leastrecent", "fewe
 NOT_INUSE, INUSE = 1, 2
 _STRICT = ("penalty", "invalid", "paused", "unavailable")
 _DEFAULT_EMPTY = ("penalty", "invalid", "paused")  # joinempty=no, leavewhenempty=yes
-_BOOL_WORDS = {"yes": True, "true": True, "on": True, "1": True, "no": False, "false": False, "off": False, "0": False}
+_BOOL_WORDS = {
+    "yes": True,
+    "true": True,
+    "on": True,
+    "1": True,
+    "no": False,
+    "false": False,
+    "off": False,
+    "0": False,
+}
 
 
 def empty_conditions(rule: str, *, joining: bool) -> tuple[str, ...]:
@@ -97,11 +107,15 @@ class QueueSpec:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise QueueError(f"queue {self.name}: unknown strategy {self.strategy!r} (one of {', '.join(STRATEGIES)})")
+            raise QueueError(
+                f"queue {self.name}: unknown strategy {self.strategy!r} (one of {', '.join(STRATEGIES)})"
+            )
 
 
 class Member:
-    def __init__(self, spec: MemberSpec, *, dynamic: bool, ringinuse: bool, wrapuptime: int, now_wall: float) -> None:
+    def __init__(
+        self, spec: MemberSpec, *, dynamic: bool, ringinuse: bool, wrapuptime: int, now_wall: float
+    ) -> None:
         self.interface = spec.interface
         self.name = spec.name or spec.interface
         self.state_interface = spec.interface
@@ -123,7 +137,11 @@ class Member:
     @property
     def device(self) -> str:
         """The device whose state drives Status: ``Local/1001@agents/n`` -> ``Local/1001@agents``."""
-        return self.state_interface.split("/n", 1)[0] if self.state_interface.endswith("/n") else self.state_interface
+        return (
+            self.state_interface.split("/n", 1)[0]
+            if self.state_interface.endswith("/n")
+            else self.state_interface
+        )
 
 
 @dataclass(eq=False)
@@ -293,7 +311,14 @@ class QueueEngine:
         args = split_args(data) + [""] * 5
         queue = self.queues.get(args[0].strip())
         options = args[1]
-        for name in ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS"):
+        for name in (
+            "ANSWEREDTIME",
+            "ANSWEREDTIME_MS",
+            "DIALEDTIME",
+            "DIALEDTIME_MS",
+            "QUEUEWAIT",
+            "QUEUEWAIT_MS",
+        ):
             pbx.set_var(channel, name, "")
         if queue is None:
             pbx.set_var(channel, "QUEUESTATUS", "UNKNOWN")
@@ -450,7 +475,7 @@ class QueueEngine:
             pbx.start_dialplan(two, context, exten, 1)
 
     def agent_event(self, name: str, caller: Channel | None, agent: Channel | None, member: Member, queue: Queue,
-                    extra: Headers = ()) -> None:  # type: ignore[assignment]  # fmt: skip
+                    extra: Iterable[tuple[str, str]] = ()) -> None:  # fmt: skip
         if not self.pbx.wants("agent"):
             return
         headers: Headers = []
@@ -471,7 +496,7 @@ class QueueEngine:
         if attempt.done:
             return
         entry, pbx = attempt.entry, self.pbx
-        ring_ms = int(round((pbx.clock.now() - attempt.started) * 1000))
+        ring_ms = round((pbx.clock.now() - attempt.started) * 1000)
         self.agent_event("AgentRingNoAnswer", entry.channel, attempt.one, attempt.member, entry.queue,
                          [("RingTime", str(ring_ms))])  # fmt: skip
         pbx.dial_event("DialEnd", entry.channel, attempt.one, [("DialStatus", "NOANSWER")])
@@ -677,8 +702,10 @@ class QueueEngine:
         records = self.watch.get(channel.uniqueid)
         if not records:
             return
-        if channel.tags.get("transferer") or channel.variables.get("ATTENDEDTRANSFER") or channel.variables.get(
-            "BLINDTRANSFER"
+        if (
+            channel.tags.get("transferer")
+            or channel.variables.get("ATTENDEDTRANSFER")
+            or channel.variables.get("BLINDTRANSFER")
         ):
             return  # a transfer is under way: its own event completes the call
         for record in list(records):
@@ -828,7 +855,13 @@ class QueueEngine:
         self.pbx.defer(lambda: self.leave_if_empty(queue))
 
     def _targets(self, queue_name: str, interface: str) -> list[tuple[Queue, Member]]:
-        queues = [self.queues[queue_name]] if queue_name in self.queues else [] if queue_name else list(self.queues.values())
+        queues = (
+            [self.queues[queue_name]]
+            if queue_name in self.queues
+            else []
+            if queue_name
+            else list(self.queues.values())
+        )
         found = [(q, m) for q in queues for m in [q.member(interface)] if m is not None]
         if not found:
             raise QueueError("Interface not found")
@@ -843,7 +876,9 @@ class QueueEngine:
         member.paused_reason = reason if paused else ""
         if paused:
             member.last_pause = self.pbx.clock.wall()
-        self.pbx.set_device_state(f"Queue:{queue.name}_pause_{member.interface}", "INUSE" if paused else "NOT_INUSE")
+        self.pbx.set_device_state(
+            f"Queue:{queue.name}_pause_{member.interface}", "INUSE" if paused else "NOT_INUSE"
+        )
         self.avail_device(queue)
         self.member_event("QueueMemberPause", queue, member)
         if paused:
@@ -864,7 +899,6 @@ class QueueEngine:
 
 def _int(text: str | None, default: int) -> int:
     try:
-        return int(text) if text not in (None, "") else default  # type: ignore[arg-type]
+        return int(text) if text else default
     except ValueError:
         return default
-

@@ -117,11 +117,13 @@ class Simulator:
         for hook in self.on_boot:
             hook(self)
 
-
     def _uptime(self) -> Headers:
         pbx = self.pbx
         wall = self.clock.wall()
-        return [("Uptime", str(int(wall - pbx.started_wall))), ("LastReload", str(int(wall - pbx.reloaded_wall)))]
+        return [
+            ("Uptime", str(int(wall - pbx.started_wall))),
+            ("LastReload", str(int(wall - pbx.reloaded_wall))),
+        ]
 
     def _booted(self, server: AmiServer) -> None:
         if server is not self._server:

@@ -120,7 +120,7 @@ class TrafficGenerator:
         if pbx is not self.sim.pbx or one.dead or two.dead:
             return
         run = two.activity
-        if isinstance(run, DialplanRun) and isinstance(run.state, QueueState):
-            if run.state.entry.state in ("waiting", "ringing", "retry"):
-                self.stats.abandoned_by_patience += 1
-                pbx.run(lambda: pbx.softhangup(one, 16))
+        state = run.state if isinstance(run, DialplanRun) else None
+        if isinstance(state, QueueState) and state.entry.state in ("waiting", "ringing", "retry"):
+            self.stats.abandoned_by_patience += 1
+            pbx.run(lambda: pbx.softhangup(one, 16))

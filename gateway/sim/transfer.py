@@ -167,7 +167,8 @@ class Transfers:
         pbx = self.pbx
         origin, bridge, target = consult.origin, consult.bridge, consult.target
         transferer, transferee = consult.transferer, consult.transferee
-        assert bridge is not None and target is not None
+        assert bridge is not None
+        assert target is not None
         consult.finished = True
         self.consults.pop(transferer.name, None)
         pbx.emit("call", "BridgeMerge", origin.block("ToBridge") + bridge.block("FromBridge"))

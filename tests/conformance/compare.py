@@ -132,11 +132,12 @@ def normalise(messages: Iterable[Message]) -> Normalised:
             out.devices[message.get("Device") or ""] = message.get("State") or ""
             continue
         if event == "AgentComplete":
-            key = ("complete", message.get("Queue") or "", message.get("Interface") or "")
-            out.groups[key].append(_item(message, renumber, optional_channels=True))
+            by_member = ("complete", message.get("Queue") or "", message.get("Interface") or "")
+            out.groups[by_member].append(_item(message, renumber, optional_channels=True))
             continue
         item = _item(message, renumber)
-        keys = [("channel", item.values[h]) for h in ("Channel", "DestChannel") if h in item.values]
+        keys: list[tuple[str, ...]] = [("channel", item.values[h]) for h in ("Channel", "DestChannel")
+                                       if h in item.values]  # fmt: skip
         if not keys:
             keys = [_other_group(message, item)]
         for key in keys:
@@ -151,7 +152,10 @@ def _other_group(message: Message, item: Item) -> tuple[str, ...]:
     if event == "LocalBridge":
         return ("channel", item.values.get("LocalOneChannel", ""))
     if event in ("BlindTransfer", "AttendedTransfer"):
-        return ("transfer", item.values.get("TransfererChannel") or item.values.get("OrigTransfererChannel", ""))
+        return (
+            "transfer",
+            item.values.get("TransfererChannel") or item.values.get("OrigTransfererChannel", ""),
+        )
     if event.startswith("QueueMember"):
         return ("member", message.get("Queue") or "", message.get("Interface") or "")
     if event.startswith("Confbridge"):
@@ -196,7 +200,11 @@ def _compare_action(key: tuple[str, ...], expected: list[Item], actual: list[Ite
         return [f"{'/'.join(key)}: expected {len(expected)} messages, got {len(actual)}"]
     if "ListCommands" in expected[0].fields:
         missing = set(actual[0].fields) - set(expected[0].fields)
-        return [f"{'/'.join(key)}: ListCommands names actions Asterisk lacks: {sorted(missing)}"] if missing else []
+        return (
+            [f"{'/'.join(key)}: ListCommands names actions Asterisk lacks: {sorted(missing)}"]
+            if missing
+            else []
+        )
     problems = _same(expected[0], actual[0], where="/".join(key) + " response")
     tail_e, tail_a = expected[1:], actual[1:]
     complete = [i for i in tail_e if i.name.endswith("Complete")]

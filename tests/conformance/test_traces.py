@@ -16,7 +16,7 @@ import pytest
 
 from gateway.sim.server import Simulator
 from tests.conformance.compare import compare
-from tests.conformance.traces import Part, Trace, bench_simulator, load, replay
+from tests.conformance.traces import Hook, Part, Trace, bench_simulator, load, replay
 
 CALL_SCENARIOS = [
     "01-queue-answer-hangup", "02-ring-no-answer", "03-queue-abandon", "04-redirect-to-expert",
@@ -71,13 +71,13 @@ async def _restart(sim: Simulator) -> None:
     await sim.shutdown(restart=True, downtime=0.0)
 
 
-async def _replay_fresh(trace: Trace, hooks: list[tuple[float, object]], *, booted: bool) -> bytes:
+async def _replay_fresh(trace: Trace, hooks: list[tuple[float, Hook]], *, booted: bool) -> bytes:
     sim = bench_simulator()
     await sim.start()
     if booted:
         sim.clock.advance(1.0)
     try:
-        [stream] = await replay(sim, [Part(trace, hooks=hooks)])  # type: ignore[arg-type]
+        [stream] = await replay(sim, [Part(trace, hooks=hooks)])
     finally:
         await sim.stop()
     return stream
@@ -92,7 +92,9 @@ async def _replay_fresh(trace: Trace, hooks: list[tuple[float, object]], *, boot
         ("11d-connect-during-boot", None, 0.0, False),  # connected 0.4 s after spawn, before FullyBooted
     ],
 )
-async def test_restart_scenarios_match_recording(name: str, hook: object, at: float, booted: bool) -> None:
+async def test_restart_scenarios_match_recording(
+    name: str, hook: Hook | None, at: float, booted: bool
+) -> None:
     trace = load(name)
     stream = await _replay_fresh(trace, [(at, hook)] if hook else [], booted=booted)
     problems = compare(trace.recorded, stream)

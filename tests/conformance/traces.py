@@ -9,6 +9,7 @@ few milliseconds of real time per recorded second.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -93,7 +94,9 @@ class Part:
 
 def bench_simulator(*, boot: bool = True) -> Simulator:
     options = SimOptions(manual_clock=True, auth_fail_delay=1.0, seed=7)
-    return Simulator(load_asterisk_conf(BENCH_CONF), options, reload_plan=lambda: load_asterisk_conf(BENCH_CONF))
+    return Simulator(
+        load_asterisk_conf(BENCH_CONF), options, reload_plan=lambda: load_asterisk_conf(BENCH_CONF)
+    )
 
 
 async def _settle(condition: Callable[[], bool], what: str) -> None:
@@ -130,7 +133,8 @@ class Connection:
         self.closed.set()
 
     async def send(self, write: Write) -> None:
-        assert self._writer is not None and self.session is not None
+        assert self._writer is not None
+        assert self.session is not None
         self._writer.write(write.data)
         await self._writer.drain()
         self.sent_messages += write.messages
@@ -157,9 +161,9 @@ async def replay(sim: Simulator, parts: list[Part]) -> list[bytes]:
     for index, (part, conn) in enumerate(zip(parts, connections, strict=True)):
         schedule.append((part.offset, index, conn.open))
         for write in part.trace.writes:
-            schedule.append((part.offset + write.at, index, lambda c=conn, w=write: c.send(w)))
+            schedule.append((part.offset + write.at, index, functools.partial(conn.send, write)))
         for at, hook in part.hooks:
-            schedule.append((part.offset + at, index, lambda h=hook: h(sim)))
+            schedule.append((part.offset + at, index, functools.partial(hook, sim)))
     schedule.sort(key=lambda item: (item[0], item[1]))
     for at, _, step in schedule:
         clock.advance_to(base + at)

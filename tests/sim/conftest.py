@@ -7,14 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from gateway.sim.manager import ManagerUser
+from gateway.sim.plan import SimPlan, load_asterisk_conf
 from gateway.sim.server import SimOptions, Simulator
 from tests.conformance.traces import BENCH_CONF
 from tests.sim.support import AmiTestClient
 
 
-def bench_plan():  # type: ignore[no-untyped-def]
-    from gateway.sim.plan import load_asterisk_conf
-
+def bench_plan() -> SimPlan:
     return load_asterisk_conf(BENCH_CONF)
 
 

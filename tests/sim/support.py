@@ -56,14 +56,16 @@ class AmiTestClient:
         await self.send(("\r\n".join(lines) + "\r\n\r\n").encode())
         return await self.wait_for(lambda m: m.event is None and m.action_id == action_id, clock=clock)
 
-    async def login(self, username: str = "gateway", secret: str = "gateway-secret", **extra: str) -> Message:
-        return await self.action("Login", Username=username, Secret=secret, **extra)
+    async def login(
+        self, username: str = "gateway", secret: str = "gateway-secret", *, events: str = "on"
+    ) -> Message:
+        return await self.action("Login", Username=username, Secret=secret, Events=events)
 
-    async def wait_for(self, predicate: Predicate, *, timeout: float = 5.0, clock: SimClock | None = None,
+    async def wait_for(self, predicate: Predicate, *, within: float = 5.0, clock: SimClock | None = None,
                        step: float = 0.25, limit: float = 600.0) -> Message:  # fmt: skip
         """The first message (old or new) matching; with a manual ``clock``, time advances until it comes."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         advanced = 0.0
         while True:
             for message in self.messages:

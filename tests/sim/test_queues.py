@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from gateway.sim.clock import SimClock
@@ -40,7 +42,9 @@ def make_pbx(*queues: QueueSpec, seed: int = 1) -> tuple[Pbx, RecordingSink]:
     return pbx, sink
 
 
-def call(pbx: Pbx, queue: str = "q", *, prio: int | None = None, options: str = "tT", timeout: str = "") -> None:
+def call(
+    pbx: Pbx, queue: str = "q", *, prio: int | None = None, options: str = "tT", timeout: str = ""
+) -> None:
     variables = [("QNAME", queue), ("QOPTS", options), ("QTIMEOUT", timeout)]
     if prio is not None:
         variables.append(("QUEUE_PRIO", str(prio)))
@@ -53,7 +57,9 @@ def called(sink: RecordingSink) -> list[str]:
 
 
 def test_ringall_rings_every_free_member_and_cancels_the_others() -> None:
-    pbx, sink = make_pbx(QueueSpec("q", strategy="ringall", members=[member("1001"), member("1002"), member("1003")]))
+    pbx, sink = make_pbx(
+        QueueSpec("q", strategy="ringall", members=[member("1001"), member("1002"), member("1003")])
+    )
     call(pbx)
     pbx.clock.advance(1.0)
     assert called(sink) == ["1001", "1002", "1003"]
@@ -63,7 +69,9 @@ def test_ringall_rings_every_free_member_and_cancels_the_others() -> None:
 
 
 def test_linear_ring_timeout_then_retry_the_next_member() -> None:
-    pbx, sink = make_pbx(QueueSpec("q", strategy="linear", timeout=5, retry=1, members=[member("9001"), member("1002")]))
+    pbx, sink = make_pbx(
+        QueueSpec("q", strategy="linear", timeout=5, retry=1, members=[member("9001"), member("1002")])
+    )
     call(pbx)
     pbx.clock.advance(12.0)
     assert called(sink) == ["9001", "1002"]
@@ -83,7 +91,11 @@ def _three_calls(strategy: str, members: list[MemberSpec], seed: int = 1) -> lis
 
 
 def test_rrmemory_goes_round() -> None:
-    assert _three_calls("rrmemory", [member("1001"), member("1002"), member("1003")]) == ["1001", "1002", "1003"]
+    assert _three_calls("rrmemory", [member("1001"), member("1002"), member("1003")]) == [
+        "1001",
+        "1002",
+        "1003",
+    ]
 
 
 def test_leastrecent_and_fewestcalls_prefer_the_idle_member() -> None:
@@ -97,7 +109,9 @@ def test_random_is_reproducible_from_the_seed() -> None:
 
 
 def test_lower_penalty_first_higher_only_when_needed() -> None:
-    pbx, sink = make_pbx(QueueSpec("q", strategy="linear", members=[member("1001", penalty=1), member("1002")]))
+    pbx, sink = make_pbx(
+        QueueSpec("q", strategy="linear", members=[member("1001", penalty=1), member("1002")])
+    )
     call(pbx)
     pbx.clock.advance(1.0)
     assert called(sink) == ["1002"]
@@ -139,12 +153,15 @@ def test_joinempty_and_leavewhenempty() -> None:
         QueueSpec("leaving", joinempty="yes", leavewhenempty="yes", members=[member("1002")]),
     )
     for queue, ext in (("strict", "1001"), ("leaving", "1002")):
-        pbx.run(lambda q=queue, e=ext: pbx.queues.pause(q, f"Local/{e}@agents/n", True))  # type: ignore[misc]
+        pbx.run(functools.partial(pbx.queues.pause, queue, f"Local/{ext}@agents/n", True))
     call(pbx, "strict")
     call(pbx, "leaving")
     pbx.clock.advance(1.0)
     assert [e["Queue"] for e in sink.named("QueueCallerJoin")] == ["leaving"]
-    assert [e["Value"] for e in sink.named("VarSet") if e["Variable"] == "AFTER"] == ["JOINEMPTY", "LEAVEEMPTY"]
+    assert [e["Value"] for e in sink.named("VarSet") if e["Variable"] == "AFTER"] == [
+        "JOINEMPTY",
+        "LEAVEEMPTY",
+    ]
     assert not sink.named("QueueCallerAbandon")
 
 
@@ -161,7 +178,8 @@ def test_queue_timeout_leaves_without_abandoning() -> None:
     pbx, sink = make_pbx(QueueSpec("q", members=[member("9001")]))
     call(pbx, timeout="10")
     pbx.clock.advance(11.0)
-    assert sink.named("QueueCallerLeave") and not sink.named("QueueCallerAbandon")
+    assert sink.named("QueueCallerLeave")
+    assert not sink.named("QueueCallerAbandon")
     assert [e["Value"] for e in sink.named("VarSet") if e["Variable"] == "AFTER"] == ["TIMEOUT"]
 
 

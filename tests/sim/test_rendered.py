@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ from tests.sim.support import RecordingSink
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 6, 1)
-STEADY_SEATS = SeatBehaviour(ring_min_s=2, ring_max_s=2, miss_rate=0, talk_mean_s=20, talk_min_s=20, talk_max_s=20)
+STEADY_SEATS = SeatBehaviour(
+    ring_min_s=2, ring_max_s=2, miss_rate=0, talk_mean_s=20, talk_min_s=20, talk_max_s=20
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,8 @@ def test_merged_line_reaches_general_seats_with_its_variables_and_the_survey(pla
     [connect] = sink.named("AgentConnect")
     assert connect["Queue"] == "hotline-general"
     seat = pbx.find(connect["DestChannel"])
-    assert seat is not None and pbx.lookup(seat, "LEGACY_LINE") == "12331", "inherited by the seat's leg"
+    assert seat is not None
+    assert pbx.lookup(seat, "LEGACY_LINE") == "12331", "inherited by the seat's leg"
     assert pbx.lookup(seat, "CATEGORY_CODE") == "020300"
     pbx.clock.advance(40.0)
     [survey] = user_events(sink, "HotlineSurvey")
@@ -72,7 +76,7 @@ def test_merged_line_reaches_general_seats_with_its_variables_and_the_survey(pla
 def test_parallel_line_tries_its_experts_then_overflows_to_general(plan: SimPlan) -> None:
     pbx, sink = make_pbx(plan)
     for member in pbx.queues.queues["expert-market"].members:
-        pbx.run(lambda m=member: pbx.queues.pause("expert-market", m.interface, True))  # type: ignore[misc]
+        pbx.run(functools.partial(pbx.queues.pause, "expert-market", member.interface, True))
     dial_in(pbx, "12315")
     pbx.clock.advance(60.0)
     joins = [e["Queue"] for e in sink.named("QueueCallerJoin")]
@@ -91,11 +95,12 @@ def test_subcenter_line_goes_to_its_own_queue(plan: SimPlan) -> None:
 def test_waiting_caller_asks_for_a_callback(plan: SimPlan) -> None:
     pbx, sink = make_pbx(plan)
     for member in pbx.queues.queues["hotline-general"].members:
-        pbx.run(lambda m=member: pbx.queues.pause("hotline-general", m.interface, True))  # type: ignore[misc]
+        pbx.run(functools.partial(pbx.queues.pause, "hotline-general", member.interface, True))
     dial_in(pbx, "12345", tags={"queue_key": plan.callback_key, "queue_key_after": 125.0})
     pbx.clock.advance(140.0)
     [callback] = user_events(sink, "HotlineCallback")
-    assert callback["LegacyLine"] == "12345" and callback["Queue"] == "hotline-general"
+    assert callback["LegacyLine"] == "12345"
+    assert callback["Queue"] == "hotline-general"
     assert int(callback["JoinTime"]) > 0
     assert not sink.named("QueueCallerAbandon")
 
@@ -108,7 +113,10 @@ def test_emergency_hand_over_dials_the_trunk(plan: SimPlan) -> None:
     pbx.run(lambda: pbx.redirect([(leg, "hotline-handover", "110", 1)]))
     pbx.clock.advance(10.0)
     trunk = [e for e in sink.named("DialEnd") if e.get("DestChannel", "").startswith("PJSIP/carrier-trunk-")]
-    assert trunk and trunk[-1]["DialStatus"] == "ANSWER"
+    assert trunk
+    assert trunk[-1]["DialStatus"] == "ANSWER"
     [handover] = user_events(sink, "HotlineHandover")
     assert (handover["Target"], handover["Kind"]) == ("110", "emergency")
-    assert caller.linkedid == pbx.find(trunk[-1]["DestChannel"]).linkedid  # type: ignore[union-attr]
+    far_end = pbx.find(trunk[-1]["DestChannel"])
+    assert far_end is not None
+    assert far_end.linkedid == caller.linkedid, "the trunk leg belongs to the same call"

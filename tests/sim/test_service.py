@@ -4,7 +4,7 @@ the control endpoint injects faults, the secrets come only from the environment.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -16,7 +16,9 @@ from gateway.sim.people import Endpoints, SeatBehaviour
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "not-a-real-secret"
-QUICK_SEATS = SeatBehaviour(ring_min_s=1, ring_max_s=1, miss_rate=0, talk_mean_s=5, talk_min_s=5, talk_max_s=5)
+QUICK_SEATS = SeatBehaviour(
+    ring_min_s=1, ring_max_s=1, miss_rate=0, talk_mean_s=5, talk_min_s=5, talk_max_s=5
+)
 
 
 @pytest.fixture
@@ -29,10 +31,10 @@ async def service() -> AsyncIterator[SimulatorService]:
     await service.stop()
 
 
-async def _until(condition: object, timeout: float = 10.0) -> None:
+async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():  # type: ignore[operator]
+    deadline = loop.time() + within
+    while not condition():
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
@@ -58,7 +60,8 @@ async def test_plain_panoramisk_manager_logs_in_and_drives_a_call(service: Simul
         await _until(lambda: "AgentConnect" in seen)
         await _until(lambda: "basic" in surveys)
         assert {"Newchannel", "QueueCallerJoin", "AgentCalled", "DialEnd", "Hangup"} <= set(seen)
-        assert "OriginateResponse" not in seen and "BridgeEnter" not in seen, "the rendered eventfilter applies"
+        assert "OriginateResponse" not in seen, "the rendered eventfilter applies"
+        assert "BridgeEnter" not in seen
         status = await manager.send_action({"Action": "QueueSummary", "Queue": "expert-market"}, as_list=True)
         assert [m.event for m in status][-1] == "QueueSummaryComplete"
     finally:
@@ -76,11 +79,14 @@ async def test_control_endpoint_drops_and_restarts(service: SimulatorService) ->
         async with http.post("/faults/restart", params={"downtime": "0.5"}) as answer:
             assert answer.status == 200
         async with http.post("/faults/stall", params={"seconds": "soon"}) as answer:
-            assert answer.status == 400 and (await answer.json())["code"] == "sim.control.parameter"
+            assert answer.status == 400
+            assert (await answer.json())["code"] == "sim.control.parameter"
         await _until(lambda: service.sim.running and service.sim.boots == 2)
         async with http.get("/status") as answer:
             body = await answer.json()
-        assert body["running"] and body["boots"] == 2 and "hotline-general" in body["queues"]
+        assert body["running"]
+        assert body["boots"] == 2
+        assert "hotline-general" in body["queues"]
     writer.close()
     await writer.wait_closed()
 
@@ -91,4 +97,5 @@ def test_the_secret_comes_only_from_the_environment() -> None:
     service = SimulatorService(ServiceOptions(config=ROOT / "hotline_merge.yaml", port=0, rate=0, secret_env="MY_SECRET",
                                               username="ops"), env={"MY_SECRET": "x"})  # fmt: skip
     [user] = [u for u in service.sim.users if u.username == "ops"]
-    assert user.secret == "x" and user.write == frozenset({"call", "originate", "agent", "user", "reporting"})
+    assert user.secret == "x"
+    assert user.write == frozenset({"call", "originate", "agent", "user", "reporting"})
