@@ -1,0 +1,113 @@
+"""The whole product on loopback: redis-server, the order sink, the PBX simulator and the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import GATEWAY, Gateway, init_app
+from gateway.demo import demo_environment
+from gateway.localredis import LocalRedis
+from gateway.merge.loader import load_config
+from gateway.records.sink import OrderSink
+from gateway.settings import Settings
+from gateway.sim.cli import ServiceOptions, SimulatorService
+from gateway.sim.people import CallerBehaviour, Endpoints, SeatBehaviour
+from gateway.sim.server import Simulator
+from tests.conftest import ROOT
+
+CONFIG = ROOT / "hotline_merge.yaml"
+TIME_SCALE = 0.02  # 50 simulated seconds per real second
+
+
+@dataclass
+class Stack:
+    client: TestClient[web.Request, web.Application]
+    service: SimulatorService
+    sink: OrderSink
+    env: dict[str, str]
+
+    @property
+    def sim(self) -> Simulator:
+        return self.service.sim
+
+    @property
+    def gateway(self) -> Gateway:
+        app = self.client.app
+        assert app is not None
+        return app[GATEWAY]
+
+    def headers(self, role: str = "supervisor") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.env[f'HOTLINE_{role.upper()}_TOKENS']}"}
+
+    async def get(self, path: str, role: str = "supervisor") -> Any:
+        response = await self.client.get(path, headers=self.headers(role))
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+    async def post(self, path: str, body: dict[str, object] | None = None, role: str = "supervisor") -> Any:
+        response = await self.client.post(path, json=body or {}, headers=self.headers(role))
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float, what: str) -> float:
+    """Poll ``check`` until it holds; returns how long it took, fails naming ``what`` otherwise."""
+    began = time.monotonic()
+    while not await check():
+        if time.monotonic() - began > within:
+            raise AssertionError(f"{what}: not within {within} s")
+        await asyncio.sleep(0.1)
+    return time.monotonic() - began
+
+
+@pytest.fixture
+async def stack(redis_server: LocalRedis, tmp_path: Path) -> AsyncIterator[Stack]:
+    redis = aioredis.Redis.from_url(redis_server.url)
+    await redis.flushall()
+    await redis.aclose()
+    env = demo_environment({"HOTLINE_REDIS_URL": redis_server.url}, CONFIG)
+    config = load_config(CONFIG)
+    sink = OrderSink(tmp_path / "orders.sqlite3", env[config.order_system.token_env])
+    await sink.start()
+    service = SimulatorService(
+        ServiceOptions(
+            config=CONFIG,
+            port=0,
+            rate=1.0,
+            seed=12345,
+            time_scale=TIME_SCALE,
+            # Shorter calls than a real day, so a test sees hundreds of them end.
+            endpoints=Endpoints(seats=SeatBehaviour(talk_mean_s=40.0, talk_min_s=5.0, talk_max_s=120.0)),
+        ),
+        env,
+    )
+    if service.traffic is not None:
+        service.traffic.callers = CallerBehaviour(patience_mean_s=60.0)
+    await service.start()
+    env.update(
+        {
+            "HOTLINE_AMI_PORT": str(service.sim.port),
+            "HOTLINE_ORDER_URL": sink.url,
+            "HOTLINE_SPOOL_DIR": str(tmp_path / "spool"),
+            "HOTLINE_DIALPLANS_DIR": str(tmp_path / "dialplans"),
+        }
+    )
+    settings = Settings.from_env(env, config_path=CONFIG)
+    client = TestClient(TestServer(init_app(settings), host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield Stack(client, service, sink, env)
+    finally:
+        await client.close()
+        await service.stop()
+        await sink.stop()
