@@ -1,0 +1,75 @@
+"""Issue 8's proof in a real headless Chromium: the page's figures equal the API's and the
+simulator's own app_queue counters, and killing the PBX puts up the stale banner."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from tests.browser.chromium import Console, launch, log_in, missing_chromium
+from tests.e2e.conftest import Stack, eventually
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Page]:
+    problem = missing_chromium()
+    if problem:
+        pytest.fail(problem)
+    console = Console()
+    async with async_playwright() as playwright:
+        context = await launch(playwright, tmp_path / "profile")
+        context.set_default_timeout(15_000)
+        page = context.pages[0] if context.pages else await context.new_page()
+        page.on("pageerror", console.on_page_error)
+        yield page
+        await context.close()
+    assert console.errors == []
+
+
+async def number(page: Page, selector: str) -> int:
+    text = await page.locator(selector).inner_text()
+    return int(text.replace(",", ""))
+
+
+async def test_page_equals_api_and_simulator_then_shows_stale_banner(stack: Stack, page: Page) -> None:
+    traffic = stack.service.traffic
+    assert traffic is not None
+    server = stack.client.server
+    base = f"http://127.0.0.1:{server.port}"
+    await log_in(page, base, stack.env["HOTLINE_SUPERVISOR_TOKENS"])
+    await page.get_by_test_id("window-today").click()
+
+    await eventually(lambda: _offered(stack, 80), within=30, what="80 calls offered")
+    traffic.stop()
+    await eventually(lambda: _idle(stack), within=60, what="every call ended")
+    api = {q["name"]: q["rates"]["today"] for q in (await stack.get("/api/queues"))["queues"]}
+    total: int = sum(r["offered"] for r in api.values())
+
+    async def page_caught_up() -> bool:
+        return await number(page, '[data-testid="overall-offered"]') == total
+
+    await eventually(page_caught_up, within=10, what="the page shows the API's totals")
+    for name, sim_queue in stack.sim.pbx.queues.queues.items():
+        card = f'[data-testid="queue-{name}"]'
+        shown = {
+            k: await number(page, f'{card} [data-testid="{k}"]') for k in ("offered", "answered", "abandoned")
+        }
+        assert shown == {k: api[name][k] for k in shown}, name
+        assert (shown["answered"], shown["abandoned"]) == (sim_queue.completed, sim_queue.abandoned), name
+
+    await stack.sim.shutdown(restart=False)
+    banner = page.get_by_test_id("link-banner")
+    await banner.wait_for(state="visible")
+    assert "Asterisk" in await banner.inner_text()
+
+
+async def _offered(stack: Stack, n: int) -> bool:
+    traffic = stack.service.traffic
+    return traffic is not None and traffic.stats.offered >= n
+
+
+async def _idle(stack: Stack) -> bool:
+    return not stack.sim.pbx.channels and not stack.gateway.tracker.calls and stack.gateway.outputs.empty()
