@@ -212,6 +212,7 @@ def build_gateway(settings: Settings, redis: aioredis.Redis) -> Gateway:
 
 
 def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
+    from gateway.transfers.http import setup_transfers
     from gateway.web.api import setup_api
 
     app = web.Application(middlewares=[error_middleware])
@@ -224,6 +225,7 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     app[LIVE_HUB] = gateway.hub
     app.cleanup_ctx.extend([_redis_lifetime, gateway.hub.lifetime, _core_lifetime(dispatchers)])
     setup_api(app)
+    setup_transfers(app)
     setup_dashboard(app, gateway.hub)
     app.add_routes(
         feedback_routes(gateway.feedback, settings.feedback_token_env, environ=_feedback_env(settings))

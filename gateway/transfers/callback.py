@@ -1,0 +1,299 @@
+"""Callbacks (回拨): callers who pressed the callback key are called back when a seat is free.
+
+Owns the callback queue in Redis (ordered by the caller's original JoinTime, so a gateway restart
+loses nothing and every instance sees one order), the dispatch rule (oldest first per queue, and
+never more calls back in flight for a queue than it has ready seats), placing the call, reading
+its outcome from AMI events, retries, and reporting the outcome into the call's record.
+
+A call back is ``Originate Local/<number>@hotline-outbound`` into ``hotline-callback-dial``: the
+trunk rings the citizen, and only when they answer does the call enter the queue, first in line
+(a seat is free: that is when it was placed). Its outcome comes from the outbound leg's DialEnd
+(ANSWER, BUSY, NOANSWER, ...), and it stops being in flight when a seat answers it. Nothing is
+dialled while the original call is still up (the caller is hearing the confirmation) or while
+the tracker is resynchronising.
+
+Claiming an entry is a ZREM, so two instances never dial the same caller. An instance that
+restarts puts back what it was dialling (the outcome of those attempts is lost, not the caller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import structlog
+from redis.exceptions import RedisError
+
+from gateway.ami import safety
+from gateway.ami.errors import AmiError
+from gateway.ami.protocol import Message
+from gateway.app import Gateway
+from gateway.calls.model import SeatState
+from gateway.calls.resync import utc_now
+from gateway.dialplan.render import CALLBACK_DIAL_CONTEXT, OUTBOUND_CONTEXT
+from gateway.records.from_calls import CallbackAttempt
+from gateway.records.model import CallbackOutcome, CallRecord
+
+log = structlog.get_logger(__name__)
+
+ORDER_KEY = "hotline:callbacks:order"  # ZSET call id -> original JoinTime (epoch seconds)
+ENTRIES_KEY = "hotline:callbacks:entries"  # HASH call id -> entry JSON
+RECORDS_KEY = "hotline:callbacks:records"  # HASH call id -> the call's final record JSON
+_DIAL_OUTCOMES = {"BUSY": CallbackOutcome.BUSY, "NOANSWER": CallbackOutcome.NO_ANSWER}
+
+
+@dataclass
+class CallbackEntry:
+    call_id: str
+    number: str | None
+    queue: str
+    joined_at: float  # epoch seconds: the order
+    requested_at: float
+    attempts: int = 0
+    not_before: float = 0.0  # epoch seconds: retries wait
+    node: str | None = None  # the instance dialling it now
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> CallbackEntry:
+        return cls(**json.loads(text))
+
+
+@dataclass(eq=False)
+class Flight:
+    """One call back being placed: until a seat answers it, or it fails."""
+
+    entry: CallbackEntry
+    linkedid: str
+    started: dt.datetime
+    answered: bool = False  # the citizen picked up (now waiting, first in line)
+
+
+_Work = tuple[str, Any]
+
+
+class CallbackService:
+    """``__call__`` for AMI events (after the tracker's), ``run`` in the background, ``load`` at start."""
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        *,
+        wallclock: Callable[[], dt.datetime] = utc_now,
+        tick_s: float = 1.0,
+        max_attempts: int = 3,
+        retry_after_s: float = 300.0,
+        ring_s: int = 30,
+    ) -> None:
+        self.gateway = gateway
+        self.wallclock = wallclock
+        self.tick_s = tick_s
+        self.max_attempts = max_attempts
+        self.retry_after_s = retry_after_s
+        self.ring_s = ring_s
+        self.flights: dict[str, Flight] = {}  # by the call back's Linkedid
+        self._work: asyncio.Queue[_Work] = asyncio.Queue()
+
+    # --- the queue in Redis ----------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """At start: give back what this node was dialling, and the call records kept for outcomes."""
+        redis = self.gateway.redis
+        for raw in (await redis.hgetall(ENTRIES_KEY)).values():
+            entry = CallbackEntry.from_json(raw)
+            if entry.node == self.gateway.node:
+                entry.node = None
+                await self._put_back(entry)
+        for raw in (await redis.hgetall(RECORDS_KEY)).values():
+            self.gateway.records.remember(CallRecord.model_validate_json(raw))
+
+    async def pending(self) -> list[CallbackEntry]:
+        """Waiting to be called back, oldest arrival first."""
+        redis = self.gateway.redis
+        order = [m.decode() if isinstance(m, bytes) else str(m) for m in await redis.zrange(ORDER_KEY, 0, -1)]
+        if not order:
+            return []
+        entries = await redis.hmget(ENTRIES_KEY, order)
+        return [CallbackEntry.from_json(raw) for raw in entries if raw is not None]
+
+    async def _add(self, entry: CallbackEntry) -> None:
+        redis = self.gateway.redis
+        if await redis.hsetnx(ENTRIES_KEY, entry.call_id, entry.to_json()):
+            await redis.zadd(ORDER_KEY, {entry.call_id: entry.joined_at}, nx=True)
+            log.info("callback.queued", call_id=entry.call_id, queue=entry.queue)
+
+    async def _put_back(self, entry: CallbackEntry) -> None:
+        redis = self.gateway.redis
+        await redis.hset(ENTRIES_KEY, entry.call_id, entry.to_json())
+        await redis.zadd(ORDER_KEY, {entry.call_id: entry.joined_at})
+
+    async def _drop(self, call_id: str) -> None:
+        redis = self.gateway.redis
+        await redis.zrem(ORDER_KEY, call_id)
+        await redis.hdel(ENTRIES_KEY, call_id)
+        await redis.hdel(RECORDS_KEY, call_id)
+
+    # --- requests and outcomes from AMI events ---------------------------------------------------
+
+    def __call__(self, event: Message) -> None:
+        name = event.event
+        f = event.as_dict()
+        if name == "UserEvent" and f.get("UserEvent") == "HotlineCallback":
+            self._requested(f)
+            return
+        flight = self.flights.get(f.get("Linkedid", ""))
+        if flight is None:
+            return
+        uniqueid = f.get("Uniqueid")
+        if name == "DialEnd" and uniqueid == f"{flight.linkedid}-2":
+            status = f.get("DialStatus", "")
+            if status == "ANSWER":
+                flight.answered = True
+            elif status != "CANCEL":
+                self._land(flight, _DIAL_OUTCOMES.get(status, CallbackOutcome.FAILED))
+        elif name == "AgentConnect" and uniqueid == flight.linkedid:
+            self._land(flight, CallbackOutcome.ANSWERED)  # a seat has it: no longer in flight
+        elif name == "Hangup" and uniqueid in (flight.linkedid, f"{flight.linkedid}-2"):
+            self._land(flight, CallbackOutcome.ANSWERED if flight.answered else CallbackOutcome.FAILED)
+
+    def _requested(self, f: dict[str, str]) -> None:
+        tracker = self.gateway.tracker
+        call = tracker.call_of_leg(f.get("Uniqueid", "")) or tracker.calls.get(f.get("Linkedid", ""))
+        request = call.callback if call is not None else None
+        if call is None or request is None:
+            return
+        queue = request.queue or self.gateway.settings.config.general_queue.name
+        entry = CallbackEntry(
+            call.call_id, request.number, queue, request.joined_at.timestamp(), request.at.timestamp()
+        )
+        self._work.put_nowait(("add", entry))
+
+    def on_final_record(self, record: CallRecord) -> None:
+        """RecordBuilder listener: keep the record of a call awaiting its call back, for its outcome."""
+        if record.callback is not None and record.callback.outcome is CallbackOutcome.PENDING:
+            self._work.put_nowait(("record", record))
+
+    def _land(self, flight: Flight, outcome: CallbackOutcome) -> None:
+        if self.flights.pop(flight.linkedid, None) is not None:
+            self._work.put_nowait(("outcome", (flight, outcome)))
+
+    async def _settle(self, flight: Flight, outcome: CallbackOutcome) -> None:
+        entry, records = flight.entry, self.gateway.records
+        log.info("callback.attempt", call_id=entry.call_id, attempt=entry.attempts, outcome=outcome.value)
+        if outcome is CallbackOutcome.ANSWERED:
+            # Its record is amended when the call back ends (RecordBuilder.expect_callback).
+            await self._drop(entry.call_id)
+            return
+        records.forget_callback(flight.linkedid)
+        if entry.attempts < self.max_attempts:
+            entry.node = None
+            entry.not_before = self.wallclock().timestamp() + self.retry_after_s
+            await self._put_back(entry)
+            return
+        await self._report(entry, outcome)
+
+    async def _report(self, entry: CallbackEntry, outcome: CallbackOutcome) -> None:
+        record = self.gateway.records.callback_outcome(
+            entry.call_id, outcome, entry.attempts, self.wallclock()
+        )
+        if record is not None:
+            await self.gateway.outbox.append_many([record])
+        await self._drop(entry.call_id)
+
+    # --- dispatch --------------------------------------------------------------------------------
+
+    def ready_seats(self, queue: str) -> int:
+        return sum(
+            1
+            for seat in self.gateway.tracker.seats.values()
+            if seat.state is SeatState.READY
+            and queue in seat.memberships
+            and not seat.memberships[queue].paused
+        )
+
+    def in_flight(self, queue: str) -> int:
+        return sum(1 for flight in self.flights.values() if flight.entry.queue == queue)
+
+    async def dispatch(self) -> None:
+        """Call back the oldest waiting callers of each queue, as many as it has ready seats free."""
+        tracker = self.gateway.tracker
+        if tracker.stale or not self.gateway.client.state.ready:
+            return
+        now = self.wallclock().timestamp()
+        free: dict[str, int] = {}
+        for entry in await self.pending():
+            if entry.not_before > now or entry.call_id in tracker.calls:
+                continue
+            if entry.queue not in free:
+                free[entry.queue] = self.ready_seats(entry.queue) - self.in_flight(entry.queue)
+            if free[entry.queue] <= 0:
+                continue
+            if not await self.gateway.redis.zrem(ORDER_KEY, entry.call_id):
+                continue  # another instance took it
+            free[entry.queue] -= 1
+            await self._dial(entry)
+
+    async def _dial(self, entry: CallbackEntry) -> None:
+        entry.attempts += 1
+        if entry.number is None:
+            await self._report(entry, CallbackOutcome.FAILED)  # the caller withheld the number
+            return
+        linkedid = f"cb-{secrets.token_hex(8)}"
+        entry.node = self.gateway.node
+        await self.gateway.redis.hset(ENTRIES_KEY, entry.call_id, entry.to_json())
+        flight = Flight(entry, linkedid, self.wallclock())
+        self.flights[linkedid] = flight
+        self.gateway.records.expect_callback(
+            linkedid, CallbackAttempt(entry.call_id, entry.attempts, flight.started)
+        )
+        log.info("callback.dialling", call_id=entry.call_id, attempt=entry.attempts, queue=entry.queue)
+        try:
+            await self.gateway.send(
+                safety.originate(
+                    f"Local/{entry.number}@{OUTBOUND_CONTEXT}", context=CALLBACK_DIAL_CONTEXT, exten="s",
+                    caller_id_name="12345回拨", caller_id_number=entry.number,
+                    variables={"HOTLINE_QUEUE": entry.queue}, timeout_ms=self.ring_s * 1000,
+                    channel_id=linkedid, other_channel_id=f"{linkedid}-2",
+                )
+            )  # fmt: skip
+        except AmiError as exc:
+            log.warning("callback.not_placed", call_id=entry.call_id, error=exc.message)
+            self._land(flight, CallbackOutcome.FAILED)
+
+    async def run(self) -> None:
+        """Background task: Redis writes and outcomes as they come, dispatch every tick."""
+        loop = asyncio.get_running_loop()
+        next_dispatch = loop.time()
+        while True:
+            work = None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_dispatch - loop.time())):
+                    work = await self._work.get()
+            if work is not None:
+                await self._do(work)
+            if loop.time() >= next_dispatch:
+                next_dispatch = loop.time() + self.tick_s
+                try:
+                    await self.dispatch()
+                except (RedisError, OSError) as exc:
+                    log.warning("callback.redis_unreachable", error=str(exc))
+
+    async def _do(self, work: _Work) -> None:
+        kind, item = work
+        try:
+            if kind == "add":
+                await self._add(item)
+            elif kind == "record":
+                await self.gateway.redis.hset(RECORDS_KEY, item.linkedid, item.model_dump_json())
+            else:
+                await self._settle(*item)
+        except (RedisError, OSError) as exc:
+            log.warning("callback.redis_unreachable", work=kind, error=str(exc))

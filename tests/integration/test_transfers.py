@@ -1,0 +1,334 @@
+"""Hand-overs end to end: the gateway app (real HTTP on loopback, real Redis) drives the PBX simulator
+over TCP; the simulator runs the dialplan rendered from the shipped merge config.
+
+Every mode (blind, consult, three-way) to expert queues, the policy group and 110, and every
+failure: target busy, no answer, caller hanging up during a consult, seat hanging up during a
+three-way, the one-hand-over rule (409) and a supervisor's override. Each call's record must show
+every leg with its own times and recordings.
+
+The simulator runs ``TIME_SCALE`` real seconds per simulated second and the transfer service's
+deadlines follow the simulator's clock, so a 5 s hand-over timeout takes a quarter of a second.
+The tracker times legs in real seconds, so durations in records are scaled down; tests compare
+moments and orders, not lengths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import GATEWAY, Gateway, init_app
+from gateway.calls.model import Call, SeatState
+from gateway.demo import demo_environment
+from gateway.localredis import LocalRedis
+from gateway.records.outbox import OutboxKeys
+from gateway.settings import Settings
+from gateway.sim.channel import Channel
+from gateway.sim.cli import ServiceOptions, SimulatorService
+from gateway.sim.pbx import OriginateRequest
+from gateway.sim.people import Endpoints, FarEnd
+from gateway.sim.server import Simulator
+from gateway.transfers.callback import CallbackService
+from gateway.transfers.http import CALLBACKS, TRANSFERS
+from gateway.transfers.service import TransferService
+from tests.conftest import ROOT
+
+TIME_SCALE = 0.05  # 20 simulated seconds per real second
+HANDOVER_TIMEOUT_S = 5  # handover.consult_timeout_s in the test config (the schema's minimum)
+
+
+@dataclass
+class Phones(Endpoints):
+    """Seats answer after 1 s and stay on until hung up; trunk numbers do what ``script`` says."""
+
+    script: dict[str, FarEnd] = field(default_factory=dict)
+
+    def far_end(self, endpoint: str, rng: Any) -> FarEnd:
+        return self.script.get(endpoint, FarEnd(1.0, True, None))
+
+
+@dataclass
+class Stack:
+    client: TestClient[web.Request, web.Application]
+    service: SimulatorService
+    env: dict[str, str]
+    phones: Phones
+    redis: aioredis.Redis
+
+    @property
+    def sim(self) -> Simulator:
+        return self.service.sim
+
+    @property
+    def app(self) -> web.Application:
+        assert self.client.app is not None
+        return self.client.app
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.app[GATEWAY]
+
+    @property
+    def transfers(self) -> TransferService:
+        return self.app[TRANSFERS]
+
+    @property
+    def callbacks(self) -> CallbackService:
+        return self.app[CALLBACKS]
+
+    async def api(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, role: str = "seat"
+    ) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {self.env[f'HOTLINE_{role.upper()}_TOKENS']}"}
+        response = await self.client.request(method, path, json=body, headers=headers)
+        return response.status, await response.json()
+
+    async def transfer(
+        self, call_id: str, target: str, mode: str, *, role: str = "seat", **extra: Any
+    ) -> Any:
+        status, body = await self.api(
+            "POST", f"/api/calls/{call_id}/transfer", {"target": target, "mode": mode, **extra}, role=role
+        )
+        assert status == 201, body
+        return body["transfer"]
+
+    async def state_of(self, transfer_id: str, *states: str, within: float = 5.0) -> dict[str, Any]:
+        """The transfer through the API, once it is in one of ``states``."""
+        found: dict[str, Any] = {}
+
+        async def reached() -> bool:
+            status, body = await self.api("GET", f"/api/transfers/{transfer_id}")
+            assert status == 200, body
+            found.update(body["transfer"])
+            return bool(found["state"] in states)
+
+        await until(reached, f"transfer {transfer_id} in {states}", within=within)
+        return found
+
+    def dial_in(
+        self, call_id: str, *, number: str = "12345", caller: str = "13900000001", **tags: Any
+    ) -> None:
+        """A citizen calls ``number``: the traces' Local/<number>@from-pstn caller (ids as in the traces)."""
+        request = OriginateRequest(
+            target=f"Local/{number}@from-pstn", application="Wait", app_data="3600", caller_num=caller,
+            caller_name="市民", channel_id=call_id, other_channel_id=f"{call_id}-2", report=False, tags=tags,
+        )  # fmt: skip
+        self.sim.pbx.run(lambda: self.sim.pbx.originate(request))
+
+    def hang_up(self, match: Callable[[Channel], bool], *, cause: int = 16) -> None:
+        """Whoever is on that one live channel hangs up (cause 17: the far end rejects as busy)."""
+        (channel,) = [c for c in self.sim.pbx.live_channels() if match(c)]
+        self.sim.pbx.run(lambda: self.sim.pbx.softhangup(channel, cause))
+
+    def caller_hangs_up(self, call_id: str) -> None:
+        self.hang_up(lambda c: c.uniqueid == call_id)
+
+    def phone_hangs_up(self, endpoint: str, *, cause: int = 16) -> None:
+        """A seat's phone (PJSIP/<ext>) or a number reached through the trunk hangs up."""
+        self.hang_up(lambda c: c.name.startswith("PJSIP/") and c.exten == endpoint, cause=cause)
+
+    def call(self, call_id: str) -> Call:
+        return self.gateway.tracker.calls[call_id]
+
+    async def talking(self, call_id: str, seat: str) -> None:
+        def connected() -> bool:
+            call = self.gateway.tracker.calls.get(call_id)
+            return call is not None and any(p.party == seat and p.active for p in call.parties)
+
+        await until_true(connected, f"call {call_id} talking with {seat}")
+
+    async def pause(self, seat: str, *, paused: bool = True) -> None:
+        status, body = await self.api("POST", f"/api/agents/{seat}/{'pause' if paused else 'unpause'}")
+        assert status == 200, body
+        await until_true(
+            lambda: (self.gateway.tracker.seats[seat].state is SeatState.PAUSED) == paused,
+            f"seat {seat} {'paused' if paused else 'back'}",
+        )
+
+    async def record(self, call_id: str) -> dict[str, Any]:
+        """The latest record of the call in the outbox (Redis Stream)."""
+        found: list[dict[str, Any]] = []
+
+        async def written() -> bool:
+            entries = cast(
+                list[tuple[bytes, dict[bytes, bytes]]], await self.redis.xrange(OutboxKeys().stream)
+            )
+            found[:] = [
+                r for _, fields in entries if (r := json.loads(fields[b"record"]))["linkedid"] == call_id
+            ]
+            return any(r["stage"] == "final" for r in found)
+
+        await until(written, f"the final record of call {call_id}")
+        return max(found, key=lambda r: int(r["revision"]))
+
+
+async def until(check: Callable[[], Any], what: str, *, within: float = 5.0) -> None:
+    began = time.monotonic()
+    while not await check():
+        if time.monotonic() - began > within:
+            raise AssertionError(f"{what}: not within {within} s")
+        await asyncio.sleep(0.01)
+
+
+async def until_true(check: Callable[[], bool], what: str, *, within: float = 5.0) -> None:
+    async def wrapped() -> bool:
+        return check()
+
+    await until(wrapped, what, within=within)
+
+
+def write_test_config(folder: Path) -> Path:
+    """The shipped merge, with a short hand-over timeout and no wrap-up (the tracker's clock is real)."""
+    text = (ROOT / "hotline_merge.yaml").read_text(encoding="utf-8")
+    text = text.replace("consult_timeout_s: 45", f"consult_timeout_s: {HANDOVER_TIMEOUT_S}")
+    text = re.sub(r"wrapup_s: \d+", "wrapup_s: 0", text)
+    path = folder / "hotline_merge.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+async def stack(
+    redis_server: LocalRedis, redis_client: aioredis.Redis, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    async with open_stack(redis_server, redis_client, tmp_path) as opened:
+        yield opened
+
+
+@contextlib.asynccontextmanager
+async def open_stack(
+    redis_server: LocalRedis, redis_client: aioredis.Redis, folder: Path, *, phones: Phones | None = None
+) -> AsyncIterator[Stack]:
+    """Simulator (2 seats per queue, no traffic) + the gateway app on loopback, ready and resynced."""
+    config = write_test_config(folder)
+    env = demo_environment({"HOTLINE_REDIS_URL": redis_server.url}, config)
+    phones = phones or Phones()
+    service = SimulatorService(
+        ServiceOptions(config=config, port=0, rate=0, seats_per_queue=2, seed=6, time_scale=TIME_SCALE,
+                       endpoints=phones),
+        env,
+    )  # fmt: skip
+    await service.start()
+    env.update({
+        "HOTLINE_AMI_PORT": str(service.sim.port),
+        "HOTLINE_SPOOL_DIR": str(folder / "spool"),
+        "HOTLINE_DIALPLANS_DIR": str(folder / "dialplans"),
+    })  # fmt: skip
+    app = init_app(Settings.from_env(env, config_path=config), dispatchers=0)
+    app[TRANSFERS].clock = service.sim.clock.now
+    app[TRANSFERS].tick_s = 0.01
+    app[CALLBACKS].tick_s = 0.02
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    stack = Stack(client, service, env, phones, redis_client)
+    try:
+        tracker = stack.gateway.tracker
+        await until_true(
+            lambda: (
+                stack.gateway.resync.completed > 0 and "1001" in tracker.seats and "4001" in tracker.seats
+            ),
+            "the gateway resynced with the simulator",
+        )
+        yield stack
+    finally:
+        await client.close()
+        await service.stop()
+
+
+# --- blind ---------------------------------------------------------------------------------------
+
+
+async def test_blind_to_an_expert_queue_completes_and_the_record_splits_the_legs(stack: Stack) -> None:
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "expert-market", "blind")
+    assert transfer["state"] in ("requested", "ringing")  # events may beat the answer to the action
+    done = await stack.state_of(transfer["id"], "completed")
+    assert [h["state"] for h in done["history"]] == ["requested", "ringing", "answered", "completed"]
+    assert done["answered_by"] == "2001"
+    assert done["outcome"] == "completed"
+    await stack.talking("citizen-1", "2001")
+    assert not any(p.active for p in stack.call("citizen-1").parties if p.party == "1001")
+
+    stack.caller_hangs_up("citizen-1")
+    record = await stack.record("citizen-1")
+    first, expert = [leg for leg in record["legs"] if leg["answered_at"]]
+    assert (first["party"], first["queue"], expert["party"], expert["queue"]) == (
+        "1001",
+        "hotline-general",
+        "2001",
+        "expert-market",
+    )
+    # The seat that handed over stopped at the hand-over: it is not billed for the expert's talk.
+    assert first["ended_at"] <= expert["answered_at"]
+    assert record["seat_ids"] == ["1001", "2001"]
+    (handover,) = record["handovers"]
+    assert (handover["mode"], handover["from_seat"], handover["target"], handover["outcome"]) == (
+        "blind",
+        "1001",
+        "expert-market",
+        "completed",
+    )
+    assert handover["recording"].endswith("-handover.wav")
+    assert handover["recording"] in expert["recordings"]
+    assert handover["recording"] not in first["recordings"]
+    assert [v["queue"] for v in record["queues"]] == ["hotline-general", "expert-market"]
+
+
+async def test_blind_to_busy_experts_times_out_and_the_caller_goes_back_to_the_seat(stack: Stack) -> None:
+    for n, expert in enumerate(("2001", "2002")):
+        stack.dial_in(f"busy-{n}", number="12315", caller=f"1390000001{n}")
+        await stack.talking(f"busy-{n}", expert)
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "expert-market", "blind")
+    ended = await stack.state_of(transfer["id"], "timed_out")
+    assert ended["outcome"] == "busy"  # nobody at expert-market was even rung
+    assert ended["reason"] == "no one at 市场监管专席（12315） answered in time"
+    # Back with the seat that had the caller, dialled straight from hotline-return.
+    await stack.talking("citizen-1", "1001")
+    stack.caller_hangs_up("citizen-1")
+    record = await stack.record("citizen-1")
+    (handover,) = record["handovers"]
+    assert (handover["target"], handover["outcome"]) == ("expert-market", "busy")
+    first, back = [leg for leg in record["legs"] if leg["party"] == "1001"]
+    assert (first["queue"], back["queue"]) == ("hotline-general", None)
+    assert first["ended_at"] <= back["offered_at"] <= back["answered_at"]
+    # Taken out of the target queue unanswered (redirected back): "timeout", not an abandonment.
+    assert [(v["queue"], v["result"]) for v in record["queues"]] == [
+        ("hotline-general", "answered"),
+        ("expert-market", "timeout"),
+    ]
+    assert record["disposition"]["kind"] == "answered"
+
+
+async def test_blind_nobody_answers_and_the_seat_is_gone_so_the_caller_heads_the_general_queue(
+    stack: Stack,
+) -> None:
+    for expert in ("2001", "2002"):
+        stack.phones.script[expert] = FarEnd(1.0, False, None)
+    await stack.pause("1002")
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "expert-market", "blind")
+    await stack.state_of(transfer["id"], "ringing")
+    await stack.pause("1001")  # the seat that handed over takes a break
+    stack.dial_in("citizen-2", caller="13900000002")  # waits in the general queue meanwhile
+    ended = await stack.state_of(transfer["id"], "timed_out")
+    assert ended["outcome"] == "no_answer"  # experts were rung
+    await stack.pause("1002", paused=False)
+    # The returned caller is first in line: 1002's first call is citizen-1, though citizen-2 came earlier.
+    await stack.talking("citizen-1", "1002")
+    assert not any(p.active for p in stack.call("citizen-2").parties)
