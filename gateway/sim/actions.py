@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from gateway.sim.manager import AmiServer, Session
 
 ASTERISK_VERSION = "22.10.1"
-CAUSE_NORMAL = 16
 
 
 class SimContext(Protocol):

@@ -34,7 +34,6 @@ class Bridge:
         self.channels: list[Channel] = []
         self.hidden = 0  # channels Asterisk counts but never announces (ConfBridge's CBAnn)
         self.destroyed = False
-        self.created_at = pbx.clock.now()
 
     @property
     def count(self) -> int:

@@ -15,6 +15,7 @@ from gateway.sim.events import Headers
 
 if TYPE_CHECKING:
     from gateway.sim.bridge import Bridge
+    from gateway.sim.pbx import Activity
 
 UNKNOWN = "<unknown>"
 
@@ -67,7 +68,7 @@ class Channel:
 
     def __init__(
         self, name: str, uniqueid: str, linkedid: str, *, context: str, exten: str, state: int,
-        created: float, half: int = 0, language: str = "en",
+        created: float, language: str = "en",
     ) -> None:  # fmt: skip
         self.name = name
         self.uniqueid = uniqueid
@@ -77,7 +78,6 @@ class Channel:
         self.priority = 1
         self.state = state
         self.created = created
-        self.half = half
         self.language = language
         self.accountcode = ""
         self.cid_num = UNKNOWN
@@ -90,7 +90,7 @@ class Channel:
         self.answered_at: float | None = None
         self.partner: Channel | None = None  # the other half of the Local pair
         self.bridge: Bridge | None = None
-        self.activity: Any = None
+        self.activity: Activity | None = None
         self.in_pbx = False  # runs dialplan (matters for SoftHangupRequest)
         self.dead = False
         self.hangup_cause = 0
@@ -107,9 +107,6 @@ class Channel:
             self.uniqueid, self.linkedid,
         )  # fmt: skip
         return list(zip(snapshot_keys(prefix), values, strict=True))
-
-    def get_var(self, name: str) -> str | None:
-        return self.variables.get(name)
 
     def __repr__(self) -> str:
         return f"Channel({self.name})"

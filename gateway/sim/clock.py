@@ -76,9 +76,6 @@ class SimClock:
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer:
         return self.call_at(self.now() + max(delay, 0.0), callback, *args)
 
-    def pending(self) -> int:
-        return sum(1 for _, _, timer in self._heap if not timer.cancelled)
-
     def clear(self) -> None:
         """Drop every timer (a PBX restart loses all state)."""
         self._heap.clear()

@@ -43,7 +43,6 @@ class Conference:
         pbx.next_uniqueid()
         self.bridge = Bridge(pbx, pbx.new_bridge_id(), technology="softmix", creator="ConfBridge", name=name,
                              bridge_type="base", kind="conference")  # fmt: skip
-        self.joined: dict[str, float] = {}
         self.started = False
 
     @property
@@ -95,7 +94,6 @@ class Conferences:
             pbx.emit("call", "ConfbridgeStart", [("Conference", conference.name), *conference.bridge.block()])
             pbx.set_device_state(f"confbridge:{conference.name}", "INUSE")
         conference.bridge.enter(channel)
-        conference.joined[channel.name] = pbx.clock.now()
         self.update_peers(conference)
         pbx.later(JOIN_ANNOUNCE_DELAY, self._announce_join, conference, channel)
 
@@ -128,7 +126,6 @@ class Conferences:
             pbx.emit("call", "ConfbridgeEnd", [("Conference", conference.name), *bridge.block()])
             bridge.channels.append(channel)
         bridge.remove(channel)
-        conference.joined.pop(channel.name, None)
         if not last:
             self.update_peers(conference)
         if not kicked:

@@ -86,12 +86,6 @@ class Dialplan:
             ctx = self.contexts[name] = Context(name)
         return ctx
 
-    def add(self, context: str, exten: str, *steps: Step) -> Extension:
-        ext = self.context(context).extension(exten, create=True)
-        assert ext is not None
-        ext.steps.extend(steps)
-        return ext
-
     def find(self, context: str, exten: str) -> Extension | None:
         ctx = self.contexts.get(context)
         return ctx.match(exten) if ctx else None

@@ -29,16 +29,6 @@ class EventSink(Protocol):
     def emit(self, category: str, name: str, headers: Headers) -> None: ...
 
 
-class NullSink:
-    """Discards everything: a PBX with no AMI server attached (unit tests, benches' baseline)."""
-
-    def wants(self, category: str) -> bool:
-        return False
-
-    def emit(self, category: str, name: str, headers: Headers) -> None:
-        return None
-
-
 def encode_raw(headers: Iterable[tuple[str, str]]) -> bytes:
     """Asterisk's framing: ``Name: value`` CRLF per header, a blank line at the end, no checks."""
     return ("".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\n").encode("utf-8")

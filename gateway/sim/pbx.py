@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from gateway.errors import GatewayError
 from gateway.sim.channel import DOWN, RING, RINGING, UNKNOWN, UP, Channel
 from gateway.sim.clock import SimClock, Timer
 from gateway.sim.dialplan import Dialplan, if_function, substitute, uridecode
@@ -51,10 +50,6 @@ log = logging.getLogger(__name__)
 CAUSE_TEXT = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "No user responding",
               21: "Call Rejected", 26: "Answered elsewhere", 34: "Circuit/channel congestion"}  # fmt: skip
 SOFT_HANGUP_CAUSE = 16  # what Asterisk prints in every SoftHangupRequest of the traces
-
-
-class PbxError(GatewayError):
-    code = "sim.pbx"
 
 
 def channel_function(channel: Channel, args: str) -> str:
@@ -359,11 +354,8 @@ class Pbx:
         first_id = ids[0] or uid1
         link = linkedid or first_id
         now = self.clock.now()
-        one = Channel(
-            f"{base};1", first_id, link, context=context, exten=exten, state=DOWN, created=now, half=1
-        )
-        two = Channel(f"{base};2", ids[1] or uid2, link, context=context, exten=exten, state=RING, created=now,
-                      half=2)  # fmt: skip
+        one = Channel(f"{base};1", first_id, link, context=context, exten=exten, state=DOWN, created=now)
+        two = Channel(f"{base};2", ids[1] or uid2, link, context=context, exten=exten, state=RING, created=now)  # fmt: skip
         one.partner, two.partner = two, one
         if parent is not None:
             self.inherit(parent, one)

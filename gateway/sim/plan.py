@@ -45,6 +45,7 @@ class SimPlan:
     seats: dict[str, list[MemberSpec]] = field(default_factory=dict)  # queue -> members logged in at boot
     routing: RoutingPlan | None = None
     callback_key: str | None = None
+    persistent_members: bool = True  # queues.conf [general] persistentmembers (Asterisk's default: yes)
 
 
 # -- configuration files ----------------------------------------------------------------------
@@ -102,6 +103,18 @@ def parse_queues_conf(text: str, *, source: str = "queues.conf") -> list[QueueSp
     return specs
 
 
+def persistent_members(text: str) -> bool:
+    """queues.conf ``[general] persistentmembers``: dynamic members survive a restart (via AstDB)."""
+    section = ""
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == "general" and line.partition("=")[0].strip().lower() == "persistentmembers":
+            return _BOOL.get(line.partition("=")[2].strip().lower(), True)
+    return True
+
+
 def load_asterisk_conf(directory: Path) -> SimPlan:
     """extensions.conf + queues.conf (+ manager.conf if present) from one directory."""
     extensions, queues = directory / "extensions.conf", directory / "queues.conf"
@@ -110,10 +123,12 @@ def load_asterisk_conf(directory: Path) -> SimPlan:
             raise PlanError(f"{path}: missing (an Asterisk configuration directory needs it)")
     manager = directory / "manager.conf"
     users = parse_manager_conf(manager.read_text(encoding="utf-8")) if manager.is_file() else []
+    queues_text = queues.read_text(encoding="utf-8")
     return SimPlan(
         dialplan=parse_extensions_conf(extensions.read_text(encoding="utf-8"), source=str(extensions)),
-        queues=parse_queues_conf(queues.read_text(encoding="utf-8"), source=str(queues)),
+        queues=parse_queues_conf(queues_text, source=str(queues)),
         users=users,
+        persistent_members=persistent_members(queues_text),
     )
 
 
@@ -136,6 +151,7 @@ def plan_from_config(
         seats=seats_at_boot(routing, seats_per_queue),
         routing=routing,
         callback_key=config.callback.key,
+        persistent_members=persistent_members(files["queues.conf"]),
     )
 
 

@@ -180,7 +180,6 @@ class QueueCall:
     agent: Channel
     holdstart: float
     start: float
-    caller_pos: int
     in_service_level: bool
     bridge: Bridge
     done: bool = False
@@ -593,8 +592,9 @@ class QueueEngine:
         bridge.enter(caller)
         bridge.clear_transfer_marks(caller)
         bridge.set_peer_vars()
-        record = QueueCall(queue, member, caller, agent, entry.joined, now, entry.original_position,
-                           holdtime <= spec.servicelevel, bridge)  # fmt: skip
+        record = QueueCall(
+            queue, member, caller, agent, entry.joined, now, holdtime <= spec.servicelevel, bridge
+        )
         entry.record = record
         for channel in (caller, agent):
             self.watch.setdefault(channel.uniqueid, []).append(record)

@@ -39,6 +39,33 @@ def install_queues(pbx: Pbx, plan: SimPlan) -> None:
                 pbx.queues.add_member(queue, member.interface, penalty=member.penalty, name=member.name)
 
 
+PERSISTENT_FAMILY = "/Queue/PersistentMembers/"
+
+
+def save_members(pbx: Pbx) -> None:
+    """Dynamic members to AstDB as app_queue stores them: ``interface;penalty;paused;name;state_interface``."""
+    for key in [k for k in pbx.astdb if k.startswith(PERSISTENT_FAMILY)]:
+        del pbx.astdb[key]
+    for name, queue in pbx.queues.queues.items():
+        members = [m for m in queue.members if m.dynamic]
+        if members:
+            pbx.astdb[PERSISTENT_FAMILY + name] = "|".join(
+                f"{m.interface};{m.penalty};{int(m.paused)};{m.name};{m.state_interface}" for m in members
+            )
+
+
+def restore_members(pbx: Pbx) -> None:
+    for key, value in pbx.astdb.items():
+        queue = key.removeprefix(PERSISTENT_FAMILY)
+        if not key.startswith(PERSISTENT_FAMILY) or queue not in pbx.queues.queues:
+            continue
+        for entry in value.split("|"):
+            interface, penalty, paused, name, state_interface = (entry.split(";") + [""] * 5)[:5]
+            if pbx.queues.queues[queue].member(interface) is None:
+                pbx.queues.add_member(queue, interface, penalty=int(penalty or 0), paused=paused == "1", name=name,
+                                      state_interface=state_interface)  # fmt: skip
+
+
 class SimulatorError(GatewayError):
     code = "sim.lifecycle"
 
@@ -76,6 +103,7 @@ class Simulator:
         self.boots = 0
         self._port = self.options.port
         self._tasks: set[asyncio.Task[None]] = set()
+        self.astdb: dict[str, str] = {}  # on disk in Asterisk: it survives restarts
         self.on_boot: list[Callable[[Simulator], None]] = []
 
     # -- SimContext ------------------------------------------------------------------------------
@@ -105,7 +133,10 @@ class Simulator:
         seed = None if self.options.seed is None else self.options.seed + self.boots
         pbx = Pbx(self.plan.dialplan, self.clock, server, settings=self.plan.settings, seed=seed)
         pbx.endpoints = self.options.endpoints
+        pbx.astdb = self.astdb
         install_queues(pbx, self.plan)
+        if self.plan.persistent_members:
+            restore_members(pbx)
         server.uptime_headers = self._uptime
         server.booted = False
         await server.start()
@@ -157,6 +188,8 @@ class Simulator:
                                         ("Restart", "True" if announce else "False")])  # fmt: skip
         server.close_all()
         await server.close_listener()
+        if self.plan.persistent_members:
+            save_members(pbx)
         pbx.shutdown()
         self.clock.clear()
         self._pbx, self._server = None, None

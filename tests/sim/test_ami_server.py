@@ -197,3 +197,24 @@ async def test_drop_and_refuse_logins(bench_sim: Simulator, connect: Connect) ->
     bench_sim.refuse_logins(False)
     accepted = await connect()
     assert (await accepted.login()).get("Message") == "Authentication accepted"
+
+
+async def test_astdb_survives_a_restart_members_only_when_persistent(
+    bench_sim: Simulator, connect: Connect
+) -> None:
+    client = await connect()
+    await client.login()
+    await client.action("DBPut", Family="hotline", Key="seat/1001", Val="on-duty")
+    added = await client.action("QueueAdd", Queue="hotline-general", Interface="Local/1003@agents/n")
+    assert added.get("Message") == "Added interface to queue"
+    await bench_sim.shutdown(restart=True, downtime=0.0)
+    again = await connect()
+    await again.login()
+    bench_sim.clock.advance(1.0)
+    got = await again.action("DBGet", Family="hotline", Key="seat/1001")
+    assert got.get("EventList") == "start"
+    assert (await again.wait_for(lambda m: m.event == "DBGetResponse")).get("Val") == "on-duty"
+    status = await again.action("QueueStatus", Queue="hotline-general", Member="Local/1003@agents/n")
+    assert status.get("EventList") == "start"
+    await again.wait_for(lambda m: m.event == "QueueStatusComplete")
+    assert not again.events("QueueMember"), "the traces' bench has persistentmembers = no"

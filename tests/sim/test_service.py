@@ -13,6 +13,7 @@ from panoramisk import Manager
 
 from gateway.sim.cli import ServiceOptions, SimulateError, SimulatorService
 from gateway.sim.people import Endpoints, SeatBehaviour
+from tests.sim.support import AmiTestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "not-a-real-secret"
@@ -99,3 +100,20 @@ def test_the_secret_comes_only_from_the_environment() -> None:
     [user] = [u for u in service.sim.users if u.username == "ops"]
     assert user.secret == "x"
     assert user.write == frozenset({"call", "originate", "agent", "user", "reporting"})
+
+
+async def test_seats_added_by_the_gateway_stay_across_a_restart(service: SimulatorService) -> None:
+    """The rendered queues.conf has persistentmembers = yes: dynamic members come back (from AstDB)."""
+    await _until(lambda: service.sim.server.booted)  # app_queue's actions exist once booted
+    client = await AmiTestClient.connect(service.sim.port)
+    try:
+        await client.login(service.username, SECRET)
+        added = await client.action("QueueAdd", Queue="policy-specialist", Interface="Local/4999@agents/n",
+                                    MemberName="temp", Paused="true")  # fmt: skip
+        assert added.get("Message") == "Added interface to queue"
+    finally:
+        await client.close()
+    await service.sim.shutdown(restart=True, downtime=0.0)
+    members = service.sim.pbx.queues.queues["policy-specialist"].members
+    [restored] = [m for m in members if m.interface == "Local/4999@agents/n"]
+    assert (restored.name, restored.paused, restored.dynamic) == ("temp", True, True)
