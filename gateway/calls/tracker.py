@@ -515,8 +515,10 @@ class Tracker:
     def _finish_handovers(self, call: Call) -> None:
         for handover in call.handovers:
             if handover.outcome is HandoverOutcome.PENDING:
+                # The call ended first: during a consult that is a failed hand-over (nobody took the
+                # caller back); otherwise the target never answered before the caller gave up.
                 attended = handover.mode is HandoverMode.ATTENDED
-                handover.outcome = HandoverOutcome.CANCELLED if attended else HandoverOutcome.NO_ANSWER
+                handover.outcome = HandoverOutcome.FAILED if attended else HandoverOutcome.NO_ANSWER
             if handover.target_kind is None:
                 handover.target_kind = TargetKind.EXTERNAL
             if handover.target is None:

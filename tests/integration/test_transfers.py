@@ -332,3 +332,131 @@ async def test_blind_nobody_answers_and_the_seat_is_gone_so_the_caller_heads_the
     # The returned caller is first in line: 1002's first call is citizen-1, though citizen-2 came earlier.
     await stack.talking("citizen-1", "1002")
     assert not any(p.active for p in stack.call("citizen-2").parties)
+
+
+async def test_one_key_transfer_to_110_and_the_police_leg_is_in_the_record(stack: Stack) -> None:
+    stack.phones.script["110"] = FarEnd(2.0, True, None)
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "110", "blind")
+    done = await stack.state_of(transfer["id"], "completed")
+    assert (done["target"], done["answered_by"]) == (
+        {"kind": "emergency", "name": "110", "title": "公安110"},
+        "110",
+    )
+    await stack.talking("citizen-1", "110")
+    stack.caller_hangs_up("citizen-1")
+    record = await stack.record("citizen-1")
+    assert record["disposition"] == {
+        "kind": "emergency_handover",
+        "emergency_service": "110",
+        "abandoned_after_s": None,
+        "callback_number": None,
+    }
+    seat, police = [leg for leg in record["legs"] if leg["answered_at"]]
+    assert (seat["party"], police["kind"], police["party"]) == ("1001", "external", "110")
+    assert seat["ended_at"] <= police["offered_at"] < police["answered_at"]
+    assert record["handovers"][0]["recording"] in police["recordings"]
+
+
+async def test_110_busy_fails_and_the_dialplan_gives_the_caller_back_to_the_seat(stack: Stack) -> None:
+    stack.phones.script["110"] = FarEnd(30.0, False, None)
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "110", "blind")
+    await stack.state_of(transfer["id"], "ringing")
+    stack.phone_hangs_up("110", cause=17)  # 110's line rejects the call: user busy
+    failed = await stack.state_of(transfer["id"], "failed")
+    assert (failed["outcome"], failed["reason"]) == ("busy", "110 did not answer the hand-over (BUSY)")
+    await stack.talking("citizen-1", "1001")
+
+
+# --- consult -------------------------------------------------------------------------------------
+
+
+async def test_consult_the_policy_group_then_complete_and_the_seat_stops_at_the_transfer(
+    stack: Stack,
+) -> None:
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "policy-specialist", "consult")
+    answered = await stack.state_of(transfer["id"], "answered")
+    specialist = answered["answered_by"]
+    assert specialist in ("4001", "4002")
+    status, body = await stack.api("POST", f"/api/transfers/{transfer['id']}/complete")
+    assert status == 202, body
+    done = await stack.state_of(transfer["id"], "completed")
+    assert [h["state"] for h in done["history"]] == ["requested", "ringing", "answered", "completed"]
+    await stack.talking("citizen-1", specialist)
+    stack.caller_hangs_up("citizen-1")
+    record = await stack.record("citizen-1")
+    seat = next(leg for leg in record["legs"] if leg["party"] == "1001")
+    expert = next(leg for leg in record["legs"] if leg["party"] == specialist)
+    assert expert["queue"] == "policy-specialist"
+    # The seat talked to the specialist while the caller was on hold, then left at the transfer.
+    assert seat["answered_at"] < expert["answered_at"] < seat["ended_at"] <= expert["ended_at"]
+    assert seat["hold_s"] > 0
+    (handover,) = record["handovers"]
+    assert (handover["mode"], handover["target"], handover["outcome"]) == (
+        "attended",
+        "policy-specialist",
+        "completed",
+    )
+    assert handover["recording"] in expert["recordings"]
+    # The consultation call queued too, but it is not the caller's wait.
+    assert [v["queue"] for v in record["queues"]] == ["hotline-general"]
+
+
+async def test_consult_cancelled_after_the_specialist_answered_returns_the_caller_to_the_seat(
+    stack: Stack,
+) -> None:
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "policy-specialist", "consult")
+    answered = await stack.state_of(transfer["id"], "answered")
+    status, body = await stack.api("DELETE", f"/api/transfers/{transfer['id']}")
+    assert (status, body["transfer"]["state"], body["transfer"]["outcome"]) == (200, "cancelled", "cancelled")
+    await until_true(
+        lambda: (
+            not any(p.active for p in stack.call("citizen-1").parties if p.party == answered["answered_by"])
+        ),
+        "the specialist released",
+    )
+    call = stack.call("citizen-1")
+    seat = next(p for p in call.parties if p.party == "1001" and p.active)
+    await until_true(lambda: not call.legs[seat.leg or ""].on_hold, "the seat took the caller off hold")
+    status, body = await stack.api("DELETE", f"/api/transfers/{transfer['id']}")
+    assert (status, body["error"]["code"]) == (409, "transfer.finished")
+    stack.caller_hangs_up("citizen-1")
+    (handover,) = (await stack.record("citizen-1"))["handovers"]
+    assert handover["outcome"] == "cancelled"
+
+
+async def test_consult_nobody_answers_times_out_and_the_seat_has_the_caller_back(stack: Stack) -> None:
+    for specialist in ("4001", "4002"):
+        stack.phones.script[specialist] = FarEnd(1.0, False, None)
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "policy-specialist", "consult")
+    ended = await stack.state_of(transfer["id"], "timed_out")
+    assert ended["outcome"] == "no_answer"
+    await until_true(
+        lambda: not any(leg.role.value == "consult" for leg in stack.call("citizen-1").legs.values()),
+        "the consultation call hung up",
+    )
+    assert any(p.party == "1001" and p.active for p in stack.call("citizen-1").parties)
+
+
+async def test_caller_hangs_up_during_a_consult_and_the_specialist_is_released(stack: Stack) -> None:
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "policy-specialist", "consult")
+    answered = await stack.state_of(transfer["id"], "answered")
+    stack.caller_hangs_up("citizen-1")
+    failed = await stack.state_of(transfer["id"], "failed")
+    assert failed["reason"] == "the caller hung up"
+    record = await stack.record("citizen-1")
+    specialist = next(leg for leg in record["legs"] if leg["party"] == answered["answered_by"])
+    assert specialist["answered_at"] is not None and specialist["ended_at"] is not None
+    assert record["handovers"][0]["outcome"] == "failed"
+    await until_true(lambda: not stack.sim.pbx.live_channels(), "every channel of the call hung up")
