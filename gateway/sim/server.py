@@ -31,7 +31,7 @@ KNOWN_MODULES = ("app_queue.so", "pbx_config.so", "app_confbridge.so", "chan_loc
 
 
 def install_queues(pbx: Pbx, plan: SimPlan) -> None:
-    """Queues from the plan; the seats log in as dynamic members (as persistentmembers restores them)."""
+    """At boot: queues from the plan, and the plan's seats log in as dynamic members."""
     pbx.queues.configure(plan.queues)
     for queue, members in plan.seats.items():
         for member in members:
@@ -210,7 +210,7 @@ class Simulator:
         if name in ("", "pbx_config.so"):
             pbx.dialplan = self.plan.dialplan
         if name in ("", "app_queue.so"):
-            install_queues(pbx, self.plan)
+            pbx.queues.configure(self.plan.queues)  # logged-in seats stay as they are, as in Asterisk
         pbx.reloaded_wall = self.clock.wall()
         return True
 
