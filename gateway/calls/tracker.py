@@ -19,8 +19,10 @@ What the real Asterisk 22 traces taught, and how it is handled here:
   AttendedTransfer, and is cancelled if the consultation leg hangs up without it.
 - A specialist originated into the call's conference has its own Linkedid (07): a leg joining a
   conference owned by a call is adopted into that call. What the gateway originates for a call
-  (a three-way target) carries ``HOTLINE_JOIN=<Linkedid>``: from that VarSet on, every channel of
-  its Linkedid belongs to the call, so the target's queue visit and ringing are the call's own.
+  (a three-way target) names the call in its HotlineHandover UserEvent (``Call: <Linkedid>``):
+  from then on every channel of its Linkedid belongs to the call, so the target's queue visit and
+  ringing are the call's own. (VarSet would be earlier, but needs the ``dialplan`` read class,
+  which the gateway's manager user does not have.)
 - A failed blind hand-over sends the caller back (dialplan ``hotline-return``): a seat dialled
   straight from the caller's leg is a seat party without a queue, and going back into a queue
   after a target queue that never answered is the return, not a second hand-over.
@@ -91,7 +93,6 @@ CALL_VARIABLES = tuple(_CALL_FIELDS)  # what a resync asks Status for, for calls
 # The same facts as headers of the dialplan's HotlineIntake UserEvent.
 _INTAKE_FIELDS = {"LegacyLine": "LEGACY_LINE", "MergeMode": "MERGE_MODE", "Department": "DEPARTMENT"}
 _RECORDING_VARIABLES = frozenset({"HOTLINE_RECORDING", "MIXMONITOR_FILENAME"})
-JOIN_VARIABLE = "HOTLINE_JOIN"  # the gateway's originates for a call: the Linkedid they belong to
 
 EMERGENCY_NUMBERS = frozenset({"110", "119", "120", "122"})
 
@@ -187,7 +188,7 @@ class Tracker:
         self._leg_call: dict[str, Call] = {}  # live legs by Uniqueid
         self._party_of_leg: dict[str, Party] = {}
         self._conferences: dict[str, Call] = {}
-        self._aliases: dict[str, Call] = {}  # Linkedids joined into a live call (JOIN_VARIABLE)
+        self._aliases: dict[str, Call] = {}  # Linkedids joined into a live call (HotlineHandover Call:)
         self._seat_by_device: dict[str, str] = {}
         self._wrapping: set[str] = set()
         self._ended: dict[str, None] = {}  # recently ended Linkedids, oldest first
@@ -362,16 +363,15 @@ class Tracker:
         call.legs[leg.uniqueid] = leg
         self._leg_call[leg.uniqueid] = call
 
-    def _join(self, f: dict[str, str], now: float, wall: dt.datetime) -> None:
-        """JOIN_VARIABLE on a leg: its whole Linkedid group works for that live citizen call."""
-        owner = self._groups.get(f.get("Value", ""))
-        found = self._leg(f, now, wall)
-        if owner is None or not owner.citizen or found is None or found[0] is owner or found[0].citizen:
-            return
-        group = found[0]
+    def _join(self, group: Call, linkedid: str) -> Call:
+        """``group`` works for the live citizen call ``linkedid`` (if any): all its channels join it."""
+        owner = self._groups.get(linkedid)
+        if owner is None or not owner.citizen or owner is group or group.citizen:
+            return group
         self._aliases[group.call_id] = owner
         for leg in list(group.legs.values()):
             self._adopt(owner, leg, LegRole.CONSULT)
+        return owner
 
     def _mark_role(self, call: Call, leg: Leg, role: LegRole) -> None:
         leg.role = role
@@ -679,9 +679,6 @@ class Tracker:
 
     def _on_varset(self, f: dict[str, str], _: Message, now: float, wall: dt.datetime) -> None:
         variable = f.get("Variable", "").lstrip("_")
-        if variable == JOIN_VARIABLE:
-            self._join(f, now, wall)
-            return
         if variable not in _CALL_FIELDS and variable not in _RECORDING_VARIABLES:
             return
         found = self._leg(f, now, wall)
@@ -946,7 +943,7 @@ class Tracker:
             if leg.role is LegRole.CALLER:
                 self._handover(call, HandoverMode.THREEWAY, wall, None, None)
             elif leg.role is LegRole.CONSULT and self._consult_mode(call) is HandoverMode.THREEWAY:
-                # The target's leg (JOIN_VARIABLE) is in: the three-way stands.
+                # The target's leg (joined by its HotlineHandover) is in: the three-way stands.
                 handover = self._handover(call, HandoverMode.THREEWAY, wall, None, None)
                 handover.outcome = HandoverOutcome.COMPLETED
             return
@@ -1046,6 +1043,8 @@ class Tracker:
         elif kind == "HotlineCallback":
             self._callback(call, f, wall)
         elif kind == "HotlineHandover":
+            if f.get("Call"):
+                call = self._join(call, f["Call"])
             self._dialplan_handover(call, leg, f, now, wall)
 
     def _survey(self, f: dict[str, str], wall: dt.datetime) -> None:

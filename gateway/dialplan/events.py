@@ -15,7 +15,8 @@ INTAKE = "HotlineIntake"
 SURVEY = "HotlineSurvey"
 # A waiting caller asked to be called back: LegacyLine, Queue, JoinTime (epoch seconds).
 CALLBACK = "HotlineCallback"
-# A call was handed over through the handover context: Target, Kind, Recording.
+# A call was handed over through the handover context: Target, Kind, Recording; a three-way
+# target the gateway originated adds Call (the Linkedid of the call it works for).
 HANDOVER = "HotlineHandover"
 
 SURVEY_NO_KEY = "none"  # Result when the caller pressed nothing or an unknown key

@@ -50,6 +50,7 @@ HANDOVER_BASE = 7000  # handover extensions are digits: AMI Atxfer sends them as
 # neither: it waits for the target as long as the queue does.
 VAR_RETURN_SEAT = "HOTLINE_RETURN"
 VAR_HANDOVER_TIMEOUT = "HOTLINE_HANDOVER_TIMEOUT"
+VAR_JOIN_CALL = "HOTLINE_JOIN"  # on a three-way target the gateway originates: the call it joins
 HEAD_OF_QUEUE_PRIORITY = 100  # above every line priority plus the priority-caller boost
 CONTROLLER_USER_READ = "call,agent,user"
 # Action classes: call (Redirect, Hangup, Setvar, Getvar, Status, transfers), originate
@@ -267,13 +268,17 @@ def _handover(plan: RoutingPlan) -> _Context:
     return ctx
 
 
-def _reach(plan: RoutingPlan, target: str) -> list[str]:
-    """Record the hand-over leg and tell the gateway whom it reaches (a queue or a linkage number)."""
+def _reach(plan: RoutingPlan, target: str, *, joins: bool = False) -> list[str]:
+    """Record the hand-over leg and tell the gateway whom it reaches (a queue or a linkage number).
+
+    ``joins``: the leg was originated for a call (so it has its own Linkedid), which the event names.
+    """
     kind = plan.queues[target].kind if target in plan.queues else "emergency"
+    call = f",Call: ${{{VAR_JOIN_CALL}}}" if joins else ""
     return [
         "Set(__HOTLINE_RECORDING=calls/${STRFTIME(${EPOCH},,%Y%m%d)}/${UNIQUEID}-handover.wav)",
         f"MixMonitor({RECORDINGS_ROOT}/${{HOTLINE_RECORDING}},b)",
-        f"UserEvent({events.HANDOVER},Target: {target},Kind: {kind},Recording: ${{HOTLINE_RECORDING}})",
+        f"UserEvent({events.HANDOVER},Target: {target},Kind: {kind},Recording: ${{HOTLINE_RECORDING}}{call})",
     ]
 
 
@@ -286,11 +291,15 @@ def _threeway(plan: RoutingPlan) -> _Context:
     )
     for queue, exten in handover_extensions(plan).items():
         # Option r: ring, do not answer with music, so the originate succeeds only when a seat answers.
-        ctx.exten(exten, f"NoOp(three-way with {plan.queues[queue].title})", *_reach(plan, queue),
+        ctx.exten(exten, f"NoOp(three-way with {plan.queues[queue].title})", *_reach(plan, queue, joins=True),
                   f"Queue({queue},tTr)", "Hangup()")  # fmt: skip
     for number, dial in sorted(plan.emergency_targets.items()):
         ctx.exten(
-            number, f"NoOp(three-way with {number})", *_reach(plan, number), f"Dial({dial},60)", "Hangup()"
+            number,
+            f"NoOp(three-way with {number})",
+            *_reach(plan, number, joins=True),
+            f"Dial({dial},60)",
+            "Hangup()",
         )
     return ctx
 

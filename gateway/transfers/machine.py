@@ -53,8 +53,6 @@ class State(StrEnum):
 
 
 TERMINAL = frozenset({State.COMPLETED, State.CANCELLED, State.FAILED, State.TIMED_OUT})
-# Queue() ended without a member (app_queue's QUEUESTATUS values other than CONTINUE).
-_QUEUE_GAVE_UP = frozenset({"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL"})
 _DIAL_FAILED = {"BUSY": HandoverOutcome.BUSY, "NOANSWER": HandoverOutcome.NO_ANSWER}
 
 
@@ -246,9 +244,6 @@ def _read(t: Transfer, name: str, f: Mapping[str, str], uniqueid: str, bound: bo
             return [Ringing(member=True)]
         case "AgentConnect" if bound and in_target_queue:
             return [Answered(seat_id_of(f.get("Interface", "")))]
-        case "VarSet" if bound and t.state is State.RINGING and f.get("Variable") == "QUEUESTATUS":
-            if f.get("Value") in _QUEUE_GAVE_UP:
-                return [_unanswered(t, f"{t.target.name} let the call go unanswered ({f.get('Value')})")]
         case "DialBegin" if bound and t.target.kind is TargetKind.EMERGENCY and _dials(f, t.target.name):
             return [TargetLeg(f.get("DestUniqueid", ""), f.get("DestChannel", "")), Ringing(member=True)]
         case "DialEnd" if f.get("DestUniqueid") in t.target_legs and t.target.kind is TargetKind.EMERGENCY:

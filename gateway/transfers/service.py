@@ -30,13 +30,13 @@ from gateway.ami.protocol import Message
 from gateway.app import Gateway
 from gateway.calls.model import Call, HandoverOutcome, Party, PartyKind, SeatState, TargetKind
 from gateway.calls.resync import utc_now
-from gateway.calls.tracker import JOIN_VARIABLE
 from gateway.dialplan.render import (
     CONF_CONTEXT,
     HANDOVER_CONTEXT,
     RETURN_CONTEXT,
     THREEWAY_CONTEXT,
     VAR_HANDOVER_TIMEOUT,
+    VAR_JOIN_CALL,
     VAR_RETURN_SEAT,
     handover_extensions,
 )
@@ -78,7 +78,7 @@ KEEP_FINISHED_S = 3600.0  # finished transfers stay in memory this long, then on
 # than the gateway's deadline: they only act when the gateway is gone.
 PBX_GRACE_S = 10
 WATCHED_EVENTS = frozenset({
-    "Newchannel", "QueueCallerJoin", "AgentCalled", "AgentConnect", "VarSet", "DialBegin", "DialEnd",
+    "Newchannel", "QueueCallerJoin", "AgentCalled", "AgentConnect", "DialBegin", "DialEnd",
     "BlindTransfer", "AttendedTransfer", "ConfbridgeJoin", "Hangup",
 })  # fmt: skip
 _LINK_HEADERS = (
@@ -298,7 +298,7 @@ class TransferService:
             safety.originate(
                 f"Local/{exten}@{THREEWAY_CONTEXT}", application="ConfBridge", data=room,
                 caller_id_name="12345三方通话", caller_id_number=call.caller_number,
-                variables={JOIN_VARIABLE: t.call_id}, timeout_ms=pbx_limit_s * 1000,
+                variables={VAR_JOIN_CALL: t.call_id}, timeout_ms=pbx_limit_s * 1000,
                 channel_id=t.id, other_channel_id=f"{t.id}-2",
             ),
         ]  # fmt: skip

@@ -457,6 +457,107 @@ async def test_caller_hangs_up_during_a_consult_and_the_specialist_is_released(s
     assert failed["reason"] == "the caller hung up"
     record = await stack.record("citizen-1")
     specialist = next(leg for leg in record["legs"] if leg["party"] == answered["answered_by"])
-    assert specialist["answered_at"] is not None and specialist["ended_at"] is not None
+    assert specialist["answered_at"] < specialist["ended_at"]
     assert record["handovers"][0]["outcome"] == "failed"
     await until_true(lambda: not stack.sim.pbx.live_channels(), "every channel of the call hung up")
+
+
+# --- three-way -----------------------------------------------------------------------------------
+
+
+async def test_threeway_with_the_policy_group_goes_on_after_the_seat_leaves(stack: Stack) -> None:
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "policy-specialist", "threeway")
+    done = await stack.state_of(transfer["id"], "completed")
+    specialist = done["answered_by"]
+    assert str(done["room"]).isdigit()
+    call = stack.call("citizen-1")
+    assert {leg.conference for leg in call.legs.values() if leg.conference} == {done["room"]}
+    assert {p.party for p in call.parties if p.active} == {"1001", specialist}
+
+    stack.phone_hangs_up("1001")  # the seat leaves the conference
+    await until_true(
+        lambda: not any(p.active for p in call.parties if p.party == "1001"), "the seat left the conference"
+    )
+    assert any(p.active for p in call.parties if p.party == specialist)  # the others go on
+    assert (await stack.state_of(transfer["id"], "completed"))["state"] == "completed"
+
+    stack.caller_hangs_up("citizen-1")
+    record = await stack.record("citizen-1")
+    seat = next(leg for leg in record["legs"] if leg["party"] == "1001")
+    expert = next(leg for leg in record["legs"] if leg["party"] == specialist)
+    assert seat["answered_at"] < expert["answered_at"] < seat["ended_at"] < expert["ended_at"]
+    (handover,) = record["handovers"]
+    assert (handover["mode"], handover["target_kind"], handover["target"], handover["outcome"]) == (
+        "threeway",
+        "queue",
+        "policy-specialist",
+        "completed",
+    )
+    assert handover["recording"] in expert["recordings"]
+    # The specialist's call is one of this call's legs, not a work order of its own.
+    assert (await stack.api("GET", f"/api/calls/{transfer['id']}"))[0] == 404
+    assert [r["linkedid"] for r in await all_records(stack)] == ["citizen-1"]
+
+
+async def all_records(stack: Stack) -> list[dict[str, Any]]:
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await stack.redis.xrange(OutboxKeys().stream))
+    return [json.loads(fields[b"record"]) for _, fields in entries]
+
+
+async def test_threeway_with_110(stack: Stack) -> None:
+    stack.phones.script["110"] = FarEnd(2.0, True, None)
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "110", "threeway", role="supervisor")
+    done = await stack.state_of(transfer["id"], "completed")
+    assert done["answered_by"] == "110"
+    call = stack.call("citizen-1")
+    assert {p.party for p in call.parties if p.active} == {"1001", "110"}
+    stack.caller_hangs_up("citizen-1")
+    record = await stack.record("citizen-1")
+    assert record["disposition"]["emergency_service"] == "110"
+    assert [(h["mode"], h["emergency_service"], h["outcome"]) for h in record["handovers"]] == [
+        ("threeway", "110", "completed")
+    ]
+
+
+async def test_threeway_target_never_answers_and_caller_and_seat_stay_together(stack: Stack) -> None:
+    for specialist in ("4001", "4002"):
+        stack.phones.script[specialist] = FarEnd(1.0, False, None)
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "policy-specialist", "threeway")
+    ended = await stack.state_of(transfer["id"], "timed_out")
+    assert ended["outcome"] == "no_answer"
+    call = stack.call("citizen-1")
+    await until_true(
+        lambda: not any(leg.role.value == "consult" for leg in call.legs.values()), "target dropped"
+    )
+    assert [p.party for p in call.parties if p.active] == ["1001"]
+    assert all(
+        leg.conference == ended["room"]
+        for leg in call.legs.values()
+        if leg.role.value == "caller" and leg.conference
+    )
+
+
+async def test_seat_leaves_a_threeway_before_110_answers_and_110_is_busy_so_the_caller_is_not_left_alone(
+    stack: Stack,
+) -> None:
+    stack.phones.script["110"] = FarEnd(30.0, False, None)
+    await stack.pause("1002")
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "110", "threeway")
+    await stack.state_of(transfer["id"], "ringing")
+    stack.phone_hangs_up("1001")
+    await until_true(lambda: not any(p.active for p in stack.call("citizen-1").parties), "the seat left")
+    await stack.pause("1001")
+    await stack.pause("1002", paused=False)
+    stack.phone_hangs_up("110", cause=17)
+    failed = await stack.state_of(transfer["id"], "failed")
+    assert failed["outcome"] == "busy"
+    # Alone in the room: the caller is sent first in line to the general seats.
+    await stack.talking("citizen-1", "1002")
