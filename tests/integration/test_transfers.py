@@ -561,3 +561,106 @@ async def test_seat_leaves_a_threeway_before_110_answers_and_110_is_busy_so_the_
     assert failed["outcome"] == "busy"
     # Alone in the room: the caller is sent first in line to the general seats.
     await stack.talking("citizen-1", "1002")
+
+
+# --- rules and the resource ----------------------------------------------------------------------
+
+
+async def test_one_hand_over_per_call_and_a_supervisor_may_override(stack: Stack) -> None:
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    first = await stack.transfer("citizen-1", "expert-market", "blind")
+    await stack.state_of(first["id"], "completed")
+    await stack.talking("citizen-1", "2001")
+
+    status, body = await stack.api(
+        "POST", "/api/calls/citizen-1/transfer", {"target": "policy-specialist", "mode": "consult"}
+    )
+    assert (status, body["error"]["code"]) == (409, "transfer.limit")
+    assert body["error"]["message"].startswith(
+        "call citizen-1 has had 1 hand-over(s); at most 1 per call (来电最多接转一次)"
+    )
+    status, body = await stack.api(
+        "POST",
+        "/api/calls/citizen-1/transfer",
+        {"target": "policy-specialist", "mode": "consult", "override": True},
+    )
+    assert (status, body["error"]["code"]) == (403, "transfer.override_forbidden")
+
+    second = await stack.transfer(
+        "citizen-1", "policy-specialist", "consult", role="supervisor", override=True
+    )
+    assert (second["override"], second["from_seat"]) == (True, "2001")
+    await stack.state_of(second["id"], "answered")
+    status, body = await stack.api(
+        "POST", "/api/calls/citizen-1/transfer", {"target": "110", "mode": "blind"}
+    )
+    assert (status, body["error"]["code"]) == (409, "transfer.in_progress")
+    assert second["id"] in body["error"]["message"]
+
+
+async def test_requests_that_cannot_be_carried_out_get_stable_errors(stack: Stack) -> None:
+    cases: list[tuple[str, dict[str, Any], int, str]] = [
+        ("nobody", {"target": "expert-market", "mode": "blind"}, 404, "call.not_found"),
+        ("citizen-1", {"target": "hotline-general", "mode": "blind"}, 400, "transfer.unknown_target"),
+        ("citizen-1", {"target": "110", "mode": "consult"}, 400, "transfer.mode_not_allowed"),
+        ("citizen-1", {"target": "110", "mode": "park"}, 400, "transfer.invalid_mode"),
+        ("citizen-1", {"mode": "blind"}, 400, "transfer.invalid_request"),
+        ("citizen-1", {"target": "expert-hrss", "mode": "blind"}, 409, "transfer.no_seat"),
+    ]
+    stack.dial_in("citizen-1")  # queued, not yet with a seat: both general seats are paused
+    for seat in ("1001", "1002"):
+        await stack.pause(seat)
+    await until_true(lambda: "citizen-1" in stack.gateway.tracker.calls, "the call is known")
+    for call_id, body, status, code in cases:
+        got, answer = await stack.api("POST", f"/api/calls/{call_id}/transfer", body)
+        assert (got, answer["error"]["code"]) == (status, code), (body, answer)
+    await stack.pause("1001", paused=False)
+    await stack.talking("citizen-1", "1001")
+    for seat in ("4001", "4002"):
+        await stack.pause(seat)
+    got, answer = await stack.api(
+        "POST", "/api/calls/citizen-1/transfer", {"target": "policy-specialist", "mode": "threeway"}
+    )
+    assert (got, answer["error"]["code"]) == (409, "transfer.target_unavailable")
+    assert "policy-specialist" in answer["error"]["message"]
+    for method in ("GET", "DELETE"):
+        got, answer = await stack.api(method, "/api/transfers/tr-0000000000000000")
+        assert (got, answer["error"]["code"]) == (404, "transfer.not_found")
+    got, answer = await stack.api(
+        "POST", "/api/calls/citizen-1/transfer", {"target": "110", "mode": "blind"}, role="admin"
+    )
+    assert got == 201
+    got, answer = await stack.api("POST", f"/api/transfers/{answer['transfer']['id']}/complete")
+    assert (got, answer["error"]["code"]) == (409, "transfer.not_completable")
+
+
+async def test_another_instance_reads_the_transfer_from_redis_but_only_its_node_acts_on_it(
+    stack: Stack, tmp_path: Path
+) -> None:
+    stack.phones.script["110"] = FarEnd(30.0, False, None)
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "110", "blind")
+    await stack.state_of(transfer["id"], "ringing")
+    settings = Settings.from_env(stack.env, config_path=tmp_path / "hotline_merge.yaml")
+    other = TestClient(TestServer(init_app(settings, dispatchers=0), host="127.0.0.1"))
+    await other.start_server()
+    try:
+        headers = {"Authorization": f"Bearer {stack.env['HOTLINE_SUPERVISOR_TOKENS']}"}
+        response = await other.get(f"/api/transfers/{transfer['id']}", headers=headers)
+        mirrored = (await response.json())["transfer"]
+        assert (response.status, mirrored["state"], mirrored["node"]) == (200, "ringing", "pbx-1")
+        response = await other.delete(f"/api/transfers/{transfer['id']}", headers=headers)
+        assert (response.status, (await response.json())["error"]["code"]) == (409, "transfer.elsewhere")
+        status, body = await stack.api("DELETE", f"/api/transfers/{transfer['id']}")
+        assert (status, body["transfer"]["state"]) == (200, "cancelled")
+
+        async def mirrored_cancel() -> bool:
+            response = await other.get(f"/api/transfers/{transfer['id']}", headers=headers)
+            return bool((await response.json())["transfer"]["state"] == "cancelled")
+
+        await until(mirrored_cancel, "the cancellation mirrored")
+    finally:
+        await other.close()
+    await stack.talking("citizen-1", "1001")  # a cancelled blind transfer gives the caller back
