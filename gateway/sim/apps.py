@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.errors import GatewayError
 from gateway.sim.channel import RINGING, UP, Channel
 from gateway.sim.clock import Timer
 from gateway.sim.dialplan import split_app, split_args
@@ -307,25 +306,29 @@ def app_execif(pbx: Pbx, channel: Channel, data: str) -> bool:
 
 def app_add_queue_member(pbx: Pbx, channel: Channel, data: str) -> bool:
     """AddQueueMember(queue,interface,penalty,options,membername,stateinterface); AQMSTATUS."""
+    from gateway.sim.queues import QueueError  # queues builds on this module
+
     args = split_args(data) + [""] * 6
     penalty = int(args[2]) if args[2].strip().lstrip("-").isdigit() else 0
     try:
         pbx.queues.add_member(args[0], args[1] or channel.name, penalty=penalty, name=args[4],
                               state_interface=args[5])  # fmt: skip
         status = "ADDED"
-    except GatewayError as exc:
-        status = "MEMBERALREADY" if "Already" in exc.message else "NOSUCHQUEUE"
+    except QueueError as exc:
+        status = "MEMBERALREADY" if exc.kind == "exists" else "NOSUCHQUEUE"
     pbx.set_var(channel, "AQMSTATUS", status)
     return False
 
 
 def app_remove_queue_member(pbx: Pbx, channel: Channel, data: str) -> bool:
+    from gateway.sim.queues import QueueError  # queues builds on this module
+
     args = [*split_args(data), "", ""]
     try:
         pbx.queues.remove_member(args[0], args[1] or channel.name)
         status = "REMOVED"
-    except GatewayError as exc:
-        status = "NOTINQUEUE" if "Not there" in exc.message else "NOSUCHQUEUE"
+    except QueueError as exc:
+        status = "NOTINQUEUE" if exc.kind in ("absent", "static") else "NOSUCHQUEUE"
     pbx.set_var(channel, "RQMSTATUS", status)
     return False
 

@@ -67,9 +67,16 @@ def empty_conditions(rule: str, *, joining: bool) -> tuple[str, ...]:
 
 
 class QueueError(GatewayError):
-    """A queue action that Asterisk refuses; ``message`` is Asterisk's own wording."""
+    """A queue action that Asterisk refuses; ``message`` is Asterisk's own wording.
+
+    ``kind``: no_queue | exists | absent | static | not_found | config (what the dialplan apps map).
+    """
 
     code = "sim.queue"
+
+    def __init__(self, message: str, kind: str = "config") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -821,14 +828,14 @@ class QueueEngine:
     def _queue_or_error(self, name: str, message: str) -> Queue:
         queue = self.queues.get(name)
         if queue is None:
-            raise QueueError(message)
+            raise QueueError(message, "no_queue")
         return queue
 
     def add_member(self, queue_name: str, interface: str, *, penalty: int = 0, paused: bool = False,
                    name: str = "", state_interface: str = "", reason: str = "") -> None:  # fmt: skip
         queue = self._queue_or_error(queue_name, "Unable to add interface to queue: No such queue")
         if queue.member(interface) is not None:
-            raise QueueError("Unable to add interface: Already there")
+            raise QueueError("Unable to add interface: Already there", "exists")
         member = Member(MemberSpec(interface, name or interface, penalty, paused, reason if paused else ""),
                         dynamic=True, ringinuse=queue.spec.ringinuse, wrapuptime=queue.spec.wrapuptime,
                         now_wall=self.pbx.clock.wall())  # fmt: skip
@@ -846,9 +853,9 @@ class QueueEngine:
         queue = self._queue_or_error(queue_name, "Unable to remove interface from queue: No such queue")
         member = queue.member(interface)
         if member is None:
-            raise QueueError("Unable to remove interface: Not there")
+            raise QueueError("Unable to remove interface: Not there", "absent")
         if not member.dynamic:
-            raise QueueError("Member not dynamic")
+            raise QueueError("Member not dynamic", "static")
         self.member_event("QueueMemberRemoved", queue, member)
         queue.members.remove(member)
         self.avail_device(queue)
@@ -864,7 +871,7 @@ class QueueEngine:
         )
         found = [(q, m) for q in queues for m in [q.member(interface)] if m is not None]
         if not found:
-            raise QueueError("Interface not found")
+            raise QueueError("Interface not found", "not_found")
         return found
 
     def pause(self, queue_name: str, interface: str, paused: bool, reason: str = "") -> None:

@@ -218,3 +218,17 @@ async def test_astdb_survives_a_restart_members_only_when_persistent(
     assert status.get("EventList") == "start"
     await again.wait_for(lambda m: m.event == "QueueStatusComplete")
     assert not again.events("QueueMember"), "the traces' bench has persistentmembers = no"
+
+
+async def test_reload_keeps_calls_and_logged_in_seats(bench_sim: Simulator, connect: Connect) -> None:
+    client = await connect()
+    await client.login()
+    await client.action("QueueAdd", Queue="expert-market", Interface="Local/1001@agents/n")
+    await _originate(client, bench_sim)
+    await client.wait_for(lambda m: m.event == "QueueCallerJoin", clock=bench_sim.clock)
+    reloaded = await client.action("Reload", Module="app_queue.so")
+    assert reloaded.get("Message") == "Module Reloaded"
+    dialplan = await client.action("Command", Command="dialplan reload")
+    assert [v for k, v in dialplan.headers if k == "Output"] == ["Dialplan reloaded."]
+    await client.wait_for(lambda m: m.event == "AgentConnect", clock=bench_sim.clock)
+    assert bench_sim.pbx.queues.queues["expert-market"].member("Local/1001@agents/n") is not None
