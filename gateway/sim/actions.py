@@ -18,8 +18,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from gateway.ami.protocol import Message
 from gateway.sim.channel import Channel
+from gateway.sim.confbridge import ConferenceError
 from gateway.sim.events import Headers
+from gateway.sim.manager import AMI_VERSION, parse_classes
 from gateway.sim.pbx import OriginateRequest, Pbx
+from gateway.sim.queues import QueueError
+from gateway.sim.transfer import TransferError
 
 if TYPE_CHECKING:
     from gateway.sim.manager import AmiServer, Session
@@ -199,8 +203,6 @@ class Actions:
         session.respond(message, "Success", [("Ping", "Pong"), ("Timestamp", f"{self.pbx.clock.wall():.6f}")])
 
     def events(self, session: Session, message: Message) -> None:
-        from gateway.sim.manager import parse_classes
-
         mask = (message.get("EventMask") or "").strip().lower()
         if mask in ("off", "no", "false", "0", "none"):
             session.events_on = False
@@ -359,8 +361,6 @@ class Actions:
                            lambda: self.pbx.transfers.cancel(channel))  # fmt: skip
 
     def _transfer(self, session: Session, message: Message, success: str, work: Callable[[], None]) -> None:
-        from gateway.sim.transfer import TransferError
-
         try:
             with self.pbx.holding():
                 work()
@@ -455,8 +455,6 @@ class Actions:
         ])  # fmt: skip
 
     def core_settings(self, session: Session, message: Message) -> None:
-        from gateway.sim.manager import AMI_VERSION
-
         session.respond(message, "Success", [
             ("AMIversion", AMI_VERSION), ("AsteriskVersion", ASTERISK_VERSION), ("SystemName", ""),
             ("CoreMaxCalls", "0"), ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", ""), ("CoreRunGroup", ""),
@@ -672,8 +670,6 @@ class Actions:
         self.send_list(session, message, "Queue summary will follow", items, "QueueSummaryComplete")
 
     def _queue_call(self, session: Session, message: Message, success: str, work: Callable[[], None]) -> None:
-        from gateway.sim.queues import QueueError
-
         try:
             with self.pbx.holding():  # member events follow the response, as in the traces
                 work()
@@ -765,8 +761,6 @@ class Actions:
         )
 
     def confbridge_kick(self, session: Session, message: Message) -> None:
-        from gateway.sim.confbridge import ConferenceError
-
         name, target = message.get("Conference"), message.get("Channel")
         if not name or not target:
             self.error(

@@ -31,19 +31,19 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from gateway.sim import apps
+from gateway.sim.apps import DialplanRun, OriginateDial
 from gateway.sim.channel import DOWN, RING, RINGING, UNKNOWN, UP, Channel
 from gateway.sim.clock import SimClock, Timer
+from gateway.sim.confbridge import Conferences
 from gateway.sim.dialplan import Dialplan, if_function, substitute, uridecode
 from gateway.sim.events import EventSink, Headers, escape_value
 from gateway.sim.people import Endpoints
-
-if TYPE_CHECKING:
-    from gateway.sim.confbridge import Conferences
-    from gateway.sim.queues import QueueEngine
-    from gateway.sim.transfer import Transfers
+from gateway.sim.queues import QueueEngine
+from gateway.sim.transfer import Transfers
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,6 @@ class Pbx:
         self, dialplan: Dialplan, clock: SimClock, sink: EventSink, *, settings: PbxSettings | None = None,
         seed: int | None = None,
     ) -> None:  # fmt: skip
-        from gateway.sim import apps
-        from gateway.sim.confbridge import Conferences
-        from gateway.sim.queues import QueueEngine
-        from gateway.sim.transfer import Transfers
-
         self.dialplan = dialplan
         self.clock = clock
         self.sink = sink
@@ -411,8 +406,6 @@ class Pbx:
         self.later(self.settings.originate_delay, self._originate_now, request)
 
     def _originate_now(self, request: OriginateRequest) -> None:
-        from gateway.sim.apps import OriginateDial
-
         parsed = self.parse_local(request.target)
         if parsed is None or self.dialplan.find(parsed[1], parsed[0]) is None:
             self._originate_failed(request)
@@ -467,8 +460,6 @@ class Pbx:
 
     # -- dialplan -------------------------------------------------------------------------------
     def start_dialplan(self, channel: Channel, context: str, exten: str, priority: int) -> None:
-        from gateway.sim.apps import DialplanRun
-
         channel.context, channel.exten, channel.priority = context, exten, priority
         channel.in_pbx = True
         channel.activity = DialplanRun(self, channel)
@@ -591,8 +582,6 @@ class Pbx:
             self.continue_after_redirect(channel)
 
     def continue_after_redirect(self, channel: Channel) -> None:
-        from gateway.sim.apps import DialplanRun
-
         if channel.dead:
             return
         if not isinstance(channel.activity, DialplanRun):
