@@ -9,7 +9,8 @@ They need only the manager read class ``user``.
 from __future__ import annotations
 
 # A call entered 12345 through a number: LegacyLine, MergeMode, Department, Category, Queue,
-# Priority, Recording (the MixMonitor file of the call, relative to the recordings root).
+# Priority, Recording (the MixMonitor file of the call, relative to the recordings root). A call
+# back the citizen answered sends it too, with Queue and Recording only.
 INTAKE = "HotlineIntake"
 # The caller pressed the survey key after the seat hung up: LegacyLine, Key, Result.
 SURVEY = "HotlineSurvey"

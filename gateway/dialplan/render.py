@@ -45,6 +45,7 @@ OUTBOUND_CONTEXT = "hotline-outbound"
 THREEWAY_CONTEXT = "hotline-threeway"  # a three-way target, originated into the call's conference
 RETURN_CONTEXT = "hotline-return"  # a failed hand-over: back to the seat, else first in line
 HANDOVER_BASE = 7000  # handover extensions are digits: AMI Atxfer sends them as DTMF
+OUTBOUND_RING_S = 45  # how long a call out through the trunk (a callback) rings the citizen
 # Set by the gateway on the caller's channel before a blind hand-over: the seat to return to and
 # how long the target queue may keep the caller. A hand-over started from a seat's phone has
 # neither: it waits for the target as long as the queue does.
@@ -228,7 +229,7 @@ def _callback(config: HotlineConfig) -> _Context:
         "Hangup()",
     )
     outbound = _Context(OUTBOUND_CONTEXT, "Callbacks and emergency linkage go out through the carrier trunk.")
-    outbound.exten("_X.", f"Dial(PJSIP/${{EXTEN}}@{TRUNK},45,tT)", "Hangup()")
+    outbound.exten("_X.", f"Dial(PJSIP/${{EXTEN}}@{TRUNK},{OUTBOUND_RING_S},tT)", "Hangup()")
     conf = _Context(
         CONF_CONTEXT, "Three-way calls: caller, seat and specialist or 110/119/120/122 in one room."
     )
@@ -337,6 +338,7 @@ def _return(config: HotlineConfig) -> _Context:
         "NoOp(callback answered: first in line for ${HOTLINE_QUEUE})",
         "Set(__HOTLINE_RECORDING=calls/${STRFTIME(${EPOCH},,%Y%m%d)}/${UNIQUEID}-callback.wav)",
         f"MixMonitor({RECORDINGS_ROOT}/${{HOTLINE_RECORDING}},b)",
+        f"UserEvent({events.INTAKE},Queue: ${{HOTLINE_QUEUE}},Recording: ${{HOTLINE_RECORDING}})",
         *_first_in_line(),
     )
     ctx.lines += callback.lines

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from gateway.calls import model as calls
 from gateway.calls.tracker import CallEnded, CallUpdate, Output, UpdateKind
+from gateway.dialplan.events import SURVEY_NO_KEY
 from gateway.errors import GatewayError
 from gateway.records.model import (
     CallbackOutcome,
@@ -141,6 +142,8 @@ class RecordBuilder:
             "queues": [*(v.model_dump() for v in final.queues), *self._visits(call)],
             "seat_ids": list(dict.fromkeys([*final.seat_ids, *call.seat_ids])),
             "recordings": list(dict.fromkeys([*final.recordings, *call.recordings])),
+            # The survey after the call back is the caller's verdict on the service, if none came before.
+            "survey": final.survey.model_dump() if final.survey else self._survey_of(call),
         }
         update = {
             "outcome": CallbackOutcome.ANSWERED,
@@ -206,8 +209,13 @@ class RecordBuilder:
         self._finals[update.call_id] = record
         return record
 
+    def _survey_of(self, call: calls.Call) -> dict[str, Any] | None:
+        return self._survey(call.survey, call.call_id) if call.survey else None
+
     def _survey(self, survey: calls.Survey, call_id: str) -> dict[str, Any] | None:
-        result = _enum_value(SurveyResult, survey.result, "survey", call_id)
+        # The dialplan says "none" when no key (or an unknown one) was pressed.
+        raw = SurveyResult.NO_RESPONSE.value if survey.result == SURVEY_NO_KEY else survey.result
+        result = _enum_value(SurveyResult, raw, "survey", call_id)
         return None if result is None else {"result": result, "key": survey.key, "at": survey.at}
 
     def _disposition(self, call: calls.Call, now: float) -> dict[str, Any]:
@@ -273,7 +281,7 @@ class RecordBuilder:
             "handovers": [self._handover(h, call.call_id) for h in call.handovers],
             "legs": [self._leg(party, now) for party in call.parties],
             "recordings": call.recordings,
-            "survey": self._survey(call.survey, call.call_id) if call.survey else None,
+            "survey": self._survey_of(call),
             "disposition": {"abandoned_after_s": None, "emergency_service": None, "callback_number": None}
             | disposition,
             "callback": self._callback(call),

@@ -36,7 +36,7 @@ from gateway.ami.protocol import Message
 from gateway.app import Gateway
 from gateway.calls.model import SeatState
 from gateway.calls.resync import utc_now
-from gateway.dialplan.render import CALLBACK_DIAL_CONTEXT, OUTBOUND_CONTEXT
+from gateway.dialplan.render import CALLBACK_DIAL_CONTEXT, OUTBOUND_CONTEXT, OUTBOUND_RING_S
 from gateway.records.from_calls import CallbackAttempt
 from gateway.records.model import CallbackOutcome, CallRecord
 
@@ -46,6 +46,8 @@ ORDER_KEY = "hotline:callbacks:order"  # ZSET call id -> original JoinTime (epoc
 ENTRIES_KEY = "hotline:callbacks:entries"  # HASH call id -> entry JSON
 RECORDS_KEY = "hotline:callbacks:records"  # HASH call id -> the call's final record JSON
 _DIAL_OUTCOMES = {"BUSY": CallbackOutcome.BUSY, "NOANSWER": CallbackOutcome.NO_ANSWER}
+# The originate outlives the outbound Dial, so an unanswered call back ends with Dial's NOANSWER.
+_ORIGINATE_TIMEOUT_MS = (OUTBOUND_RING_S + 10) * 1000
 
 
 @dataclass
@@ -91,14 +93,12 @@ class CallbackService:
         tick_s: float = 1.0,
         max_attempts: int = 3,
         retry_after_s: float = 300.0,
-        ring_s: int = 30,
     ) -> None:
         self.gateway = gateway
         self.wallclock = wallclock
         self.tick_s = tick_s
         self.max_attempts = max_attempts
         self.retry_after_s = retry_after_s
-        self.ring_s = ring_s
         self.flights: dict[str, Flight] = {}  # by the call back's Linkedid
         self._work: asyncio.Queue[_Work] = asyncio.Queue()
 
@@ -260,7 +260,7 @@ class CallbackService:
                 safety.originate(
                     f"Local/{entry.number}@{OUTBOUND_CONTEXT}", context=CALLBACK_DIAL_CONTEXT, exten="s",
                     caller_id_name="12345回拨", caller_id_number=entry.number,
-                    variables={"HOTLINE_QUEUE": entry.queue}, timeout_ms=self.ring_s * 1000,
+                    variables={"HOTLINE_QUEUE": entry.queue}, timeout_ms=_ORIGINATE_TIMEOUT_MS,
                     channel_id=linkedid, other_channel_id=f"{linkedid}-2",
                 )
             )  # fmt: skip

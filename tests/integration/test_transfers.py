@@ -66,6 +66,7 @@ class Stack:
     env: dict[str, str]
     phones: Phones
     redis: aioredis.Redis
+    config: Path
 
     @property
     def sim(self) -> Simulator:
@@ -126,6 +127,11 @@ class Stack:
             caller_name="市民", channel_id=call_id, other_channel_id=f"{call_id}-2", report=False, tags=tags,
         )  # fmt: skip
         self.sim.pbx.run(lambda: self.sim.pbx.originate(request))
+
+    async def restart_gateway(self) -> None:
+        """Stop the gateway and start a new one on the same Redis and simulator."""
+        await self.client.close()
+        self.client = await start_gateway(self.env, self.config, self.sim)
 
     def hang_up(self, match: Callable[[Channel], bool], *, cause: int = 16) -> None:
         """Whoever is on that one live channel hangs up (cause 17: the far end rejects as busy)."""
@@ -209,12 +215,12 @@ async def stack(
 
 @contextlib.asynccontextmanager
 async def open_stack(
-    redis_server: LocalRedis, redis_client: aioredis.Redis, folder: Path, *, phones: Phones | None = None
+    redis_server: LocalRedis, redis_client: aioredis.Redis, folder: Path
 ) -> AsyncIterator[Stack]:
     """Simulator (2 seats per queue, no traffic) + the gateway app on loopback, ready and resynced."""
     config = write_test_config(folder)
     env = demo_environment({"HOTLINE_REDIS_URL": redis_server.url}, config)
-    phones = phones or Phones()
+    phones = Phones()
     service = SimulatorService(
         ServiceOptions(config=config, port=0, rate=0, seats_per_queue=2, seed=6, time_scale=TIME_SCALE,
                        endpoints=phones),
@@ -226,25 +232,31 @@ async def open_stack(
         "HOTLINE_SPOOL_DIR": str(folder / "spool"),
         "HOTLINE_DIALPLANS_DIR": str(folder / "dialplans"),
     })  # fmt: skip
-    app = init_app(Settings.from_env(env, config_path=config), dispatchers=0)
-    app[TRANSFERS].clock = service.sim.clock.now
-    app[TRANSFERS].tick_s = 0.01
-    app[CALLBACKS].tick_s = 0.02
-    client = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
-    stack = Stack(client, service, env, phones, redis_client)
+    stack = Stack(await start_gateway(env, config, service.sim), service, env, phones, redis_client, config)
     try:
-        tracker = stack.gateway.tracker
-        await until_true(
-            lambda: (
-                stack.gateway.resync.completed > 0 and "1001" in tracker.seats and "4001" in tracker.seats
-            ),
-            "the gateway resynced with the simulator",
-        )
         yield stack
     finally:
-        await client.close()
+        await stack.client.close()
         await service.stop()
+
+
+async def start_gateway(
+    env: dict[str, str], config: Path, sim: Simulator
+) -> TestClient[web.Request, web.Application]:
+    """The gateway app on loopback, its deadlines on the simulator's clock; returns once resynced."""
+    app = init_app(Settings.from_env(env, config_path=config), dispatchers=0)
+    app[TRANSFERS].clock = sim.clock.now
+    app[TRANSFERS].tick_s = 0.01
+    app[CALLBACKS].tick_s = 0.02
+    app[CALLBACKS].retry_after_s = 0.2
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    gateway = app[GATEWAY]
+    await until_true(
+        lambda: gateway.resync.completed > 0 and {"1001", "4001"} <= set(gateway.tracker.seats),
+        "the gateway resynced with the simulator",
+    )
+    return client
 
 
 # --- blind ---------------------------------------------------------------------------------------
@@ -636,16 +648,14 @@ async def test_requests_that_cannot_be_carried_out_get_stable_errors(stack: Stac
 
 
 async def test_another_instance_reads_the_transfer_from_redis_but_only_its_node_acts_on_it(
-    stack: Stack, tmp_path: Path
+    stack: Stack,
 ) -> None:
     stack.phones.script["110"] = FarEnd(30.0, False, None)
     stack.dial_in("citizen-1")
     await stack.talking("citizen-1", "1001")
     transfer = await stack.transfer("citizen-1", "110", "blind")
     await stack.state_of(transfer["id"], "ringing")
-    settings = Settings.from_env(stack.env, config_path=tmp_path / "hotline_merge.yaml")
-    other = TestClient(TestServer(init_app(settings, dispatchers=0), host="127.0.0.1"))
-    await other.start_server()
+    other = await start_gateway(stack.env, stack.config, stack.sim)
     try:
         headers = {"Authorization": f"Bearer {stack.env['HOTLINE_SUPERVISOR_TOKENS']}"}
         response = await other.get(f"/api/transfers/{transfer['id']}", headers=headers)
