@@ -43,7 +43,7 @@ DTMF_EXTEN = re.compile(r"[0-9*#]{1,32}")
 VARIABLE = re.compile(r"_{0,2}[A-Za-z][A-Za-z0-9_]{0,63}")
 QUEUE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-MODULE = re.compile(r"[a-z0-9_]{1,64}\.so")
+MODULE = re.compile(r"[a-z0-9_]{1,64}(?:\.so)?")  # a module file, or a built-in such as "manager"
 CHANNEL_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 CALLER_NUMBER = re.compile(r"\+?[0-9]{1,32}")
 APP_DATA = re.compile(r"[A-Za-z0-9_,.\-]{0,128}")
@@ -355,5 +355,5 @@ def command(cli: str) -> Action:
 def reload(module: str | None = None) -> Action:
     b = _Builder("Reload", {"system", "config"})
     if module is not None:
-        b.token("Module", module, MODULE, "a module file name (e.g. app_queue.so)")
+        b.token("Module", module, MODULE, "a module (e.g. app_queue.so, manager)")
     return b.build()

@@ -30,6 +30,7 @@ class HttpError(GatewayError):
 
 # Status by code prefix for domain errors that do not carry one; first match wins.
 _STATUS_BY_PREFIX = (
+    ("config.reload_failed", 502),  # Asterisk refused or was unreachable: not the config's fault
     ("config.", 422),
     ("settings.", 422),
     ("transfer.limit", 409),

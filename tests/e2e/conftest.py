@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,29 +71,51 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, within: float, wha
     return time.monotonic() - began
 
 
+@dataclass
+class StackOptions:
+    rate: float = 1.0  # calls per simulated second
+    time_scale: float = TIME_SCALE
+    # Shorter calls than a real day, so a test sees hundreds of them end.
+    seats: SeatBehaviour = field(
+        default_factory=lambda: SeatBehaviour(talk_mean_s=40.0, talk_min_s=5.0, talk_max_s=120.0)
+    )
+    patience_mean_s: float = 60.0
+
+
 @pytest.fixture
-async def stack(redis_server: LocalRedis, tmp_path: Path) -> AsyncIterator[Stack]:
+def stack_options() -> StackOptions:
+    """Override in a test module for other traffic or timing."""
+    return StackOptions()
+
+
+@pytest.fixture
+async def stack(
+    redis_server: LocalRedis, tmp_path: Path, stack_options: StackOptions
+) -> AsyncIterator[Stack]:
     redis = aioredis.Redis.from_url(redis_server.url)
     await redis.flushall()
     await redis.aclose()
-    env = demo_environment({"HOTLINE_REDIS_URL": redis_server.url}, CONFIG)
-    config = load_config(CONFIG)
+    # A copy of the shipped config that a test may edit (reload), with the prompts beside it.
+    config_path = tmp_path / "hotline_merge.yaml"
+    shutil.copy(CONFIG, config_path)
+    (tmp_path / "recordings").symlink_to(ROOT / "recordings")
+    env = demo_environment({"HOTLINE_REDIS_URL": redis_server.url}, config_path)
+    config = load_config(config_path)
     sink = OrderSink(tmp_path / "orders.sqlite3", env[config.order_system.token_env])
     await sink.start()
     service = SimulatorService(
         ServiceOptions(
-            config=CONFIG,
+            config=config_path,
             port=0,
-            rate=1.0,
+            rate=stack_options.rate,
             seed=12345,
-            time_scale=TIME_SCALE,
-            # Shorter calls than a real day, so a test sees hundreds of them end.
-            endpoints=Endpoints(seats=SeatBehaviour(talk_mean_s=40.0, talk_min_s=5.0, talk_max_s=120.0)),
+            time_scale=stack_options.time_scale,
+            endpoints=Endpoints(seats=stack_options.seats),
         ),
         env,
     )
     if service.traffic is not None:
-        service.traffic.callers = CallerBehaviour(patience_mean_s=60.0)
+        service.traffic.callers = CallerBehaviour(patience_mean_s=stack_options.patience_mean_s)
     await service.start()
     env.update(
         {
@@ -102,7 +125,7 @@ async def stack(redis_server: LocalRedis, tmp_path: Path) -> AsyncIterator[Stack
             "HOTLINE_DIALPLANS_DIR": str(tmp_path / "dialplans"),
         }
     )
-    settings = Settings.from_env(env, config_path=CONFIG)
+    settings = Settings.from_env(env, config_path=config_path)
     client = TestClient(TestServer(init_app(settings), host="127.0.0.1"))
     await client.start_server()
     try:
