@@ -81,6 +81,7 @@ _MAX_TEXT = 200
 _BUSY_DEVICE = frozenset({DeviceStatus.INUSE, DeviceStatus.BUSY, DeviceStatus.RINGINUSE, DeviceStatus.ONHOLD})
 _GONE_DEVICE = frozenset({DeviceStatus.INVALID, DeviceStatus.UNAVAILABLE})
 _DIAL_FAILED = {"BUSY": HandoverOutcome.BUSY, "NOANSWER": HandoverOutcome.NO_ANSWER}
+_LEFT_UNANSWERED = frozenset({QueueResult.TIMEOUT, QueueResult.OVERFLOWED})
 
 # Channel variables the dialplan sets on every inbound call (gateway.dialplan.routing).
 _CALL_FIELDS: dict[str, tuple[str, re.Pattern[str]]] = {
@@ -484,12 +485,12 @@ class Tracker:
             or handover.target_kind is not TargetKind.QUEUE
         ):
             return
-        if any(
-            v.queue == handover.target
-            and v.leg in (leg.uniqueid, leg.pair)
-            and v.result is QueueResult.TIMEOUT
+        left = (
+            v.result in _LEFT_UNANSWERED
             for v in call.queues
-        ):
+            if v.queue == handover.target and v.leg in (leg.uniqueid, leg.pair)
+        )
+        if any(left):
             handover.outcome = HandoverOutcome.NO_ANSWER
 
     def _handover(
