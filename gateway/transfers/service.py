@@ -28,7 +28,7 @@ from gateway.ami import safety
 from gateway.ami.errors import ActionFailedError, AmiError
 from gateway.ami.protocol import Message
 from gateway.app import Gateway
-from gateway.calls.model import Call, HandoverOutcome, Party, PartyKind, SeatState, TargetKind
+from gateway.calls.model import Call, HandoverOutcome, LegRole, Party, PartyKind, SeatState, TargetKind
 from gateway.calls.resync import utc_now
 from gateway.dialplan.render import (
     CONF_CONTEXT,
@@ -120,12 +120,18 @@ class TransferService:
     # --- the API ---------------------------------------------------------------------------------
 
     def target(self, name: str, mode: Mode) -> Target:
-        """A hand-over target by name: an expert, policy or sub-centre queue, or a linkage number."""
+        """A hand-over target by name: an expert, policy or sub-centre queue, or a linkage number.
+
+        ``policy`` names the policy specialist group of hotline_merge.yaml (handover.policy_queue).
+        """
+        config = self.gateway.settings.config
+        if name == "policy":
+            name = config.handover.policy_queue
         plan = self.gateway.plan
         extensions = handover_extensions(plan)
         if name in extensions:
             return Target(TargetKind.QUEUE, name, extensions[name], plan.queues[name].title)
-        linkage = next((t for t in self.gateway.settings.config.emergency_targets if t.number == name), None)
+        linkage = next((t for t in config.emergency_targets if t.number == name), None)
         if linkage is None:
             known = ", ".join([*extensions, *plan.emergency_targets])
             raise HttpError(
@@ -258,11 +264,21 @@ class TransferService:
         return True
 
     def _connected_seat(self, call: Call) -> tuple[Party, Leg, Leg]:
-        """The seat the caller is talking to, its leg and the caller's leg bridged with it."""
+        """The seat the caller is talking to, its leg and the caller's leg bridged with it.
+
+        Only a seat reached through the caller's own leg counts (a three-way's specialist was
+        reached through its consultation leg: it does not hand the caller over).
+        """
         for party in reversed(call.parties):
             seat = call.legs.get(party.leg or "")
             caller = call.legs.get(party.via_leg or "")
-            if party.active and party.kind is PartyKind.SEAT and seat is not None and caller is not None:
+            if (
+                party.active
+                and party.kind is PartyKind.SEAT
+                and seat is not None
+                and caller is not None
+                and caller.role is LegRole.CALLER
+            ):
                 return party, Leg(seat.uniqueid, seat.channel), Leg(caller.uniqueid, caller.channel)
         raise NoSeatError(
             f"call {call.call_id} is not connected to a seat; only a seat's call can be handed over"
@@ -289,6 +305,10 @@ class TransferService:
                 actions.append(
                     safety.setvar(VAR_HANDOVER_TIMEOUT, str(pbx_limit_s), channel=t.caller.channel)
                 )
+            caller = call.legs.get(t.caller.uniqueid)
+            if caller is not None and caller.conference:
+                # BlindTransfer needs a two-party bridge; out of a conference the caller is redirected.
+                return [*actions, safety.redirect(t.caller.channel, HANDOVER_CONTEXT, exten)]
             return [*actions, safety.blind_transfer(t.seat.channel, HANDOVER_CONTEXT, exten)]
         if t.mode is Mode.CONSULT:
             return [safety.atxfer(t.seat.channel, exten, context=HANDOVER_CONTEXT)]

@@ -674,3 +674,19 @@ async def test_another_instance_reads_the_transfer_from_redis_but_only_its_node_
     finally:
         await other.close()
     await stack.talking("citizen-1", "1001")  # a cancelled blind transfer gives the caller back
+
+
+async def test_after_a_three_way_a_supervisor_hands_the_caller_on_out_of_the_room(stack: Stack) -> None:
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    threeway = await stack.transfer("citizen-1", "policy", "threeway")  # the YAML's handover.policy_queue
+    done = await stack.state_of(threeway["id"], "completed")
+    assert done["target"]["name"] == "policy-specialist"
+    # The specialist came in through its own leg: the seat with the caller is still 1001.
+    blind = await stack.transfer("citizen-1", "expert-market", "blind", role="supervisor", override=True)
+    assert blind["from_seat"] == "1001"
+    await stack.state_of(blind["id"], "completed")
+    await stack.talking("citizen-1", "2001")
+    call = stack.call("citizen-1")
+    assert call.legs["citizen-1-2"].conference is None  # redirected out of the room
+    assert [h.mode.value for h in call.handovers] == ["threeway", "blind"]
