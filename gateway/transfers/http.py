@@ -116,6 +116,7 @@ async def list_callbacks(request: web.Request) -> web.Response:
             "queue": e.queue,
             "attempts": e.attempts,
             "joined_at": dt.datetime.fromtimestamp(e.joined_at, dt.UTC).isoformat(timespec="seconds"),
+            "requested_at": dt.datetime.fromtimestamp(e.requested_at, dt.UTC).isoformat(timespec="seconds"),
         }
         for e in await callbacks.pending()
     ]

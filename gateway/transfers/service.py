@@ -112,9 +112,8 @@ class TransferService:
         self.wallclock = wallclock
         self.tick_s = tick_s
         self.transfers: dict[str, Transfer] = {}
-        self._watching: dict[
-            str, Transfer
-        ] = {}  # Linkedid (the call's, a three-way target's) -> live transfer
+        # Linkedid (the call's, and a three-way target's own) -> its live transfer.
+        self._watching: dict[str, Transfer] = {}
         self._work: asyncio.Queue[_Work] = asyncio.Queue()
 
     # --- the API ---------------------------------------------------------------------------------
