@@ -24,5 +24,8 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(config_path=args.config)
     configure_logging(settings.log_level)
     app = init_app(settings, dispatchers=args.dispatchers)
-    web.run_app(app, host=settings.http_host, port=settings.http_port, print=None, access_log=None)
+    # A container runtime waits about 10 s after SIGTERM: finish well within it.
+    web.run_app(
+        app, host=settings.http_host, port=settings.http_port, print=None, access_log=None, shutdown_timeout=5
+    )
     return 0

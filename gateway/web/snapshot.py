@@ -180,7 +180,7 @@ def build_snapshot(
         for at, r in book.series(ALL, epoch, hours=chart_hours)
     ]
     return Snapshot(
-        at=wall.isoformat(timespec="seconds"),
+        at=wall.isoformat(timespec="milliseconds"),
         link=link,
         queues=queues,
         seats=seats,
