@@ -227,19 +227,9 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     setup_api(app)
     setup_transfers(app)
     setup_dashboard(app, gateway.hub)
-    app.add_routes(
-        feedback_routes(gateway.feedback, settings.feedback_token_env, environ=_feedback_env(settings))
-    )
+    token_env = settings.feedback_token_env
+    app.add_routes(feedback_routes(gateway.feedback, token_env, environ={token_env: settings.feedback_token}))
     return app
-
-
-def _feedback_env(settings: Settings) -> dict[str, str]:
-    # The feedback route is optional: without its token variable the order system cannot post back.
-    import os
-
-    env = dict(os.environ)
-    env.setdefault(settings.feedback_token_env, settings.order_token)
-    return env
 
 
 async def _redis_lifetime(app: web.Application) -> AsyncIterator[None]:
