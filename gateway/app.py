@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -36,6 +38,7 @@ from gateway.calls.tracker import Output, QueueRules, Tracker
 from gateway.dialplan.reload import config_digest, read_applied
 from gateway.dialplan.render import CONTROLLER_USER_WRITE
 from gateway.dialplan.routing import RoutingPlan, build_routing
+from gateway.lease import NodeLease, instance_id
 from gateway.merge.loader import ConfigError, load_config
 from gateway.merge.schema import HotlineConfig
 from gateway.metrics import GatewayMetrics
@@ -54,7 +57,7 @@ from gateway.web.auth import AUTH_KEY, Authenticator
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware
 from gateway.web.live import LIVE_HUB, LiveHub
-from gateway.web.snapshot import LinkView, Snapshot, build_snapshot
+from gateway.web.snapshot import LinkView, Snapshot, as_plain, build_snapshot, merge_live
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +92,9 @@ class Gateway:
     redis_ok: bool = False
     started: float = field(default_factory=time.monotonic)
     applied_sha: str = ""  # the .applied.json digest whose plan this process runs
+    lease: NodeLease | None = None  # this node's lease in Redis (scale-out)
+    controlling: bool = False  # holds the lease (or Redis is unreachable) and runs the AMI session
+    peers: list[dict[str, Any]] = field(default_factory=list)  # other nodes' mirrored live state
 
     def adopt(self, config: HotlineConfig) -> None:
         """Run a new, already validated and applied config: routing plan, queue rules, KPI thresholds."""
@@ -113,10 +119,12 @@ class Gateway:
 
     @property
     def node(self) -> str:
-        return self.settings.config.ami.node_id
+        return self.settings.node_id
 
     def link(self) -> LinkView:
         state = self.client.state
+        if not self.controlling:
+            return LinkView(ami="standby", stale=False, reason="")
         if not state.ready:
             why = state.last_error or "connecting to Asterisk"
             return LinkView(ami=state.phase.value, stale=True, reason=f"与Asterisk的连接中断: {why}")
@@ -125,15 +133,18 @@ class Gateway:
         return LinkView(ami=state.phase.value, stale=False, reason="")
 
     def snapshot(self) -> Snapshot:
-        return build_snapshot(
+        """This node's live state plus the other nodes' (from Redis), with the shared KPIs."""
+        wall = dt.datetime.now(dt.UTC)
+        own = build_snapshot(
             tracker=self.tracker,
             plan=self.plan,
             book=self.book,
             link=self.link(),
             now=time.monotonic(),
-            wall=dt.datetime.now(dt.UTC),
+            wall=wall,
             resolution=self.resolution,
         )
+        return merge_live(own, self.peers, now=wall.timestamp())
 
     async def send(self, action: safety.Action) -> ActionResult:
         """Send an AMI action, timing it for /metrics."""
@@ -149,13 +160,15 @@ class Gateway:
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
+# Nodes this process took over from a dead instance (scale-out), by node id.
+NODES = web.AppKey("nodes", dict[str, Gateway])
 
 
 def _queue_rules(plan: RoutingPlan) -> dict[str, QueueRules]:
     return {q.name: QueueRules(q.service_level_s, q.wrapup_s) for q in plan.queues.values()}
 
 
-def build_gateway(settings: Settings, redis: aioredis.Redis) -> Gateway:
+def build_gateway(settings: Settings, redis: aioredis.Redis, holder: str) -> Gateway:
     config = settings.config
     plan = build_routing(config)
     registry = CollectorRegistry()
@@ -190,12 +203,13 @@ def build_gateway(settings: Settings, redis: aioredis.Redis) -> Gateway:
         recorder=KpiRecorder(),
         outbox=Outbox(
             redis,
-            Spool(settings.spool_dir / f"records-{config.ami.node_id}.jsonl"),
+            Spool(settings.spool_dir / f"records-{settings.node_id}.jsonl"),
             metrics=OutboxMetrics(registry),
         ),
-        records=RecordBuilder(config.ami.node_id),
+        records=RecordBuilder(settings.node_id),
         feedback=FeedbackStore(redis),
         outputs=outputs,
+        lease=NodeLease(redis, settings.node_id, holder, ttl_ms=settings.lease_ttl_ms),
     )
 
     def on_event(_: object) -> None:
@@ -220,10 +234,14 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     redis = aioredis.Redis.from_url(
         settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
     )
-    gateway = build_gateway(settings, redis)
+    holder = instance_id()
+    gateway = build_gateway(settings, redis, holder)
     app[GATEWAY] = gateway
+    app[NODES] = {}
     app[LIVE_HUB] = gateway.hub
-    app.cleanup_ctx.extend([_redis_lifetime, gateway.hub.lifetime, _core_lifetime(dispatchers)])
+    app.cleanup_ctx.extend(
+        [_redis_lifetime, gateway.hub.lifetime, _core_lifetime(dispatchers), _takeover_lifetime(holder)]
+    )
     setup_api(app)
     setup_transfers(app)
     setup_dashboard(app, gateway.hub)
@@ -261,8 +279,8 @@ def _core_lifetime(dispatchers: int) -> Callable[[web.Application], AsyncIterato
                 Dispatcher(gateway.redis, order_client, consumer=f"{gateway.node}-{i}", metrics=None)
                 for i in range(dispatchers)
             ]
-            gateway.client.start()
             tasks = [
+                _task(_control(gateway), "lease"),
                 _task(gateway.resync.run(), "resync"),
                 _task(_pipeline(gateway), "records-pipeline"),
                 _task(_ticker(gateway), "ticker"),
@@ -275,16 +293,106 @@ def _core_lifetime(dispatchers: int) -> Callable[[web.Application], AsyncIterato
                 stop.set()
                 for worker in workers:
                     worker.stop()
-                await gateway.client.close()
-                for task in tasks:
-                    task.cancel()
-                for task in tasks:
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
-                await _flush_outputs(gateway)
-                await gateway.kpi_store.flush()
+                await _stop_node(gateway, tasks)
 
     return lifetime
+
+
+async def _stop_node(gateway: Gateway, tasks: list[asyncio.Task[None]]) -> None:
+    await gateway.client.close()
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await _flush_outputs(gateway)
+    await gateway.kpi_store.flush()
+    if gateway.lease is not None and gateway.controlling:
+        with contextlib.suppress(RedisError, OSError):
+            await gateway.lease.release()  # a standby may take over at once
+
+
+async def _control(gateway: Gateway) -> None:
+    """Run the AMI session while this instance holds the node's lease; stand by otherwise."""
+    assert gateway.lease is not None
+    while True:
+        try:
+            held = await gateway.lease.acquire()
+        except (RedisError, OSError):
+            held = True  # nobody can take over without Redis: keep (or start) controlling
+        if held and not gateway.controlling:
+            gateway.controlling = True
+            gateway.client.start()
+            log.info("node.controlling", node=gateway.node)
+        elif not held and gateway.controlling:
+            gateway.controlling = False
+            await gateway.client.close()
+            gateway.tracker.begin_resync()
+            log.warning("node.lease_lost", node=gateway.node)
+        await asyncio.sleep(gateway.lease.ttl_ms / 3000)
+
+
+def _takeover_lifetime(holder: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Watch the other nodes this instance may take over (HOTLINE_TAKEOVER_NODES)."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        home = app[GATEWAY]
+        tasks = [
+            _task(
+                _takeover(
+                    app, replace(home.settings, node_id=n.node_id, ami_host=n.host, ami_port=n.port), holder
+                ),
+                f"takeover-{n.node_id}",
+            )
+            for n in home.settings.takeover_nodes
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return lifetime
+
+
+async def _takeover(app: web.Application, settings: Settings, holder: str) -> None:
+    """Control ``settings.node_id`` whenever its lease is free, until another instance holds it."""
+    home = app[GATEWAY]
+    lease = NodeLease(home.redis, settings.node_id, holder, ttl_ms=settings.lease_ttl_ms)
+    runtime: Gateway | None = None
+    tasks: list[asyncio.Task[None]] = []
+    # Give the node's own instance time to take its lease first: taking over is for dead ones.
+    await asyncio.sleep(2 * lease.ttl_ms / 1000)
+    try:
+        while True:
+            try:
+                held = await (lease.acquire() if runtime is None else lease.renew())
+            except (RedisError, OSError):
+                held = runtime is not None  # without Redis, keep what we have, take nothing new
+            if held and runtime is None:
+                runtime = build_gateway(settings, home.redis, holder)
+                runtime.lease, runtime.controlling = None, True  # this loop renews its lease
+                runtime.client.start()
+                tasks = [
+                    _task(runtime.resync.run(), f"resync-{runtime.node}"),
+                    _task(_pipeline(runtime), f"records-{runtime.node}"),
+                    _task(_ticker(runtime), f"ticker-{runtime.node}"),
+                ]
+                app[NODES][runtime.node] = runtime
+                log.warning("node.taken_over", node=runtime.node)
+            elif not held and runtime is not None:
+                app[NODES].pop(runtime.node, None)
+                await _stop_node(runtime, tasks)
+                runtime, tasks = None, []
+                log.info("node.handed_back", node=settings.node_id)
+            await asyncio.sleep(lease.ttl_ms / 3000)
+    finally:
+        if runtime is not None:
+            app[NODES].pop(runtime.node, None)
+            await _stop_node(runtime, tasks)
+            with contextlib.suppress(RedisError, OSError):
+                await lease.release()
 
 
 def _task(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
@@ -343,7 +451,7 @@ async def _ticker(gateway: Gateway) -> None:
         if now >= next_mirror:
             next_mirror = now + MIRROR_EVERY_S
             gateway.book.prune(wall.timestamp())
-            gateway.redis_ok = await gateway.kpi_store.flush() and await _mirror(gateway, snapshot)
+            gateway.redis_ok = await _share(gateway, snapshot, wall.timestamp())
         if now >= next_feedback:
             next_feedback = now + FEEDBACK_EVERY_S
             await _refresh_resolution(gateway, wall)
@@ -351,12 +459,23 @@ async def _ticker(gateway: Gateway) -> None:
         await asyncio.sleep(TICK_S)
 
 
-async def _mirror(gateway: Gateway, snapshot: Snapshot) -> bool:
-    """Share this node's live state through Redis, for other instances' dashboards."""
+async def _share(gateway: Gateway, snapshot: Snapshot, now: float) -> bool:
+    """Exchange state with the other instances through Redis: KPI increments both ways, this
+    node's live state out (while controlling it), the other nodes' live state in."""
+    if not await gateway.kpi_store.flush():
+        return False
     try:
-        await gateway.redis.set(f"{LIVE_KEY}:{gateway.node}", snapshot.to_json(), ex=10)
+        await gateway.kpi_store.refresh(gateway.book, now)
+        if gateway.controlling:
+            own = json.dumps({**as_plain(snapshot), "node": gateway.node}, ensure_ascii=False)
+            await gateway.redis.set(f"{LIVE_KEY}:{gateway.node}", own, ex=10)
+        keys = [k async for k in gateway.redis.scan_iter(match=f"{LIVE_KEY}:*", count=100)]
+        values = await gateway.redis.mget(keys) if keys else []
     except (RedisError, OSError):
         return False
+    mine = {gateway.node} if gateway.controlling else set()
+    peers = [json.loads(v) for v in values if v is not None]
+    gateway.peers = [p for p in peers if p.get("node") not in mine]
     return True
 
 

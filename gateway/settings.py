@@ -27,6 +27,10 @@ ENV_FEEDBACK_TOKEN = "HOTLINE_FEEDBACK_TOKEN"  # what the order system presents 
 ENV_AMI_HOST = "HOTLINE_AMI_HOST"
 ENV_AMI_PORT = "HOTLINE_AMI_PORT"
 ENV_ORDER_URL = "HOTLINE_ORDER_URL"
+ENV_NODE_ID = "HOTLINE_NODE_ID"  # the Asterisk node this instance controls first (default: ami.node_id)
+# Other nodes this instance takes over when their controller dies: "pbx-2=10.0.0.2:5038,pbx-3=...".
+ENV_TAKEOVER_NODES = "HOTLINE_TAKEOVER_NODES"
+ENV_LEASE_TTL_MS = "HOTLINE_LEASE_TTL_MS"
 ENV_DIALPLANS_DIR = "HOTLINE_DIALPLANS_DIR"  # where `render`/`reload` write what Asterisk reads
 # API bearer tokens per role; several tokens per role are separated by commas.
 ENV_ROLE_TOKENS = {
@@ -38,6 +42,13 @@ ENV_ROLE_TOKENS = {
 
 class SettingsError(GatewayError):
     code = "settings.invalid"
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    node_id: str
+    host: str
+    port: int
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,9 @@ class Settings:
     spool_dir: Path
     dialplans_dir: Path
     ami_admin_secret: str = field(default="", repr=False)  # only `reload` needs it
+    node_id: str = "pbx-1"
+    takeover_nodes: tuple[NodeAddress, ...] = ()
+    lease_ttl_ms: int = 5000
     feedback_token: str = field(default="", repr=False)
     session_secret: bytes | None = field(default=None, repr=False)
     feedback_token_env: str = ENV_FEEDBACK_TOKEN
@@ -89,6 +103,9 @@ class Settings:
             spool_dir=Path(env.get(ENV_SPOOL_DIR, "var/spool")),
             dialplans_dir=Path(env.get(ENV_DIALPLANS_DIR, "dialplans")),
             ami_admin_secret=env.get(config.ami.admin_secret_env, ""),
+            node_id=env.get(ENV_NODE_ID, config.ami.node_id),
+            takeover_nodes=_nodes(env.get(ENV_TAKEOVER_NODES, "")),
+            lease_ttl_ms=_number(env, ENV_LEASE_TTL_MS, 5000, "a lease time in ms", 500, 60_000),
             session_secret=secret.encode() if secret else None,
             # Without its own variable the order system posts back with the token it is called with.
             feedback_token=env.get(ENV_FEEDBACK_TOKEN) or env[config.order_system.token_env],
@@ -100,7 +117,24 @@ class Settings:
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    return _number(env, name, default, "a TCP port", 1, 65535)
+
+
+def _number(env: Mapping[str, str], name: str, default: int, what: str, low: int, high: int) -> int:
     text = env.get(name, str(default))
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise SettingsError(f"{name}={text!r} is not a TCP port")
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise SettingsError(f"{name}={text!r} is not {what} ({low}-{high})")
     return int(text)
+
+
+def _nodes(text: str) -> tuple[NodeAddress, ...]:
+    nodes = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        node, _, address = item.partition("=")
+        host, _, port = address.rpartition(":")
+        if not node or not host or not port.isdigit():
+            raise SettingsError(
+                f"{ENV_TAKEOVER_NODES}: {item!r} is not NODE=HOST:PORT (e.g. pbx-2=10.0.0.2:5038)"
+            )
+        nodes.append(NodeAddress(node, host, int(port)))
+    return tuple(nodes)

@@ -110,3 +110,36 @@ class KpiStore:
                 book.load(scope, minute, counts)
                 count += 1
         return count
+
+    async def refresh(self, book: KpiBook, now: float, minutes: int = 3) -> None:
+        """Re-read the last few minutes from Redis, so ``book`` includes other instances' counts.
+
+        Older minutes do not change any more (an observation is counted when it happens), so a
+        few recent minutes keep every instance's windows equal without reading whole days.
+        """
+        last = int(now // BUCKET_S)
+        recent = range(last - minutes + 1, last + 1)
+        scopes = [_text(s) for s in await self.redis.smembers(f"{self.prefix}:scopes")]
+        names = [_text(g) for g in await self.redis.smembers(f"{self.prefix}:gauges")]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for scope in scopes:
+                for minute in recent:
+                    pipe.hmget(f"{self.prefix}:{scope}:{_day(minute)}", [f"{minute}:{c}" for c in COUNTERS])
+            for name in names:
+                for minute in recent:
+                    pipe.hget(f"{self.prefix}:gauge:{name}:{_day(minute)}", str(minute))
+            answers = iter(await pipe.execute())
+        for scope in scopes:
+            for minute in recent:
+                values = next(answers)
+                if any(v is not None for v in values):
+                    counts = Counts()
+                    for counter, value in zip(COUNTERS, values, strict=True):
+                        if value is not None:
+                            setattr(counts, counter, COUNTERS[counter](float(value)))
+                    book.load(scope, minute, counts)
+        for name in names:
+            for minute in recent:
+                value = next(answers)
+                if value is not None:
+                    book.sample(name, minute * BUCKET_S, float(value))

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from gateway.ami import safety
 from gateway.ami.safety import TRACKED_EVENTS
-from gateway.app import GATEWAY, Gateway
+from gateway.app import GATEWAY, NODES, Gateway
 from gateway.calls.model import Call, Party
 from gateway.dialplan.reload import admin_settings, config_digest, reload_config
 from gateway.dialplan.routing import SeatPlan
@@ -48,6 +48,12 @@ def _gateway(request: web.Request) -> Gateway:
     return request.app[GATEWAY]
 
 
+def _runtimes(request: web.Request) -> list[Gateway]:
+    """This instance's own node and the nodes it took over (scale-out)."""
+    home = request.app[GATEWAY]
+    return [home, *request.app[NODES].values()]
+
+
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(as_plain(body), status=status)
 
@@ -62,15 +68,16 @@ async def readyz(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     problems = []
     state = gateway.client.state
-    if not state.ready:
+    if gateway.controlling and not state.ready:
         problems.append(f"ami: {state.phase.value}" + (f" ({state.last_error})" if state.last_error else ""))
     try:
         await gateway.redis.ping()
     except (RedisError, OSError) as exc:
         problems.append(f"redis: {exc}")
-    if gateway.tracker.stale:
+    if gateway.controlling and gateway.tracker.stale:
         problems.append("state: stale (resynchronising with Asterisk)")
-    body = {"ready": not problems, "problems": problems, "ami": state.phase.value}
+    role = "active" if gateway.controlling else "standby"  # a standby serves dashboards from Redis
+    body = {"ready": not problems, "problems": problems, "ami": state.phase.value, "role": role}
     return _json(body, status=200 if not problems else 503)
 
 
@@ -88,6 +95,9 @@ async def status(request: web.Request) -> web.Response:
     return _json(
         {
             "node": gateway.node,
+            "role": "active" if gateway.controlling else "standby",
+            "taken_over": sorted(r.node for r in _runtimes(request)[1:]),
+            "peers": sorted(str(p.get("node")) for p in gateway.peers),
             "ami": {
                 "phase": state.phase.value,
                 "reconnects": state.reconnects,
@@ -136,16 +146,22 @@ async def agents(request: web.Request) -> web.Response:
 
 async def calls(request: web.Request) -> web.Response:
     require(request, *READ)
-    gateway = _gateway(request)
     now = time.monotonic()
-    live = sorted(gateway.tracker.calls.values(), key=lambda c: c.arrived_at)
-    return _json({"stale": gateway.tracker.stale, "calls": [_call_summary(call, now) for call in live]})
+    runtimes = [r for r in _runtimes(request) if r.controlling]
+    live = sorted(
+        ((r.node, call) for r in runtimes for call in r.tracker.calls.values()),
+        key=lambda nc: nc[1].arrived_at,
+    )
+    stale = any(r.tracker.stale for r in runtimes)
+    return _json(
+        {"stale": stale, "calls": [_call_summary(call, now) | {"node": node} for node, call in live]}
+    )
 
 
 async def call_detail(request: web.Request) -> web.Response:
     require(request, *READ)
-    gateway = _gateway(request)
-    call = gateway.tracker.calls.get(request.match_info["call_id"])
+    call_id = request.match_info["call_id"]
+    call = next((r.tracker.calls[call_id] for r in _runtimes(request) if call_id in r.tracker.calls), None)
     if call is None:
         raise HttpError(
             404,

@@ -188,3 +188,46 @@ def build_snapshot(
         overall=overall,
         chart=chart,
     )
+
+
+def merge_live(
+    own: Snapshot, peers: list[dict[str, Any]], *, now: float, stale_after_s: float = 5.0
+) -> Snapshot:
+    """Add other nodes' live parts (mirrored through Redis) to this instance's snapshot.
+
+    Waiting calls and seats add up per queue and the longest wait is the longest anywhere; the
+    KPI parts (rates, lines, chart) already come from the shared Redis buckets. A peer whose
+    mirror is older than ``stale_after_s`` makes the whole picture stale, naming its node.
+    """
+    if not peers:
+        return own
+    by_name = {q.name: q for q in own.queues}
+    waiting = {name: q.waiting for name, q in by_name.items()}
+    longest = {name: q.longest_wait_s for name, q in by_name.items()}
+    seats = {name: dataclasses.asdict(q.seats) for name, q in by_name.items()}
+    extra_seats = []
+    reasons = [own.link.reason] if own.link.reason else []
+    for peer in peers:
+        for queue in peer.get("queues", []):
+            name = queue["name"]
+            if name not in by_name:
+                continue
+            waiting[name] += queue["waiting"]
+            longest[name] = max(longest[name], queue["longest_wait_s"])
+            for state, count in queue["seats"].items():
+                seats[name][state] = seats[name].get(state, 0) + count
+        extra_seats += [SeatView(**seat) for seat in peer.get("seats", [])]
+        age = now - dt.datetime.fromisoformat(peer["at"]).timestamp()
+        node = peer.get("node", "?")
+        if age > stale_after_s:
+            reasons.append(f"节点 {node} 的数据已 {age:.0f} 秒未更新")
+        elif peer["link"]["stale"]:
+            reasons.append(f"节点 {node}: {peer['link']['reason']}")
+    queues = [
+        replace(q, waiting=waiting[q.name], longest_wait_s=longest[q.name], seats=SeatCounts(**seats[q.name]))
+        for q in own.queues
+    ]
+    link = LinkView(ami=own.link.ami, stale=bool(reasons), reason="；".join(reasons))
+    return replace(
+        own, queues=queues, seats=sorted([*own.seats, *extra_seats], key=lambda s: s.extension), link=link
+    )
