@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -38,6 +38,7 @@ CONFIG = ROOT / "hotline_merge.yaml"
 TIME_SCALE = 0.25  # four simulated seconds per real second: the floor fills in under a minute
 MEAN_CALL_S = 165.0  # seat ring + lognormal talk of the simulator's default seats (150 s)
 TICKS = os.sysconf("SC_CLK_TCK")
+AT = re.compile(rb'^data: ?\{"at":"([^"]+)"', re.MULTILINE)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -48,18 +49,20 @@ def cpu_seconds(pid: int) -> float:
 async def watch(
     session: aiohttp.ClientSession, url: str, token: str, latencies: list[float], stop: asyncio.Event
 ) -> None:
+    """Read SSE messages (they can exceed aiohttp's 64 KiB line limit, so split by hand)."""
     async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
-        data = b""
-        while not stop.is_set():
-            chunk = await response.content.readline()
-            if not chunk:
+        buffer = b""
+        async for chunk in response.content.iter_any():
+            buffer += chunk
+            *messages, buffer = buffer.split(b"\n\n")
+            now = time.time()
+            for message in messages:
+                # The snapshot's first field is its time: read it without parsing the whole page.
+                found = AT.search(message, 0, 200)
+                if found:
+                    latencies.append(now - dt.datetime.fromisoformat(found[1].decode()).timestamp())
+            if stop.is_set():
                 return
-            if chunk.startswith(b"data:"):
-                data = chunk[5:].strip()
-            elif chunk == b"\n" and data:
-                at = dt.datetime.fromisoformat(json.loads(data)["at"]).timestamp()
-                latencies.append(time.time() - at)
-                data = b""
 
 
 async def phase(
