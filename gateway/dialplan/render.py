@@ -53,9 +53,39 @@ VAR_RETURN_SEAT = "HOTLINE_RETURN"
 VAR_HANDOVER_TIMEOUT = "HOTLINE_HANDOVER_TIMEOUT"
 VAR_JOIN_CALL = "HOTLINE_JOIN"  # on a three-way target the gateway originates: the call it joins
 HEAD_OF_QUEUE_PRIORITY = 100  # above every line priority plus the priority-caller boost
+# The PBX's own log of ended citizen calls, written by the caller's hangup handler into AstDB:
+# /hotline-ended-YYYYMMDD/HH/<Linkedid> (UTC day and hour of the end) = "v1|" + the fields below,
+# "|"-separated ("|" is refused in config texts; the caller number is filtered to digits and +).
+# Asterisk keeps it without the gateway, which reads it (DBGetTree) after every reconnect to
+# build the work orders of calls it never saw (gateway.records.backstop). Pruned at intake.
+ENDED_CONTEXT = "hotline-ended"
+ENDED_FAMILY = "hotline-ended"  # + "-YYYYMMDD"
+ENDED_LOG_VERSION = "v1"
+ENDED_KEEP_DAYS = 3
+ENDED_LOG_FIELDS: tuple[tuple[str, str], ...] = (
+    ("line", f"${{{VAR_LEGACY_LINE}}}"),
+    ("mode", f"${{{VAR_MERGE_MODE}}}"),
+    ("department", f"${{{VAR_DEPARTMENT}}}"),
+    ("category", f"${{{VAR_CATEGORY}}}"),
+    ("caller", "${FILTER(0-9+,${CALLERID(num)})}"),
+    ("queue", "${HOTLINE_QUEUE}"),  # the last queue the caller was sent to
+    ("arrived", "${HOTLINE_ARRIVED}"),  # epoch seconds, as every time here
+    ("joined", "${HOTLINE_JOINED}"),  # first queue join
+    ("queued", "${HOTLINE_QUEUED}"),  # the last entry into hotline-queue (after an overflow: the second)
+    ("held", "${QEHOLDTIME}"),  # seconds in that queue before a seat answered (setqueueentryvar)
+    ("talk", "${ANSWEREDTIME}"),  # seconds connected to that seat
+    ("seat", "${MEMBERINTERFACE}"),  # the seat connected last through a queue
+    ("handed_from", "${HOTLINE_SEAT}"),  # the seat that handed the call over, if one did
+    ("survey_key", "${SURVEY_KEY}"),
+    ("survey", "${SURVEY_RESULT}"),
+    ("callback", "${HOTLINE_CALLBACK}"),  # when the caller pressed the callback key
+    ("recording", "${HOTLINE_RECORDING}"),
+    ("ended", "${HOTLINE_ENDED}"),
+)
 CONTROLLER_USER_READ = "call,agent,user"
 # Action classes: call (Redirect, Hangup, Setvar, Getvar, Status, transfers), originate
-# (Originate), agent (Queue*), user (UserEvent), reporting (CoreShowChannels, Status, QueueStatus).
+# (Originate), agent (Queue*), user (UserEvent), reporting (CoreShowChannels, Status, QueueStatus,
+# DBGetTree of the ended-calls log: reading AstDB needs no "system").
 CONTROLLER_USER_WRITE = "call,originate,agent,user,reporting"
 ADMIN_USER_WRITE = "config"  # Reload of pbx_config.so and app_queue.so; nothing else
 
@@ -112,6 +142,7 @@ def _extensions(plan: RoutingPlan, config: HotlineConfig) -> str:
     parts.append(_return(config).text())
     parts.append(_seats(plan).text())
     parts.append(_priority_callers(plan).text())
+    parts.append(_ended().text())
     return "".join(parts)
 
 
@@ -146,8 +177,15 @@ def _route_steps(route: RoutePlan) -> list[str]:
 
 
 def _intake(config: HotlineConfig) -> _Context:
-    ctx = _Context("hotline-intake", "Common intake: answer, record, greet or announce, tag, queue.")
+    ctx = _Context(
+        "hotline-intake",
+        "Common intake: log the call's end (hangup handler), answer, record, greet or announce, tag, queue.",
+    )
     steps = [
+        f"Set(CHANNEL(hangup_handler_push)={ENDED_CONTEXT},s,1)",
+        # The day family kept longest goes: the log holds ENDED_KEEP_DAYS days without the gateway.
+        f"DBdeltree({ENDED_FAMILY}-${{STRFTIME($[${{HOTLINE_ARRIVED}} - {ENDED_KEEP_DAYS * 86400}],UTC,%Y%m%d)}})",
+        "Answer()",
         "Set(CHANNEL(language)=zh)",
         f"ExecIf($[${{DIALPLAN_EXISTS(hotline-priority-callers,${{CALLERID(num)}},1)}}]"
         f"?Set(QUEUE_PRIO=$[${{QUEUE_PRIO}} + {config.hotline.priority_caller_boost}]))",
@@ -166,7 +204,24 @@ def _intake(config: HotlineConfig) -> _Context:
         "Set(HOTLINE_JOINED=${EPOCH})",
         "Goto(hotline-queue,s,1)",
     ]
-    ctx.exten("s", "Answer()", *steps)
+    ctx.exten("s", "Set(HOTLINE_ARRIVED=${EPOCH})", *steps)
+    return ctx
+
+
+def _ended() -> _Context:
+    ctx = _Context(
+        ENDED_CONTEXT,
+        "The caller's hangup handler: the call's end into AstDB (the PBX's own log of ended calls, "
+        f"kept {ENDED_KEEP_DAYS} days), for the work orders of calls that ran while the gateway was away.",
+    )
+    day, hour = "${STRFTIME(${HOTLINE_ENDED},UTC,%Y%m%d)}", "${STRFTIME(${HOTLINE_ENDED},UTC,%H)}"
+    value = "|".join((ENDED_LOG_VERSION, *(expression for _, expression in ENDED_LOG_FIELDS)))
+    ctx.exten(
+        "s",
+        "Set(HOTLINE_ENDED=${EPOCH})",
+        f"Set(DB({ENDED_FAMILY}-{day}/{hour}/${{CHANNEL(linkedid)}})={value})",
+        "Return()",
+    )
     return ctx
 
 
@@ -177,6 +232,7 @@ def _queue_step() -> _Context:
     )
     ctx.exten(
         "s",
+        "Set(HOTLINE_QUEUED=${EPOCH})",
         "Queue(${HOTLINE_QUEUE},tTc,,,${HOTLINE_OVERFLOW_AFTER})",
         'GotoIf($["${MEMBERINTERFACE}" != ""]?hotline-survey,s,1)',
         'GotoIf($["${QUEUESTATUS}" = "TIMEOUT" & "${HOTLINE_OVERFLOW}" != ""]?overflow)',
@@ -225,6 +281,7 @@ def _callback(config: HotlineConfig) -> _Context:
         config.callback.key,
         f"UserEvent({events.CALLBACK},LegacyLine: ${{{VAR_LEGACY_LINE}}},Queue: ${{HOTLINE_QUEUE}},"
         "JoinTime: ${HOTLINE_JOINED})",
+        "Set(HOTLINE_CALLBACK=${EPOCH})",
         f"Playback({PROMPTS}/{prompt_name('callback-confirm')})",
         "Hangup()",
     )
@@ -250,7 +307,7 @@ def _handover(plan: RoutingPlan) -> _Context:
             f"NoOp(hand-over to {plan.queues[queue].title})",
             *_reach(plan, queue),
             # A caller redirected out of a queue still carries the first seat's MEMBERINTERFACE.
-            "Set(MEMBERINTERFACE=)",
+            *_forget_member(),
             f"Queue({queue},tTc,,,${{{VAR_HANDOVER_TIMEOUT}}})",
             'GotoIf($["${MEMBERINTERFACE}" != ""]?hotline-survey,s,1)',
             back,
@@ -267,6 +324,14 @@ def _handover(plan: RoutingPlan) -> _Context:
             "Hangup()",
         )
     return ctx
+
+
+def _forget_member() -> list[str]:
+    """Clear MEMBERINTERFACE before another queue, keeping the seat that had the call for its log."""
+    return [
+        'ExecIf($["${MEMBERINTERFACE}" != ""]?Set(HOTLINE_SEAT=${MEMBERINTERFACE}))',
+        "Set(MEMBERINTERFACE=)",
+    ]
 
 
 def _reach(plan: RoutingPlan, target: str, *, joins: bool = False) -> list[str]:
@@ -324,7 +389,7 @@ def _return(config: HotlineConfig) -> _Context:
         "s",
         "NoOp(hand-over failed: first in line for the general seats)",
         f"Set({VAR_RETURN_SEAT}=)",
-        "Set(MEMBERINTERFACE=)",
+        *_forget_member(),
         f"Set(HOTLINE_QUEUE={general.name})",
         *_first_in_line(),
     )

@@ -4,9 +4,10 @@ An application is ``fn(pbx, channel, data) -> blocked``. A blocking one parks a 
 on the channel's ``DialplanRun`` and later calls ``pbx.resume``; for a channel outside the
 dialplan (the application of an Originate) resuming means hanging up, as in Asterisk.
 
-Supported: AddQueueMember, Answer, Background, ConfBridge, Dial, ExecIf, Goto, GotoIf, Hangup,
-Log, MixMonitor, MSet, NoOp, Playback, Progress, Queue, Read, RemoveQueueMember, Return (as NoOp),
-Ringing, Set, UserEvent, Verbose, Wait. Media never flows: Playback and Read only take the time
+Supported: AddQueueMember, Answer, Background, ConfBridge, DBdeltree, Dial, ExecIf, Goto, GotoIf,
+Hangup, Log, MixMonitor, MSet, NoOp, Playback, Progress, Queue, Read, RemoveQueueMember, Return
+(ends a hangup handler, else a NoOp), Ringing, Set (also of DB() and CHANNEL(hangup_handler_push)),
+UserEvent, Verbose, Wait. Media never flows: Playback and Read only take the time
 the prompt lasts (``PbxSettings.prompt_seconds``, by file name); Read gets its digits from the
 simulated caller (``channel.tags["keys"]`` or the ``SIM_KEYS`` variable); MixMonitor records
 nothing.
@@ -217,9 +218,14 @@ def app_mset(pbx: Pbx, channel: Channel, data: str) -> bool:
 
 
 def write_function(pbx: Pbx, channel: Channel, name: str, value: str) -> None:
-    function, _, arg = name.partition("(")
-    arg = arg.rstrip(")").strip().lower()
+    function, _, raw = name.partition("(")
+    raw = raw.removesuffix(")")
+    arg = raw.strip().lower()
     match function.upper(), arg:
+        case "DB", _:
+            pbx.db_write(raw, value)
+        case "CHANNEL", "hangup_handler_push":
+            pbx.push_hangup_handler(channel, value)
         case "CHANNEL", "language":
             channel.language = value
         case "CALLERID", "num":
@@ -228,6 +234,16 @@ def write_function(pbx: Pbx, channel: Channel, name: str, value: str) -> None:
             pbx.set_callerid(channel, channel.cid_num, value)
         case _:
             pass  # other functions have no visible effect in AMI
+
+
+def app_dbdeltree(pbx: Pbx, channel: Channel, data: str) -> bool:
+    pbx.db_deltree(data)
+    return False
+
+
+def app_return(pbx: Pbx, channel: Channel, data: str) -> bool:
+    """Ends a hangup handler (the only Gosub the simulator runs); elsewhere a NoOp."""
+    return bool(channel.tags.get("hanging"))
 
 
 def app_goto(pbx: Pbx, channel: Channel, data: str) -> bool:
@@ -345,10 +361,10 @@ def app_confbridge(pbx: Pbx, channel: Channel, data: str) -> bool:
 
 APPLICATIONS: dict[str, Application] = {
     "addqueuemember": app_add_queue_member, "answer": app_answer, "background": app_background,
-    "confbridge": app_confbridge, "dial": app_dial, "execif": app_execif, "goto": app_goto, "gotoif": app_gotoif,
+    "confbridge": app_confbridge, "dbdeltree": app_dbdeltree, "dial": app_dial, "execif": app_execif, "goto": app_goto, "gotoif": app_gotoif,
     "hangup": app_hangup, "log": app_noop, "mixmonitor": app_mixmonitor, "mset": app_mset, "noop": app_noop,
     "playback": app_playback, "progress": app_noop, "queue": app_queue, "read": app_read,
-    "removequeuemember": app_remove_queue_member, "return": app_noop, "ringing": app_ringing, "set": app_set,
+    "removequeuemember": app_remove_queue_member, "return": app_return, "ringing": app_ringing, "set": app_set,
     "userevent": app_userevent, "verbose": app_noop, "wait": app_wait,
 }  # fmt: skip
 

@@ -8,6 +8,9 @@
     POST /faults/stall?seconds=5       AMI answers nothing (responses, events) for N seconds
     POST /faults/refuse-logins?on=1    every Login fails (on=0 to end it)
     POST /calls?number=12345           one inbound call now (caller, keys: survey digits)
+    GET  /calls/ended                  the ground truth of fault tests: every citizen call the
+                                       traffic placed that is over (Linkedid, line, cut by a restart)
+    POST /traffic/stop, /traffic/start no new calls / arrivals again (calls up go on)
 
 Times are simulated seconds. Answers are JSON; a bad request is 400 with a stable ``code``.
 """
@@ -125,6 +128,31 @@ async def call(request: web.Request) -> web.Response:
     return web.json_response({"placed": number})
 
 
+def _traffic(request: web.Request) -> TrafficGenerator:
+    traffic = request.app.get(TRAFFIC)
+    if traffic is None:
+        raise _bad("sim.control.state", "the simulator runs no traffic generator")
+    return traffic
+
+
+async def ended_calls(request: web.Request) -> web.Response:
+    traffic = _traffic(request)
+    ended = [call.as_json() for call in traffic.ended_calls()]
+    return web.json_response({"ended": ended, "live": traffic.live_calls()})
+
+
+async def traffic_stop(request: web.Request) -> web.Response:
+    _traffic(request).stop()
+    return web.json_response({"traffic": False})
+
+
+async def traffic_start(request: web.Request) -> web.Response:
+    traffic = _traffic(request)
+    if not traffic.running:
+        traffic.start()
+    return web.json_response({"traffic": True})
+
+
 def control_app(sim: Simulator, traffic: TrafficGenerator | None) -> web.Application:
     app = web.Application()
     app[SIMULATOR] = sim
@@ -139,6 +167,9 @@ def control_app(sim: Simulator, traffic: TrafficGenerator | None) -> web.Applica
     app.router.add_post("/faults/stall", stall)
     app.router.add_post("/faults/refuse-logins", refuse_logins)
     app.router.add_post("/calls", call)
+    app.router.add_get("/calls/ended", ended_calls)
+    app.router.add_post("/traffic/stop", traffic_stop)
+    app.router.add_post("/traffic/start", traffic_start)
 
     async def cancel_tasks(app: web.Application) -> None:
         tasks: set[asyncio.Task[None]] = app[TASKS]

@@ -25,6 +25,7 @@ import datetime as dt
 import functools
 import logging
 import random
+import re
 import time
 import uuid
 from collections import deque
@@ -60,6 +61,14 @@ def channel_function(channel: Channel, args: str) -> str:
 
 def callerid_function(channel: Channel, args: str) -> str:
     return {"num": channel.cid_num, "name": channel.cid_name}.get(args.strip().lower(), "")
+
+
+def filter_function(args: str) -> str:
+    """FILTER(allowed,string): the characters of string that are in allowed (``0-9`` is a range)."""
+    allowed, _, text = args.partition(",")
+    ranges = [(a, b) for a, b in re.findall(r"(.)-(.)", allowed)]
+    singles = set(re.sub(r"(.)-(.)", "", allowed))
+    return "".join(c for c in text if c in singles or any(a <= c <= b for a, b in ranges))
 
 
 def strftime(args: str) -> str:
@@ -144,6 +153,8 @@ class Pbx:
             "LEN": lambda text: str(len(text)),
             "DIALPLAN_EXISTS": self._dialplan_exists,
             "STRFTIME": strftime,
+            "FILTER": filter_function,
+            "DB": self.db_read,
         }
         # Functions that read the channel they run on (the simulator's own SIM_SEAT among them).
         self.channel_functions: dict[str, Callable[[Channel, str], str]] = {
@@ -311,6 +322,26 @@ class Pbx:
             case "CALLERID(num)":
                 return channel.cid_num
         return None
+
+    # -- AstDB (func_db, app_db): "family/key", the key may itself contain "/" ----------------------
+    @staticmethod
+    def db_path(args: str) -> str:
+        family, _, key = args.strip().partition("/")
+        return f"/{family}/{key}" if key else f"/{family}"
+
+    def db_read(self, args: str) -> str:
+        return self.astdb.get(self.db_path(args), "")
+
+    def db_write(self, args: str, value: str) -> None:
+        self.astdb[self.db_path(args)] = value
+
+    def db_deltree(self, args: str) -> int:
+        """DBdeltree(family[/keytree]): removes the entries at and below that path."""
+        prefix = self.db_path(args)
+        doomed = [k for k in self.astdb if k == prefix or k.startswith(prefix + "/")]
+        for key in doomed:
+            del self.astdb[key]
+        return len(doomed)
 
     def _dialplan_exists(self, args: str) -> str:
         parts = [part.strip() for part in args.split(",")]
@@ -548,6 +579,7 @@ class Pbx:
         if channel.in_pbx:
             self.channel_event("SoftHangupRequest", channel, [("Cause", str(SOFT_HANGUP_CAUSE))])
             self.queues.hangup_requested(channel)
+        self._run_hangup_handlers(channel)
         partner = channel.partner
         if partner is not None and not partner.dead:
             self.queue_hangup(partner, cause)
@@ -561,6 +593,40 @@ class Pbx:
         after = channel.tags.pop("after_hangup", None)
         if after is not None:
             after()
+
+    def push_hangup_handler(self, channel: Channel, location: str) -> None:
+        """``CHANNEL(hangup_handler_push)=[[context,]exten,]priority[(args)]``, as Gosub reads it."""
+        parts = [part.strip() for part in location.split("(", 1)[0].split(",")]
+        context, exten = channel.context, channel.exten
+        if len(parts) == 3:
+            context, exten, label = parts
+        elif len(parts) == 2:
+            exten, label = parts
+        else:
+            label = parts[0]
+        channel.tags.setdefault("hangup_handlers", []).append((context, exten, label))
+
+    def _run_hangup_handlers(self, channel: Channel) -> None:
+        """As ast_hangup does: last pushed first, on the hung-up channel, before its Hangup event.
+
+        Each runs until Return() or the end of its extension; an application that would wait
+        ends it, as such an application fails at once on a hung-up channel in Asterisk.
+        """
+        handlers: list[tuple[str, str, str]] = channel.tags.pop("hangup_handlers", [])
+        if handlers:
+            channel.tags["hanging"] = True  # a Hangup() or the end of a handler changes nothing
+        for context, exten, label in reversed(handlers):
+            extension = self.dialplan.find(context, exten)
+            if extension is None:
+                priority = None
+            else:
+                priority = int(label) if label.isdigit() else extension.priority_of(label)
+            if priority is None:
+                log.warning("sim: hangup handler %s,%s,%s does not exist", context, exten, label)
+                continue
+            channel.context, channel.exten, channel.priority = context, exten, priority
+            channel.activity = DialplanRun(self, channel)
+            self.execute(channel)
 
     # -- redirect -------------------------------------------------------------------------------
     def redirect(self, channels: list[tuple[Channel, str, str, int]]) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import bisect
 import itertools
 import random
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from gateway.sim.apps import DialplanRun
@@ -27,6 +28,21 @@ if TYPE_CHECKING:
     from gateway.sim.server import Simulator
 
 CALLER_APP_SECONDS = "7200"  # the caller's phone stays off-hook; the call ends from the PBX side
+
+
+ENDED_KEPT = 100_000  # the ground truth of fault tests and benches; a long demo forgets the oldest
+
+
+@dataclass(frozen=True)
+class EndedCall:
+    """A citizen call that is over: its channels hung up, or a PBX restart cut it off."""
+
+    linkedid: str
+    number: str  # the line dialled
+    cut_by_restart: bool
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
 
 
 @dataclass
@@ -52,6 +68,8 @@ class TrafficGenerator:
         self._next_at = 0.0
         self._numbers: list[str] = []
         self._cumulative: list[float] = []
+        self._live: dict[str, tuple[Pbx, Channel, Channel, str]] = {}  # by Linkedid
+        self._ended: deque[EndedCall] = deque(maxlen=ENDED_KEPT)
 
     def start(self) -> None:
         weights = {n: w for n, w in self.sim.plan.inbound.items() if w > 0}
@@ -72,8 +90,28 @@ class TrafficGenerator:
         self._next_at += self.rng.expovariate(self.rate)
         self._timer = self.sim.clock.call_at(self._next_at, self._arrival)
 
+    @property
+    def running(self) -> bool:
+        return self._timer is not None
+
+    def ended_calls(self) -> list[EndedCall]:
+        """Every call placed here that is over, in the order this noticed (the oldest may be forgotten)."""
+        current = self.sim.pbx if self.sim.running else None
+        for linkedid, (pbx, one, two, number) in list(self._live.items()):
+            cut = pbx is not current  # a restart drops every channel without a Hangup
+            if cut or (one.dead and two.dead):
+                del self._live[linkedid]
+                self._ended.append(EndedCall(linkedid, number, cut))
+        return list(self._ended)
+
+    def live_calls(self) -> int:
+        self.ended_calls()
+        return len(self._live)
+
     def _arrival(self) -> None:
         self._schedule()
+        if self.stats.offered % 100 == 0:
+            self.ended_calls()  # keeps the live map small on a long run
         if not self.sim.running:
             self.stats.lost_while_down += 1
             return
@@ -99,6 +137,7 @@ class TrafficGenerator:
             tags["queue_key_after"] = offer + behaviour.key_delay_s
 
         def placed(one: Channel, two: Channel) -> None:
+            self._live[one.linkedid] = (pbx, one, two, number)
             self.sim.clock.call_later(patience, self._patience_over, pbx, one, two)
 
         pbx.originate(OriginateRequest(

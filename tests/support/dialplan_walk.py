@@ -203,9 +203,9 @@ class Walker:
         compare = re.fullmatch(r'"(.*)" (!=|=) "(.*)"', expr)
         if compare:
             return int((compare[1] == compare[3]) == (compare[2] == "="))
-        total = re.fullmatch(r"(\d+) \+ (\d+)", expr)
+        total = re.fullmatch(r"(\d+) ([+-]) (\d+)", expr)
         if total:
-            return int(total[1]) + int(total[2])
+            return int(total[1]) + int(total[3]) * (1 if total[2] == "+" else -1)
         if re.fullmatch(r"-?\d+", expr):
             return int(expr)
         raise AssertionError(f"walker cannot evaluate $[{expr}]")
