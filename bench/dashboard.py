@@ -124,9 +124,10 @@ async def main(args: argparse.Namespace) -> None:
         await sink.start()
         ami_port, http_port = free_port(), free_port()
         rate = args.calls / MEAN_CALL_S  # calls per simulated second for ~args.calls up at once
+        # About as many seats as calls: most talk, some wait (waiting callers are live calls too).
         sim = spawn(
             ["simulate", "--port", str(ami_port), "--rate", f"{rate:.3f}", "--seats-per-queue",
-             str(args.calls + 200), "--seed", "1", "--time-scale", str(TIME_SCALE)], env,
+             str(args.calls // 8), "--seed", "1", "--time-scale", str(TIME_SCALE)], env,
         )  # fmt: skip
         env.update(
             HOTLINE_REDIS_URL=redis.url, HOTLINE_AMI_PORT=str(ami_port), HOTLINE_HTTP_PORT=str(http_port),

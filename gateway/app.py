@@ -64,6 +64,7 @@ log = structlog.get_logger(__name__)
 TICK_S = 0.25
 MIRROR_EVERY_S = 1.0
 FEEDBACK_EVERY_S = 10.0
+STOP_TASKS_S = 3.0
 LIVE_KEY = "hotline:live"  # + ":<node>": the node's latest snapshot, for other instances
 
 
@@ -302,9 +303,10 @@ async def _stop_node(gateway: Gateway, tasks: list[asyncio.Task[None]]) -> None:
     await gateway.client.close()
     for task in tasks:
         task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    # A task stuck in a library call must not keep a stopping gateway alive (SIGTERM has a deadline).
+    _, stuck = await asyncio.wait(tasks, timeout=STOP_TASKS_S) if tasks else (set(), set())
+    for task in stuck:
+        log.warning("task.stuck_at_shutdown", task=task.get_name())
     await _flush_outputs(gateway)
     await gateway.kpi_store.flush()
     if gateway.lease is not None and gateway.controlling:
