@@ -95,6 +95,7 @@ class Gateway:
     applied_sha: str = ""  # the .applied.json digest whose plan this process runs
     lease: NodeLease | None = None  # this node's lease in Redis (scale-out)
     controlling: bool = False  # holds the lease (or Redis is unreachable) and runs the AMI session
+    standby: bool = False  # found the node's lease held by another instance
     peers: list[dict[str, Any]] = field(default_factory=list)  # other nodes' mirrored live state
 
     def adopt(self, config: HotlineConfig) -> None:
@@ -322,6 +323,7 @@ async def _control(gateway: Gateway) -> None:
             held = await gateway.lease.acquire()
         except (RedisError, OSError):
             held = True  # nobody can take over without Redis: keep (or start) controlling
+        gateway.standby = not held
         if held and not gateway.controlling:
             gateway.controlling = True
             gateway.client.start()

@@ -68,6 +68,10 @@ async def readyz(request: web.Request) -> web.Response:
     gateway = _gateway(request)
     problems = []
     state = gateway.client.state
+    if not gateway.controlling and not gateway.standby:
+        problems.append("starting: not yet known which instance controls this node")
+    if gateway.standby and gateway.node not in {p.get("node") for p in gateway.peers}:
+        problems.append(f"standby: no live state of node {gateway.node} from the instance controlling it")
     if gateway.controlling and not state.ready:
         problems.append(f"ami: {state.phase.value}" + (f" ({state.last_error})" if state.last_error else ""))
     try:
