@@ -8,8 +8,7 @@ from pathlib import Path
 
 from gateway.dialplan.deploy import swap_in
 from gateway.dialplan.render import render
-from gateway.merge.check import run as check_run
-from gateway.merge.loader import ConfigError, load_config
+from gateway.merge.check import load_or_report
 
 HELP = "render dialplans/ (extensions, queues, manager, features) from hotline_merge.yaml"
 
@@ -21,10 +20,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError:
-        return check_run(argparse.Namespace(path=args.config))  # prints every problem, exits 2
+    config = load_or_report(args.config)
+    if config is None:
+        return 2
     from gateway.ami.safety import TRACKED_EVENTS
 
     changes = swap_in(render(config, tracked_events=TRACKED_EVENTS), Path(args.out))

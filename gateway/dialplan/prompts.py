@@ -17,8 +17,7 @@ from pathlib import Path
 
 from gateway.dialplan.routing import prompt_name
 from gateway.errors import GatewayError
-from gateway.merge.check import run as check_run
-from gateway.merge.loader import ConfigError, load_config
+from gateway.merge.check import load_or_report
 from gateway.merge.schema import HotlineConfig
 
 HELP = "make the voice prompts in recordings/prompts/ from the YAML's texts (espeak-ng + sox)"
@@ -108,10 +107,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError:
-        return check_run(argparse.Namespace(path=args.config))
+    config = load_or_report(args.config)
+    if config is None:
+        return 2
     made = generate(config, Path(args.out), force=args.force)
     print(f"{len(made)} prompt(s) made, {len(prompt_texts(config)) - len(made)} unchanged in {args.out}")
     return 0

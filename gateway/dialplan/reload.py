@@ -26,7 +26,7 @@ from gateway.dialplan.deploy import FileChange, swap_in
 from gateway.dialplan.render import ADMIN_USER_WRITE, render
 from gateway.dialplan.routing import build_routing
 from gateway.errors import GatewayError
-from gateway.merge.check import run as check_run
+from gateway.merge.check import report as report_problems
 from gateway.merge.loader import ConfigError, load_config
 from gateway.merge.schema import HotlineConfig
 from gateway.settings import Settings
@@ -134,8 +134,9 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = Settings.from_env(config_path=args.config)
-    except ConfigError:
-        return check_run(argparse.Namespace(path=args.config or "hotline_merge.yaml"))
+    except ConfigError as exc:
+        report_problems(exc, args.config or "hotline_merge.yaml")
+        return 2
     report = asyncio.run(
         reload_config(
             settings.config_path,

@@ -20,16 +20,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        count = len(exc.problems)
-        print(f"{args.path}: {count} error{'s' if count != 1 else ''}; nothing was applied", file=sys.stderr)
+    config = load_or_report(args.path)
+    if config is None:
         return 2
     print(summary(config, args.path))
     return 0
+
+
+def load_or_report(path: str) -> HotlineConfig | None:
+    """The config, or None after printing every problem (the command then exits 2)."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        report(exc, path)
+        return None
+
+
+def report(error: ConfigError, path: str) -> None:
+    for problem in error.problems:
+        print(problem, file=sys.stderr)
+    count = len(error.problems)
+    print(f"{path}: {count} error{'s' if count != 1 else ''}; nothing was applied", file=sys.stderr)
 
 
 def summary(config: HotlineConfig, path: str) -> str:
