@@ -101,7 +101,7 @@ def test_refusal_names_the_action_and_the_field_and_never_strips() -> None:
         (lambda: safety.queue_add("hotline general", "PJSIP/1001"), "not a queue name"),
         (lambda: safety.queue_penalty("PJSIP/1001", -1), "not in 0..1000"),
         (lambda: safety.queue_pause("PJSIP/1001", True, reason="x" * 81), "longer than 80"),
-        (lambda: safety.reload("../../etc/passwd"), "not a module file name"),
+        (lambda: safety.reload("../../etc/passwd"), "is not a module"),
         (
             lambda: safety.originate(
                 "Local/1004@agents/n", application="Wait", caller_id_name='a" <110>', caller_id_number="1"
