@@ -12,8 +12,11 @@ trunk rings the citizen, and only when they answer does the call enter the queue
 dialled while the original call is still up (the caller is hearing the confirmation) or while
 the tracker is resynchronising.
 
-Claiming an entry is a ZREM, so two instances never dial the same caller. An instance that
-restarts puts back what it was dialling (the outcome of those attempts is lost, not the caller).
+Claiming an entry is a ZREM, so two instances never dial the same caller. The instance dialling
+refreshes its claim every tick; a claim nobody refreshed for ``stale_claim_s`` (its instance died
+or restarted) is put back in line by whichever instance sees it, so the caller is not lost. That
+attempt is not: while its channel is still up nobody dials again, and if it was answered (it is
+a live call) the entry is done and that call back still joins the original call's record.
 """
 
 from __future__ import annotations
@@ -59,7 +62,10 @@ class CallbackEntry:
     requested_at: float
     attempts: int = 0
     not_before: float = 0.0  # epoch seconds: retries wait
-    node: str | None = None  # the instance dialling it now
+    claimed_by: str | None = None  # the instance dialling it now
+    claimed_at: float = 0.0  # epoch seconds: its last sign of life
+    linkedid: str | None = None  # the last attempt's call
+    attempted_at: float = 0.0  # epoch seconds
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -93,27 +99,27 @@ class CallbackService:
         tick_s: float = 1.0,
         max_attempts: int = 3,
         retry_after_s: float = 300.0,
+        stale_claim_s: float = 30.0,
     ) -> None:
         self.gateway = gateway
         self.wallclock = wallclock
         self.tick_s = tick_s
         self.max_attempts = max_attempts
         self.retry_after_s = retry_after_s
+        self.stale_claim_s = stale_claim_s
         self.flights: dict[str, Flight] = {}  # by the call back's Linkedid
+        self.instance = f"{gateway.node}:{secrets.token_hex(4)}"  # one node may have standby instances
         self._work: asyncio.Queue[_Work] = asyncio.Queue()
 
     # --- the queue in Redis ----------------------------------------------------------------------
 
     async def load(self) -> None:
-        """At start: give back what this node was dialling, and the call records kept for outcomes."""
-        redis = self.gateway.redis
-        for raw in (await redis.hgetall(ENTRIES_KEY)).values():
-            entry = CallbackEntry.from_json(raw)
-            if entry.node == self.gateway.node:
-                entry.node = None
-                await self._put_back(entry)
-        for raw in (await redis.hgetall(RECORDS_KEY)).values():
-            self.gateway.records.remember(CallRecord.model_validate_json(raw))
+        """At start: the call records kept for callbacks' outcomes (Redis being away is survivable)."""
+        try:
+            for raw in (await self.gateway.redis.hgetall(RECORDS_KEY)).values():
+                self.gateway.records.remember(CallRecord.model_validate_json(raw))
+        except (RedisError, OSError) as exc:
+            log.warning("callback.redis_unreachable", error=str(exc))
 
     async def pending(self) -> list[CallbackEntry]:
         """Waiting to be called back, oldest arrival first."""
@@ -123,6 +129,19 @@ class CallbackService:
             return []
         entries = await redis.hmget(ENTRIES_KEY, order)
         return [CallbackEntry.from_json(raw) for raw in entries if raw is not None]
+
+    async def _keep_claims(self) -> None:
+        """Refresh this instance's claims; put back claims nobody has refreshed (a dead dialler's)."""
+        now = self.wallclock().timestamp()
+        for flight in list(self.flights.values()):  # events may land a flight meanwhile
+            flight.entry.claimed_at = now
+            await self.gateway.redis.hset(ENTRIES_KEY, flight.entry.call_id, flight.entry.to_json())
+        for raw in (await self.gateway.redis.hgetall(ENTRIES_KEY)).values():
+            entry = CallbackEntry.from_json(raw)
+            if entry.claimed_by is not None and now - entry.claimed_at > self.stale_claim_s:
+                log.warning("callback.claim_stale", call_id=entry.call_id, claimed_by=entry.claimed_by)
+                entry.claimed_by = None
+                await self._put_back(entry)
 
     async def _add(self, entry: CallbackEntry) -> None:
         redis = self.gateway.redis
@@ -194,7 +213,7 @@ class CallbackService:
             return
         records.forget_callback(flight.linkedid)
         if entry.attempts < self.max_attempts:
-            entry.node = None
+            entry.claimed_by = None
             entry.not_before = self.wallclock().timestamp() + self.retry_after_s
             await self._put_back(entry)
             return
@@ -232,6 +251,15 @@ class CallbackService:
         for entry in await self.pending():
             if entry.not_before > now or entry.call_id in tracker.calls:
                 continue
+            if entry.linkedid in tracker.calls:  # a lost attempt was answered: that was the call back
+                at = dt.datetime.fromtimestamp(entry.attempted_at, dt.UTC)
+                self.gateway.records.expect_callback(
+                    entry.linkedid, CallbackAttempt(entry.call_id, entry.attempts, at)
+                )
+                await self._drop(entry.call_id)
+                continue
+            if entry.linkedid is not None and tracker.call_of_leg(entry.linkedid) is not None:
+                continue  # a lost attempt still rings
             if entry.queue not in free:
                 free[entry.queue] = self.ready_seats(entry.queue) - self.in_flight(entry.queue)
             if free[entry.queue] <= 0:
@@ -247,9 +275,10 @@ class CallbackService:
             await self._report(entry, CallbackOutcome.FAILED)  # the caller withheld the number
             return
         linkedid = f"cb-{secrets.token_hex(8)}"
-        entry.node = self.gateway.node
-        await self.gateway.redis.hset(ENTRIES_KEY, entry.call_id, entry.to_json())
         flight = Flight(entry, linkedid, self.wallclock())
+        entry.linkedid, entry.claimed_by = linkedid, self.instance
+        entry.attempted_at = entry.claimed_at = flight.started.timestamp()
+        await self.gateway.redis.hset(ENTRIES_KEY, entry.call_id, entry.to_json())
         self.flights[linkedid] = flight
         self.gateway.records.expect_callback(
             linkedid, CallbackAttempt(entry.call_id, entry.attempts, flight.started)
@@ -282,6 +311,7 @@ class CallbackService:
             if loop.time() >= next_dispatch:
                 next_dispatch = loop.time() + self.tick_s
                 try:
+                    await self._keep_claims()
                     await self.dispatch()
                 except (RedisError, OSError) as exc:
                     log.warning("callback.redis_unreachable", error=str(exc))

@@ -253,6 +253,7 @@ async def start_gateway(
     app[TRANSFERS].tick_s = 0.01
     app[CALLBACKS].tick_s = 0.02
     app[CALLBACKS].retry_after_s = 0.2
+    app[CALLBACKS].stale_claim_s = 0.3
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     gateway = app[GATEWAY]
