@@ -7,7 +7,8 @@ await on Redis or HTTP happens in background tasks owned by the app's cleanup co
 - ``_pipeline``: tracker outputs -> call records -> outbox (Redis Stream, or the spool file);
 - ``_ticker``: a few times a second, lets time pass in the tracker, counts KPIs, publishes the
   dashboard snapshot, mirrors it to Redis and flushes KPI buckets;
-- the AMI session, the resync loop, the outbox's spool recovery and the dispatchers.
+- the AMI session, the resync loop, the outbox's spool recovery, the records backstop (work
+  orders of calls that ran while no gateway watched, from the PBX's own log) and the dispatchers.
 Nothing here is needed for a citizen to reach a seat: Asterisk's dialplan does that alone.
 """
 
@@ -45,6 +46,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.queues.kpi_store import KpiStore
 from gateway.queues.recorder import KpiRecorder
 from gateway.queues.stats import CHINA_TZ, KpiBook
+from gateway.records.backstop import Backstop
 from gateway.records.client import OrderSystemClient
 from gateway.records.dispatcher import Dispatcher
 from gateway.records.feedback import FeedbackStore, feedback_routes
@@ -287,6 +289,7 @@ def _core_lifetime(dispatchers: int) -> Callable[[web.Application], AsyncIterato
                 _task(_pipeline(gateway), "records-pipeline"),
                 _task(_ticker(gateway), "ticker"),
                 _task(gateway.outbox.run_recovery(stop), "spool-recovery"),
+                _task(_backstop(gateway), "records-backstop"),
                 *(_task(worker.run(), f"dispatcher-{i}") for i, worker in enumerate(workers)),
             ]
             try:
@@ -382,6 +385,7 @@ async def _takeover(app: web.Application, settings: Settings, holder: str) -> No
                     _task(runtime.resync.run(), f"resync-{runtime.node}"),
                     _task(_pipeline(runtime), f"records-{runtime.node}"),
                     _task(_ticker(runtime), f"ticker-{runtime.node}"),
+                    _task(_backstop(runtime), f"records-backstop-{runtime.node}"),
                 ]
                 app[NODES][runtime.node] = runtime
                 log.warning("node.taken_over", node=runtime.node)
@@ -397,6 +401,11 @@ async def _takeover(app: web.Application, settings: Settings, holder: str) -> No
             await _stop_node(runtime, tasks)
             with contextlib.suppress(RedisError, OSError):
                 await lease.release()
+
+
+def _backstop(gateway: Gateway) -> Awaitable[None]:
+    """Records of the calls this node's gateway never saw, from the PBX's log of ended calls."""
+    return Backstop(gateway.resync, gateway.records, gateway.outbox, gateway.redis).run()
 
 
 def _task(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
@@ -444,7 +453,7 @@ async def _ticker(gateway: Gateway) -> None:
         now, wall = time.monotonic(), dt.datetime.now(dt.UTC)
         gateway.tracker.tick(now, wall)
         for output in gateway.tracker.drain():
-            gateway.outputs.put_nowait(output)
+            gateway.feed.emit(output)
         for observation in gateway.recorder.observe(gateway.tracker.calls.values()):
             gateway.kpi_store.add(gateway.book.record(observation))
         waiting = sum(len(q.waiting) for q in gateway.tracker.queues.values())

@@ -47,6 +47,7 @@ MODULE = re.compile(r"[a-z0-9_]{1,64}(?:\.so)?")  # a module file, or a built-in
 CHANNEL_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 CALLER_NUMBER = re.compile(r"\+?[0-9]{1,32}")
 APP_DATA = re.compile(r"[A-Za-z0-9_,.\-]{0,128}")
+DB_PATH = re.compile(r"[A-Za-z0-9_.\-]{1,64}(?:/[A-Za-z0-9_.\-]{1,64}){0,3}")
 MAX_TEXT = 256
 
 ORIGINATE_APPLICATIONS = frozenset({"ConfBridge", "Queue", "Wait", "Playback"})
@@ -338,6 +339,14 @@ def status(*, channel: str | None = None, variables: Iterable[str] = ()) -> Acti
             raise UnsafeValueError(f"Status: variable name {name!r} is not a plain variable name")
     if names:
         b.text("Variables", ",".join(names))
+    return b.build()
+
+
+def db_get_tree(family: str, key: str | None = None) -> Action:
+    """AstDB entries under ``/family[/key]`` (reading needs ``reporting``; writing would need ``system``)."""
+    b = _Builder("DBGetTree", {"system", "reporting"}).token("Family", family, DB_PATH, "an AstDB family")
+    if key is not None:
+        b.token("Key", key, DB_PATH, "an AstDB key")
     return b.build()
 
 

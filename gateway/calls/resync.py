@@ -2,11 +2,13 @@
 
 ``TrackerFeed`` is the AMI event listener: it stamps each event with its arrival time (monotonic
 and UTC), applies it to the tracker and hands every output to a sink without awaiting (the app's
-sink is e.g. ``asyncio.Queue.put_nowait``; records and the live hub read from there).
+sink is e.g. ``asyncio.Queue.put_nowait``; records and the live hub read from there). Listeners
+see each output first, synchronously (the records backstop learns which calls ended here).
 
 ``Resync`` marks the tracker stale as soon as the session is lost, and once a session is READY
 (after every reconnect, and every ``interval_s``) takes a snapshot with Status and
-QueueStatus, applies it and closes what vanished as "ended during PBX outage". It asks Status
+QueueStatus, applies it, closes what vanished as "ended during PBX outage" and tells its sync
+listeners (the records backstop then reads the PBX's log of ended calls). It asks Status
 (rather than CoreShowChannels) for the channels, with the call variables, so a call that began
 while the gateway was away still gets its legacy line.
 
@@ -54,11 +56,21 @@ class TrackerFeed:
         self.sink = sink
         self.clock = clock
         self.wallclock = wallclock
+        self._listeners: list[Callable[[Output], None]] = []
+
+    def add_output_listener(self, listener: Callable[[Output], None]) -> None:
+        """``listener(output)`` for every output, before the sink gets it (it must not block)."""
+        self._listeners.append(listener)
+
+    def emit(self, output: Output) -> None:
+        for listener in self._listeners:
+            listener(output)
+        self.sink(output)
 
     def __call__(self, event: Message) -> None:
         self.tracker.apply(event, self.clock(), self.wallclock())
         for output in self.tracker.drain():
-            self.sink(output)
+            self.emit(output)
 
 
 class Resync:
@@ -78,7 +90,12 @@ class Resync:
         self.last_completed_at: dt.datetime | None = None
         self._wake = asyncio.Event()
         self._was_ready = False
+        self._synced: list[Callable[[], None]] = []
         client.add_state_listener(self._on_state)
+
+    def add_sync_listener(self, listener: Callable[[], None]) -> None:
+        """``listener()`` after every snapshot applied (each new session, and periodically)."""
+        self._synced.append(listener)
 
     def _on_state(self, state: ConnectionState) -> None:
         if state.ready and not self._was_ready:
@@ -98,10 +115,12 @@ class Resync:
         tracker.apply_snapshot((*channels.events, *queues.events), now, wall)
         tracker.end_resync(now, wall)
         for output in tracker.drain():
-            self.feed.sink(output)
+            self.feed.emit(output)
         self.completed += 1
         self.last_completed_at = wall
         log.info("calls.resync", calls=len(tracker.calls), seats=len(tracker.seats), legs=tracker.live_legs)
+        for listener in self._synced:
+            listener()
 
     async def run(self) -> None:
         """Background task for the app's cleanup context: resync on every new session and periodically."""

@@ -147,6 +147,11 @@ class SurveyResult(StrEnum):
     NO_RESPONSE = "no_response"
 
 
+class Origin(StrEnum):
+    AMI = "ami"  # tracked live from Asterisk's events
+    PBX_LOG = "pbx_log"  # rebuilt from the PBX's own log of ended calls: the gateway was away
+
+
 class _Model(BaseModel):
     # Serialized JSON always carries every key (null when unknown): receivers need no defaults.
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
@@ -286,6 +291,12 @@ class CallRecord(_Model):
     disposition: Disposition
     callback: Callback | None = Field(
         default=None, description="set when the caller asked to be called back; amended with each outcome"
+    )
+    origin: Origin = Field(
+        default=Origin.AMI,
+        description="ami: tracked live from the PBX's events; pbx_log: rebuilt after the call from the "
+        "PBX's own log of ended calls (the gateway was away), with fewer details (no legs' ring times, "
+        "hold or hand-overs)",
     )
 
     @property

@@ -9,7 +9,8 @@
     POST /faults/refuse-logins?on=1    every Login fails (on=0 to end it)
     POST /calls?number=12345           one inbound call now (caller, keys: survey digits)
     GET  /calls/ended                  the ground truth of fault tests: every citizen call the
-                                       traffic placed that is over (Linkedid, line, cut by a restart)
+                                       traffic placed that is over (Linkedid, line, cut by a restart),
+                                       and the Linkedids of those still up
     POST /traffic/stop, /traffic/start no new calls / arrivals again (calls up go on)
 
 Times are simulated seconds. Answers are JSON; a bad request is 400 with a stable ``code``.

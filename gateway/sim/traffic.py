@@ -104,9 +104,10 @@ class TrafficGenerator:
                 self._ended.append(EndedCall(linkedid, number, cut))
         return list(self._ended)
 
-    def live_calls(self) -> int:
+    def live_calls(self) -> list[str]:
+        """The Linkedids of the calls placed here that are still up."""
         self.ended_calls()
-        return len(self._live)
+        return list(self._live)
 
     def _arrival(self) -> None:
         self._schedule()
