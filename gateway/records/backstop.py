@@ -28,11 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, TypeVar
@@ -77,6 +78,7 @@ MARKER_TTL_S: Final = KEEP_S + 86_400
 REMEMBER: Final = 50_000  # calls known recorded in this process (about a busy day)
 PENDING_MAX: Final = 100_000  # markers waiting for Redis; beyond, a copy may be sent again (harmless)
 CHUNK: Final = 200
+EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NOT_FOUND = "Database entry not found"  # Asterisk's answer to DBGetTree on an empty tree
 # A sweep waits for the next chance: AMI down or Redis down (it cannot tell what was recorded).
 SWEEP_FAILURES: tuple[type[BaseException], ...] = (AmiError, *REDIS_FAILURES)
@@ -172,8 +174,13 @@ def report_as_of(entry: LoggedCall, *, live: bool, recorded: Recorded | None) ->
     ended = dt.datetime.fromtimestamp(entry.ended, dt.UTC)
     if recorded is None:
         return ended
-    guessed = dt.datetime.fromtimestamp(recorded.revision // 10 / 1000, dt.UTC)
-    return max(ended, guessed + dt.timedelta(milliseconds=1))
+    if revision_for(ended, Stage.FINAL) > recorded.revision:
+        return ended
+    # Whole milliseconds from the epoch: revision_for truncates a float, so step until it is higher.
+    after = EPOCH + dt.timedelta(milliseconds=recorded.revision // 10 + 1)
+    while revision_for(after, Stage.FINAL) <= recorded.revision:
+        after += dt.timedelta(milliseconds=1)
+    return after
 
 
 # --- the record ------------------------------------------------------------------------------
@@ -359,7 +366,7 @@ class Backstop:
 
     async def flush_markers(self) -> int:
         """Marker for every final record the outbox now holds; the rest wait (Redis down, spooled)."""
-        pending = list(self._pending.items())[: CHUNK * 5]
+        pending = list(itertools.islice(self._pending.items(), CHUNK * 5))
         if not pending:
             return 0
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -448,7 +455,7 @@ class Backstop:
         entries = (parse_entry(e.get("Key") or "", e.get("Val") or "") for e in answer.events)
         return [entry for entry in entries if entry is not None]
 
-    async def _to_report(self, entries: Iterable[LoggedCall]) -> list[tuple[CallRecord, bool]]:
+    async def _to_report(self, entries: Sequence[LoggedCall]) -> list[tuple[CallRecord, bool]]:
         live = self._tracker.calls
         unknown = [e for e in entries if e.linkedid not in live and e.linkedid not in self._recorded]
         markers = await self._markers([e.linkedid for e in unknown])

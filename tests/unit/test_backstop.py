@@ -7,6 +7,8 @@ import datetime as dt
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.ami import safety
 from gateway.ami.errors import UnsafeValueError
@@ -107,6 +109,15 @@ def test_what_the_backstop_reports() -> None:
     assert revision_for(corrected, Stage.FINAL) > outage.revision, "the correction outranks the guess"
     early_guess = Recorded(revision_for(ended - dt.timedelta(seconds=5), Stage.FINAL), outage=True)
     assert report_as_of(call, live=False, recorded=early_guess) == ended
+
+
+@given(st.integers(min_value=1_000_000_000_000, max_value=4_000_000_000_000))
+def test_a_correction_always_outranks_the_guess(millis: int) -> None:
+    outage = Recorded(millis * 10 + 2, outage=True)
+    as_of = report_as_of(parsed(), live=False, recorded=outage)
+    assert as_of is not None
+    assert revision_for(as_of, Stage.FINAL) > outage.revision
+    assert as_of >= at(160)
 
 
 def test_markers_round_trip() -> None:
