@@ -305,12 +305,7 @@ def _core_lifetime(dispatchers: int) -> Callable[[web.Application], AsyncIterato
 
 async def _stop_node(gateway: Gateway, tasks: list[asyncio.Task[None]]) -> None:
     await gateway.client.close()
-    for task in tasks:
-        task.cancel()
-    # A task stuck in a library call must not keep a stopping gateway alive (SIGTERM has a deadline).
-    _, stuck = await asyncio.wait(tasks, timeout=STOP_TASKS_S) if tasks else (set(), set())
-    for task in stuck:
-        log.warning("task.stuck_at_shutdown", task=task.get_name())
+    await _cancel(tasks)
     await _flush_outputs(gateway)
     await gateway.kpi_store.flush()
     if gateway.lease is not None and gateway.controlling:
@@ -354,11 +349,7 @@ def _takeover_lifetime(holder: str) -> Callable[[web.Application], AsyncIterator
             for n in home.settings.takeover_nodes
         ]
         yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel(tasks)
 
     return lifetime
 
@@ -406,6 +397,15 @@ async def _takeover(app: web.Application, settings: Settings, holder: str) -> No
 def _backstop(gateway: Gateway) -> Awaitable[None]:
     """Records of the calls this node's gateway never saw, from the PBX's log of ended calls."""
     return Backstop(gateway.resync, gateway.records, gateway.outbox, gateway.redis).run()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    # A task stuck in a library call must not keep a stopping gateway alive (SIGTERM has a deadline).
+    _, stuck = await asyncio.wait(tasks, timeout=STOP_TASKS_S) if tasks else (set(), set())
+    for task in stuck:
+        log.warning("task.stuck_at_shutdown", task=task.get_name())
 
 
 def _task(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
