@@ -1044,9 +1044,10 @@ class Tracker:
         elif kind == "HotlineCallback":
             self._callback(call, f, wall)
         elif kind == "HotlineHandover":
-            if f.get("Call"):
+            threeway = bool(f.get("Call"))  # only hotline-threeway names the call it joins
+            if threeway:
                 call = self._join(call, f["Call"])
-            self._dialplan_handover(call, leg, f, now, wall)
+            self._dialplan_handover(call, leg, f, now, wall, threeway=threeway)
 
     def _survey(self, f: dict[str, str], wall: dt.datetime) -> None:
         result = _valid(f.get("Result"), _TOKEN)
@@ -1073,7 +1074,7 @@ class Tracker:
         self._outputs.append(CallUpdate(UpdateKind.CALLBACK_REQUESTED, call.call_id, call))
 
     def _dialplan_handover(
-        self, call: Call, leg: Leg | None, f: dict[str, str], now: float, wall: dt.datetime
+        self, call: Call, leg: Leg | None, f: dict[str, str], now: float, wall: dt.datetime, *, threeway: bool
     ) -> None:
         """HotlineHandover: the dialplan's hand-over context names the target and its recording."""
         target = f.get("Target", "")
@@ -1083,7 +1084,10 @@ class Tracker:
         attended = leg is not None and leg.role is not LegRole.CALLER
         if attended and leg is not None:
             self._mark_role(call, leg, LegRole.CONSULT)
-        mode = self._consult_mode(call) if attended else HandoverMode.BLIND
+        if threeway:  # its target may dial before the caller is in the room (no open three-way yet)
+            mode = HandoverMode.THREEWAY
+        else:
+            mode = self._consult_mode(call) if attended else HandoverMode.BLIND
         kind = TargetKind.EMERGENCY if emergency else TargetKind.QUEUE
         handover = self._handover(call, mode, wall, kind, target)
         if leg is not None and not attended:

@@ -22,7 +22,6 @@ a live call) the entry is done and that call back still joins the original call'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import secrets
@@ -40,8 +39,10 @@ from gateway.app import Gateway
 from gateway.calls.model import SeatState
 from gateway.calls.resync import utc_now
 from gateway.dialplan.render import CALLBACK_DIAL_CONTEXT, OUTBOUND_CONTEXT, OUTBOUND_RING_S
+from gateway.dialplan.routing import VAR_LEGACY_LINE
 from gateway.records.from_calls import CallbackAttempt
 from gateway.records.model import CallbackOutcome, CallRecord
+from gateway.transfers.inbox import Inbox, stop_if_cancelled
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +61,7 @@ class CallbackEntry:
     queue: str
     joined_at: float  # epoch seconds: the order
     requested_at: float
+    line: str | None = None  # the number the citizen dialled (12345 or a merged line)
     attempts: int = 0
     not_before: float = 0.0  # epoch seconds: retries wait
     claimed_by: str | None = None  # the instance dialling it now
@@ -109,7 +111,7 @@ class CallbackService:
         self.stale_claim_s = stale_claim_s
         self.flights: dict[str, Flight] = {}  # by the call back's Linkedid
         self.instance = f"{gateway.node}:{secrets.token_hex(4)}"  # one node may have standby instances
-        self._work: asyncio.Queue[_Work] = asyncio.Queue()
+        self._work: Inbox[_Work] = Inbox()
 
     # --- the queue in Redis ----------------------------------------------------------------------
 
@@ -191,18 +193,19 @@ class CallbackService:
             return
         queue = request.queue or self.gateway.settings.config.general_queue.name
         entry = CallbackEntry(
-            call.call_id, request.number, queue, request.joined_at.timestamp(), request.at.timestamp()
-        )
-        self._work.put_nowait(("add", entry))
+            call.call_id, request.number, queue, request.joined_at.timestamp(), request.at.timestamp(),
+            call.legacy_line,
+        )  # fmt: skip
+        self._work.put(("add", entry))
 
     def on_final_record(self, record: CallRecord) -> None:
         """RecordBuilder listener: keep the record of a call awaiting its call back, for its outcome."""
         if record.callback is not None and record.callback.outcome is CallbackOutcome.PENDING:
-            self._work.put_nowait(("record", record))
+            self._work.put(("record", record))
 
     def _land(self, flight: Flight, outcome: CallbackOutcome) -> None:
         if self.flights.pop(flight.linkedid, None) is not None:
-            self._work.put_nowait(("outcome", (flight, outcome)))
+            self._work.put(("outcome", (flight, outcome)))
 
     async def _settle(self, flight: Flight, outcome: CallbackOutcome) -> None:
         entry, records = flight.entry, self.gateway.records
@@ -289,7 +292,7 @@ class CallbackService:
                 safety.originate(
                     f"Local/{entry.number}@{OUTBOUND_CONTEXT}", context=CALLBACK_DIAL_CONTEXT, exten="s",
                     caller_id_name="12345回拨", caller_id_number=entry.number,
-                    variables={"HOTLINE_QUEUE": entry.queue}, timeout_ms=_ORIGINATE_TIMEOUT_MS,
+                    variables=self._variables(entry), timeout_ms=_ORIGINATE_TIMEOUT_MS,
                     channel_id=linkedid, other_channel_id=f"{linkedid}-2",
                 )
             )  # fmt: skip
@@ -297,15 +300,19 @@ class CallbackService:
             log.warning("callback.not_placed", call_id=entry.call_id, error=exc.message)
             self._land(flight, CallbackOutcome.FAILED)
 
+    @staticmethod
+    def _variables(entry: CallbackEntry) -> dict[str, str]:
+        """The queue to join; the line tells any gateway (after a resync too) this is a citizen's call."""
+        line = {VAR_LEGACY_LINE: entry.line} if entry.line else {}
+        return {"HOTLINE_QUEUE": entry.queue, **line}
+
     async def run(self) -> None:
         """Background task: Redis writes and outcomes as they come, dispatch every tick."""
         loop = asyncio.get_running_loop()
         next_dispatch = loop.time()
         while True:
-            work = None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, next_dispatch - loop.time())):
-                    work = await self._work.get()
+            stop_if_cancelled()
+            work = await self._work.next(next_dispatch - loop.time())
             if work is not None:
                 await self._do(work)
             if loop.time() >= next_dispatch:

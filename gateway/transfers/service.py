@@ -12,8 +12,6 @@ queues effects; AMI actions and Redis writes happen in ``run``, the background t
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import json
 import secrets
@@ -49,6 +47,7 @@ from gateway.transfers.errors import (
     TransferLimitError,
     TransferRefusedError,
 )
+from gateway.transfers.inbox import Inbox, stop_if_cancelled
 from gateway.transfers.machine import (
     TERMINAL,
     Cancel,
@@ -114,7 +113,7 @@ class TransferService:
         self.transfers: dict[str, Transfer] = {}
         # Linkedid (the call's, and a three-way target's own) -> its live transfer.
         self._watching: dict[str, Transfer] = {}
-        self._work: asyncio.Queue[_Work] = asyncio.Queue()
+        self._work: Inbox[_Work] = Inbox()
 
     # --- the API ---------------------------------------------------------------------------------
 
@@ -345,7 +344,7 @@ class TransferService:
                 self.gateway.tracker.settle_handover(t.call_id, effect.outcome)
         if t.state is not before:
             log.info("transfer.state", transfer=t.id, call_id=t.call_id, state=t.state.value, reason=t.reason)
-            self._work.put_nowait((t, None))
+            self._work.put((t, None))
         if t.finished:
             for key in [k for k, watched in self._watching.items() if watched is t]:
                 del self._watching[key]
@@ -356,19 +355,17 @@ class TransferService:
         self._watching[t.call_id] = t
         if t.mode is Mode.THREEWAY:
             self._watching[t.id] = t  # the target's legs carry the originate's own Linkedid
-        self._work.put_nowait((t, None))
+        self._work.put((t, None))
 
     def _queue(self, t: Transfer, effects: list[Effect]) -> None:
         for effect in effects:
-            self._work.put_nowait((t, effect))
+            self._work.put((t, effect))
 
     async def run(self) -> None:
         """Background task: carry out effects, mirror to Redis, expire deadlines."""
         while True:
-            work = None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.tick_s):
-                    work = await self._work.get()
+            stop_if_cancelled()
+            work = await self._work.next(self.tick_s)
             if work is not None:
                 t, effect = work
                 await (self._mirror(t) if effect is None else self._perform(t, effect))
