@@ -133,3 +133,15 @@ def test_callback_keeps_the_original_arrival_from_join_time() -> None:
     fallback = flow.tracker.calls["c2"].callback
     assert fallback is not None
     assert fallback.joined_at == T0 + dt.timedelta(seconds=7)
+
+
+def test_a_three_way_target_that_dials_before_the_caller_is_in_the_room_is_still_a_three_way() -> None:
+    flow = Flow()
+    caller, seat_leg = flow.answered_call("c1")
+    flow.channel("Local/110@hotline-threeway", "t1", "t1")
+    _, half = flow.channel("Local/110@hotline-threeway", "t1", "t1-2")
+    flow.at(20).user_event("HotlineHandover", "t1", half, Target="110", Kind="emergency", Call="c1")
+    for leg in (seat_leg, caller):
+        flow.send("ConfbridgeJoin", Conference="8001", Uniqueid=leg, Linkedid="c1")
+    (handover,) = flow.tracker.calls["c1"].handovers
+    assert (handover.mode, handover.target, handover.from_seat) == (HandoverMode.THREEWAY, "110", "1001")
