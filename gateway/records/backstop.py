@@ -320,7 +320,6 @@ class Backstop:
     ) -> None:
         self._client = resync.client
         self._tracker = resync.feed.tracker
-        self._builder = builder
         self._outbox = outbox
         self._redis = redis
         self.pbx_node = builder.pbx_node

@@ -9,7 +9,9 @@ processes. Everything listens on 127.0.0.1 and everything started is stopped (ki
 
 The ground truth is the simulator's: every citizen call its traffic placed that is over
 (``GET /calls/ended``). After each fault:
-- time to recover: from the end of the fault until every call over by then is a final work order;
+- time to recover: from the end of the fault (the killed process started again, the stopped one
+  back) until the order system is caught up: every call over at that moment is a final work
+  order within a second (so a gateway still waiting for its lease has not recovered);
 - lost: calls over by the cut-off without a final work order (``within`` seconds to arrive);
 - duplicated: final work orders beyond one per citizen call (for calls nobody placed, or twice).
 The sink's deduplication by idempotency key is what the contract requires; a copy it absorbed is
@@ -25,6 +27,7 @@ import signal
 import sqlite3
 import sys
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,15 +283,31 @@ class SystemStack:
     def record_ids(self, linkedids: set[str]) -> set[str]:
         return {record_id_for(self.node, linkedid) for linkedid in linkedids}
 
-    async def until_ordered(self, linkedids: set[str], within: float) -> float | None:
-        """Seconds until every one of ``linkedids`` is a final work order; None if not within."""
+    async def wait_ordered(self, linkedids: set[str], within: float) -> None:
+        """Until every one of ``linkedids`` is a final work order, or ``within`` seconds passed."""
         wanted = self.record_ids(linkedids)
 
         async def done() -> bool:
             return wanted <= await asyncio.to_thread(self.final_orders)
 
         with contextlib.suppress(TimeoutError):
-            return await until(done, within=within, what="work orders", every=0.05)
+            await until(done, within=within, what="work orders", every=0.1)
+
+    async def until_caught_up(self, within: float, lag: float = 1.0) -> float | None:
+        """Seconds from now until the order system is caught up again: the first moment whose
+        ended calls (the simulator's) are all final work orders ``lag`` seconds later. None if
+        that never happens within ``within`` seconds."""
+        began = time.monotonic()
+        samples: deque[tuple[float, set[str]]] = deque()
+        while time.monotonic() - began < within:
+            over, _ = await self.calls()
+            samples.append((time.monotonic(), self.record_ids(over)))
+            orders = await asyncio.to_thread(self.final_orders)
+            while samples and samples[0][0] <= time.monotonic() - lag:
+                sampled_at, wanted = samples.popleft()
+                if wanted <= orders:
+                    return sampled_at - began
+            await asyncio.sleep(0.1)
         return None
 
     async def dead_letters(self) -> int:
@@ -402,11 +421,10 @@ async def run_fault(fault: Fault, workdir: Path, timing: Timing = TEST) -> Fault
     async with SystemStack(workdir, timing, dispatchers=fault.dispatchers) as stack:
         await asyncio.sleep(timing.warmup_s)
         await fault.inject(stack)
-        over, _ = await stack.calls()  # the fault is over: these calls must all become work orders
-        recovery = await stack.until_ordered(over, timing.within_s)
+        recovery = await stack.until_caught_up(timing.within_s)
         await asyncio.sleep(timing.after_s)
         over, _ = await stack.calls()
-        await stack.until_ordered(over, timing.within_s)
+        await stack.wait_ordered(over, timing.within_s)
         finals = await asyncio.to_thread(stack.final_orders)
         ended, live = await stack.calls()  # read after the orders: every order's call is in here
         return FaultResult(
