@@ -21,3 +21,6 @@ CALLBACK = "HotlineCallback"
 HANDOVER = "HotlineHandover"
 
 SURVEY_NO_KEY = "none"  # Result when the caller pressed nothing or an unknown key
+
+# Linkedids of the calls the gateway places to call citizens back (not citizens calling in).
+CALL_BACK_PREFIX = "cb-"

@@ -3,7 +3,8 @@
 A queue visit is counted as offered when the tracker first shows it and as answered, abandoned
 or callback when it closes; a survey when the call has one. Consultation calls a seat places into
 a queue (attended transfers) are work for that queue but not a citizen's call, so they are not
-counted as offered. Pure: no I/O; ``observe`` is called from the app's tick with live calls and
+counted as offered, nor are the calls the gateway places to call citizens back (they would count
+as offered and answered at once and flatter the service level). Pure: no I/O; ``observe`` is called from the app's tick with live calls and
 with calls that just ended.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 
 from gateway.calls.model import Call, QueueResult, QueueVisit
 from gateway.calls.tracker import CallEnded, Output, UpdateKind
+from gateway.dialplan.events import CALL_BACK_PREFIX
 from gateway.queues.stats import Fact, Observation
 
 _CLOSED = {
@@ -31,6 +33,8 @@ class KpiRecorder:
     def observe(self, calls: Iterable[Call], *, ended: bool = False) -> list[Observation]:
         found: list[Observation] = []
         for call in calls:
+            if call.call_id.startswith(CALL_BACK_PREFIX):
+                continue
             line = call.legacy_line or ""
             for visit in call.queues:
                 if not visit.consult:

@@ -38,6 +38,7 @@ from gateway.ami.protocol import Message
 from gateway.app import Gateway
 from gateway.calls.model import SeatState
 from gateway.calls.resync import utc_now
+from gateway.dialplan.events import CALL_BACK_PREFIX
 from gateway.dialplan.render import CALLBACK_DIAL_CONTEXT, OUTBOUND_CONTEXT, OUTBOUND_RING_S
 from gateway.dialplan.routing import VAR_LEGACY_LINE
 from gateway.records.from_calls import CallbackAttempt
@@ -277,7 +278,7 @@ class CallbackService:
         if entry.number is None:
             await self._report(entry, CallbackOutcome.FAILED)  # the caller withheld the number
             return
-        linkedid = f"cb-{secrets.token_hex(8)}"
+        linkedid = f"{CALL_BACK_PREFIX}{secrets.token_hex(8)}"
         flight = Flight(entry, linkedid, self.wallclock())
         entry.linkedid, entry.claimed_by = linkedid, self.instance
         entry.attempted_at = entry.claimed_at = flight.started.timestamp()
