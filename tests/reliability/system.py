@@ -63,8 +63,8 @@ class Timing:
 
 
 TEST = Timing()
-BENCH = Timing(time_scale=0.05, rate=0.1, warmup_s=5.0, restart_delay_s=1.0, sim_down_s=3.0,
-               redis_down_s=10.0, order_down_s=60.0, stall_s=10.0, after_s=5.0, within_s=120.0)  # fmt: skip
+BENCH = Timing(time_scale=0.05, rate=0.1, warmup_s=10.0, restart_delay_s=1.0, sim_down_s=3.0,
+               redis_down_s=10.0, order_down_s=60.0, stall_s=10.0, after_s=10.0, within_s=120.0)  # fmt: skip
 
 
 class Process:
