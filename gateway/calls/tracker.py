@@ -988,9 +988,14 @@ class Tracker:
         self._conferences.pop(f.get("Conference", ""), None)
 
     def _on_hangup(self, f: dict[str, str], _: Message, now: float, wall: dt.datetime) -> None:
-        call = self._leg_call.get(f.get("Uniqueid", ""))
+        uniqueid = f.get("Uniqueid", "")
+        call = self._leg_call.get(uniqueid)
         if call is not None:
-            self._leg_gone(call, call.legs[f["Uniqueid"]], now, wall)
+            self._leg_gone(call, call.legs[uniqueid], now, wall)
+        elif uniqueid:
+            # A leg never seen (its Newchannel was missed) hung up: the snapshot a resync is about to
+            # apply may have been taken before, and must not bring it back as a live call.
+            self._forget(self._gone_legs, uniqueid)
 
     def _on_member(self, f: dict[str, str], _: Message, now: float, wall: dt.datetime) -> None:
         """QueueMemberAdded/Status/Pause/Penalty/Ringinuse, and QueueMember from QueueStatus."""

@@ -100,6 +100,7 @@ async def _why_not_ordered(stack: Stack, linkedids: set[str]) -> str:
     }
     return (
         f"no final work order for {missing}; in the PBX's log: {[logged.get(m) for m in missing]}; "
-        f"live in the tracker: {[m for m in missing if m in stack.gateway.tracker.calls]}; "
+        f"live in the tracker: {[(m, call.legs) for m, call in stack.gateway.tracker.calls.items() if m in missing]}; "
+        f"channels in the PBX: {[c.name for c in stack.sim.pbx.channels.values() if c.linkedid in missing]}; "
         f"outbox: {await backlog(stack.gateway.redis)}"
     )

@@ -436,6 +436,28 @@ def test_resync_rebuilds_from_snapshot_and_closes_what_vanished() -> None:
     assert flow.tracker.seats["1001"].state is SeatState.ON_CALL
 
 
+def test_a_call_that_hangs_up_while_the_snapshot_is_collected_stays_ended() -> None:
+    """Its Hangup events arrive after the Status answer, before the snapshot is applied (the resync
+    still waits for QueueStatus): the snapshot, taken before, must not bring the call back."""
+    flow = Flow()
+    flow.at(500)
+    flow.tracker.begin_resync()
+    flow.hangup("late", "late.2")
+    flow.hangup("late", "late")
+    for uniqueid, channel in (
+        ("late", "PJSIP/carrier-trunk-00000001"),
+        ("late.2", "Local/12345@from-pstn-01;2"),
+    ):
+        flow.snapshot(
+            "CoreShowChannel",
+            [("Channel", channel), ("Uniqueid", uniqueid), ("Linkedid", "late"), ("Context", "from-pstn"),
+             ("Exten", "12345"), ("Application", "Playback"), ("Duration", "00:01:00")],
+        )  # fmt: skip
+    flow.tracker.end_resync(500, T0)
+    assert "late" not in flow.tracker.calls
+    assert flow.tracker.live_legs == 0
+
+
 def test_resync_adopts_a_call_it_never_saw_with_its_seat() -> None:
     flow = Flow()
     flow.member("1003")
