@@ -97,6 +97,10 @@ class Resync:
         """``listener()`` after every snapshot applied (each new session, and periodically)."""
         self._synced.append(listener)
 
+    def request(self) -> None:
+        """Snapshot again now rather than at the next interval (someone found the tracker wrong)."""
+        self._wake.set()
+
     def _on_state(self, state: ConnectionState) -> None:
         if state.ready and not self._was_ready:
             self._wake.set()

@@ -17,6 +17,8 @@ A call the gateway closed as "ended during PBX outage" (it lost the link and gue
 reported again from the log with what the PBX knows (answered or abandoned, seat, survey), as a
 newer revision that the order system keeps. A second copy of a record is harmless (the outbox and
 the order system deduplicate by key); the markers only keep it from happening by the thousand.
+A call the tracker still holds live a minute after the PBX logged its end is one whose Hangup it
+missed: the backstop asks for a resync, which closes it, and the next sweep corrects it.
 
 The log's hours and days are the PBX's: the sweep asks the PBX for its time (Ping), so a skewed
 gateway clock (or the simulator's scaled one) changes nothing. Times in a backstop record are the
@@ -33,7 +35,7 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, TypeVar
@@ -78,6 +80,7 @@ MARKER_TTL_S: Final = KEEP_S + 86_400
 REMEMBER: Final = 50_000  # calls known recorded in this process (about a busy day)
 PENDING_MAX: Final = 100_000  # markers waiting for Redis; beyond, a copy may be sent again (harmless)
 CHUNK: Final = 200
+GHOST_AFTER_S: Final = 60.0  # PBX seconds: a Hangup event is never this late on a working link
 EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 NOT_FOUND = "Database entry not found"  # Asterisk's answer to DBGetTree on an empty tree
 # A sweep waits for the next chance: AMI down or Redis down (it cannot tell what was recorded).
@@ -162,6 +165,15 @@ class Recorded:
     def from_marker(cls, text: str) -> Recorded | None:
         revision, _, kind = text.partition(":")
         return cls(int(revision), kind == "outage") if revision.isdigit() else None
+
+
+def ghosts(entries: Sequence[LoggedCall], live: Container[str], now: float) -> list[str]:
+    """Calls the tracker holds live though the PBX logged their end over ``GHOST_AFTER_S`` ago.
+
+    The handler runs just before the channel's Hangup, so a live call's log entry is never that
+    old: the tracker missed the end (a resync closes such calls, and the backstop then corrects them).
+    """
+    return [e.linkedid for e in entries if e.linkedid in live and now - e.ended > GHOST_AFTER_S]
 
 
 def report_as_of(entry: LoggedCall, *, live: bool, recorded: Recorded | None) -> dt.datetime | None:
@@ -318,6 +330,7 @@ class Backstop:
         retry_s: float = 5.0,
         flush_every_s: float = 0.5,
     ) -> None:
+        self._resync = resync
         self._client = resync.client
         self._tracker = resync.feed.tracker
         self._outbox = outbox
@@ -330,6 +343,7 @@ class Backstop:
         self._swept_key = f"{prefix}:backstop:{self.pbx_node}:swept-until"  # PBX epoch seconds
         self._recorded: OrderedDict[str, Recorded] = OrderedDict()  # by Linkedid, this process
         self._pending: OrderedDict[str, tuple[str, Recorded]] = OrderedDict()  # record id -> (key, marker)
+        self._flagged: set[str] = set()  # calls the tracker held live long after their logged end
         self._requested = asyncio.Event()
         self._retry_at: float | None = None
         self.stats = BackstopStats()
@@ -421,7 +435,15 @@ class Backstop:
         entries: list[LoggedCall] = []
         for family, hour in hours(since, now):
             entries += await self._read(family, hour)
-        records = await self._to_report(entries)
+        live = self._tracker.calls  # after the reads: a live call's Hangup is then on its way
+        missed = [linkedid for linkedid in ghosts(entries, live, now) if linkedid not in self._flagged]
+        if missed:  # once per call: a resync closes them, and the next sweep corrects them
+            log.warning(
+                "backstop.tracker_missed_ends", node=self.pbx_node, calls=missed[:20], count=len(missed)
+            )
+            self._flagged.update(missed)
+            self._resync.request()
+        records = await self._to_report(entries, live)
         for start in range(0, len(records), CHUNK):
             await self._append([record for record, _ in records[start : start + CHUNK]])
         await self._redis.set(self._swept_key, repr(now))
@@ -454,8 +476,9 @@ class Backstop:
         entries = (parse_entry(e.get("Key") or "", e.get("Val") or "") for e in answer.events)
         return [entry for entry in entries if entry is not None]
 
-    async def _to_report(self, entries: Sequence[LoggedCall]) -> list[tuple[CallRecord, bool]]:
-        live = self._tracker.calls
+    async def _to_report(
+        self, entries: Sequence[LoggedCall], live: Container[str]
+    ) -> list[tuple[CallRecord, bool]]:
         unknown = [e for e in entries if e.linkedid not in live and e.linkedid not in self._recorded]
         markers = await self._markers([e.linkedid for e in unknown])
         found = []

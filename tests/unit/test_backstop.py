@@ -13,7 +13,15 @@ from hypothesis import strategies as st
 from gateway.ami import safety
 from gateway.ami.errors import UnsafeValueError
 from gateway.dialplan.render import ENDED_CONTEXT, ENDED_LOG_FIELDS, ENDED_LOG_VERSION
-from gateway.records.backstop import LoggedCall, Recorded, build_record, hours, parse_entry, report_as_of
+from gateway.records.backstop import (
+    LoggedCall,
+    Recorded,
+    build_record,
+    ghosts,
+    hours,
+    parse_entry,
+    report_as_of,
+)
 from gateway.records.model import (
     CallbackOutcome,
     DispositionKind,
@@ -118,6 +126,14 @@ def test_a_correction_always_outranks_the_guess(millis: int) -> None:
     assert as_of is not None
     assert revision_for(as_of, Stage.FINAL) > outage.revision
     assert as_of >= at(160)
+
+
+def test_calls_the_tracker_still_holds_long_after_their_logged_end_are_ghosts() -> None:
+    call = parsed()
+    live = {call.linkedid}
+    assert ghosts([call], live, now=ARRIVED + 160 + 30) == [], "its Hangup may still be on its way"
+    assert ghosts([call], live, now=ARRIVED + 160 + 61) == [call.linkedid]
+    assert ghosts([call], set(), now=ARRIVED + 999) == [], "not live: nothing to fix"
 
 
 def test_markers_round_trip() -> None:
