@@ -48,17 +48,25 @@ async def test_page_equals_api_and_simulator_then_shows_stale_banner(stack: Stac
     api = {q["name"]: q["rates"]["today"] for q in (await stack.get("/api/queues"))["queues"]}
     total: int = sum(r["offered"] for r in api.values())
 
-    async def page_caught_up() -> bool:
-        return await number(page, '[data-testid="overall-offered"]') == total
-
-    await eventually(page_caught_up, within=10, what="the page shows the API's totals")
-    for name, sim_queue in stack.sim.pbx.queues.queues.items():
+    async def shown(name: str) -> dict[str, int]:
         card = f'[data-testid="queue-{name}"]'
-        shown = {
+        return {
             k: await number(page, f'{card} [data-testid="{k}"]') for k in ("offered", "answered", "abandoned")
         }
-        assert shown == {k: api[name][k] for k in shown}, name
-        assert (shown["answered"], shown["abandoned"]) == (sim_queue.completed, sim_queue.abandoned), name
+
+    async def page_caught_up() -> bool:
+        # Each figure arrives with its own push: wait until the page shows every one of them.
+        if await number(page, '[data-testid="overall-offered"]') != total:
+            return False
+        for name in api:
+            if await shown(name) != {k: api[name][k] for k in ("offered", "answered", "abandoned")}:
+                return False
+        return True
+
+    await eventually(page_caught_up, within=10, what="the page shows the API's figures")
+    for name, sim_queue in stack.sim.pbx.queues.queues.items():
+        figures = await shown(name)
+        assert (figures["answered"], figures["abandoned"]) == (sim_queue.completed, sim_queue.abandoned), name
 
     await stack.sim.shutdown(restart=False)
     banner = page.get_by_test_id("link-banner")
