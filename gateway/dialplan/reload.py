@@ -31,7 +31,6 @@ from gateway.merge.loader import ConfigError, load_config
 from gateway.merge.schema import HotlineConfig
 from gateway.settings import Settings
 
-HELP = "validate, render, swap and reload the merge into Asterisk (calls in progress are kept)"
 APPLIED = ".applied.json"
 # Which Asterisk module reads which rendered file.
 MODULES = {

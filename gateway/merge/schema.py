@@ -271,14 +271,7 @@ Loc = tuple[str | int, ...]
 
 def semantic_problems(config: HotlineConfig, *, today: dt.date) -> Iterator[tuple[Loc, str]]:
     """Every cross-field problem as (field path, message); empty when the config is usable."""
-    queue_names: dict[str, int] = {}
-    for i, queue in enumerate(config.queues):
-        if queue.name in queue_names:
-            yield (
-                ("queues", i, "name"),
-                f"queue {queue.name!r} is defined twice (first at queues[{queue_names[queue.name]}])",
-            )
-        queue_names.setdefault(queue.name, i)
+    queue_names = {queue.name: i for i, queue in reversed(list(enumerate(config.queues)))}
 
     def unknown_queue(name: str | None, loc: Loc) -> Iterator[tuple[Loc, str]]:
         if name is not None and name not in queue_names:
@@ -322,13 +315,6 @@ def semantic_problems(config: HotlineConfig, *, today: dt.date) -> Iterator[tupl
             )
         for q, name in enumerate(group.queues):
             yield from unknown_queue(name, ("seats", g, "queues", q))
-    seen_ext: dict[str, int] = {}
-    for g, group in enumerate(config.seats):
-        for ext in group.extension_list():
-            if ext in seen_ext and seen_ext[ext] != g:
-                yield ("seats", g, "extensions"), f"extension {ext} is also in seats[{seen_ext[ext]}]"
-                break
-            seen_ext.setdefault(ext, g)
 
     emergency = {t.number for t in config.emergency_targets}
     for t, target in enumerate(config.emergency_targets):
@@ -340,19 +326,12 @@ def semantic_problems(config: HotlineConfig, *, today: dt.date) -> Iterator[tupl
             f"emergency linkage target {number} is missing (110, 119, 120, 122 are required)",
         )
 
-    numbers: dict[str, int] = {}
     for i, line in enumerate(config.legacy_lines):
         loc: Loc = ("legacy_lines", i)
         if line.number == config.hotline.number:
             yield (*loc, "number"), "a legacy line cannot be the hotline number itself"
         if line.number in emergency:
             yield (*loc, "number"), f"{line.number} is an emergency linkage target; those are never merged"
-        if line.number in numbers:
-            yield (
-                (*loc, "number"),
-                f"{line.number} is already defined at legacy_lines[{numbers[line.number]}]",
-            )
-        numbers.setdefault(line.number, i)
         yield from _line_mode_problems(config, line, loc, unknown_queue)
         if line.optional_key:
             yield from unknown_queue(line.optional_key.queue, (*loc, "optional_key", "queue"))
@@ -368,6 +347,33 @@ def semantic_problems(config: HotlineConfig, *, today: dt.date) -> Iterator[tupl
     results = list(config.survey.keys.values())
     if len(set(results)) != len(results):
         yield ("survey", "keys"), "each result (satisfied, basic, dissatisfied) may have one key only"
+
+
+def duplicates(config: HotlineConfig) -> Iterator[tuple[Loc, str, Loc]]:
+    """Every value given twice as (field path of the copy, message, field path of the first)."""
+    queues: dict[str, int] = {}
+    for i, queue in enumerate(config.queues):
+        if queue.name in queues:
+            yield (
+                ("queues", i, "name"),
+                f"queue {queue.name!r} is defined twice",
+                ("queues", queues[queue.name]),
+            )
+        queues.setdefault(queue.name, i)
+    extensions: dict[str, int] = {}
+    for g, group in enumerate(config.seats):
+        for ext in group.extension_list():
+            if ext in extensions and extensions[ext] != g:
+                first = ("seats", extensions[ext], "extensions")
+                yield ("seats", g, "extensions"), f"extension {ext} is in two seat groups", first
+                break
+            extensions.setdefault(ext, g)
+    numbers: dict[str, int] = {}
+    for i, line in enumerate(config.legacy_lines):
+        if line.number in numbers:
+            first = ("legacy_lines", numbers[line.number], "number")
+            yield ("legacy_lines", i, "number"), f"{line.number} is defined twice", first
+        numbers.setdefault(line.number, i)
 
 
 def _line_mode_problems(

@@ -38,7 +38,6 @@ from gateway.records.tokens import bearer_matches, token_from_env
 
 log = structlog.get_logger(__name__)
 
-HELP = "reference order system: stores work orders in SQLite, deduplicates by Idempotency-Key"
 DEFAULT_TOKEN_ENV = "HOTLINE_ORDER_TOKEN"
 WORK_ORDERS_PATH = "/work-orders"
 
