@@ -12,15 +12,16 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from enum import StrEnum
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from gateway.merge.dialplan_text import dial_string, dialplan_text
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
 QUEUE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
-DIAL_STRING = re.compile(r"^[A-Za-z0-9/@._:;,+#*-]{3,120}$")
 
 
 def _number_text(value: Any) -> Any:
@@ -28,24 +29,20 @@ def _number_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-_TEXT = r'^[^,;$\[\]{}\\"|\x00-\x1f\x7f]+$'
 _PHONE = r"^[0-9]{3,11}$"
 _CATEGORY = r"^[0-9]{6}$"
 # What a person should be told when a value does not match its pattern.
 PATTERN_HINTS = {
-    _TEXT: 'use full-width punctuation (，；) instead of ASCII , ; $ [ ] { } \\ " |, and no control characters',
     _PHONE: "a phone number is 3 to 11 digits",
     _CATEGORY: "a work-order category code is 6 digits (GB/T 39666-2020)",
     QUEUE_NAME.pattern: "a queue name is 2-40 lowercase letters, digits and dashes, starting with a letter",
-    DIAL_STRING.pattern: "a dial string is 3-120 characters of A-Z a-z 0-9 / @ . _ : ; , + # * -",
 }
 
 PhoneNumber = Annotated[str, BeforeValidator(_number_text), Field(pattern=_PHONE)]
 CategoryCode = Annotated[str, BeforeValidator(_number_text), Field(pattern=_CATEGORY)]
 QueueName = Annotated[str, Field(pattern=QUEUE_NAME.pattern)]
-# Texts reach the dialplan and voice prompts: ASCII , ; $ [ ] { } \\ " | and control characters would
-# change how Asterisk splits or expands them, so admins write full-width punctuation (，；) instead.
-ShortText = Annotated[str, Field(min_length=1, max_length=200, pattern=_TEXT)]
+# Texts reach the dialplan and voice prompts: gateway.merge.dialplan_text says which may.
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(dialplan_text)]
 Seconds = Annotated[int, Field(ge=0, le=86_400)]
 DtmfKey = Annotated[str, BeforeValidator(_number_text), Field(pattern=r"^[0-9*#]$")]
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
@@ -190,7 +187,7 @@ class EmergencyTarget(_Model):
 
     number: PhoneNumber
     name: ShortText
-    dial: Annotated[str, Field(pattern=DIAL_STRING.pattern)]
+    dial: Annotated[str, AfterValidator(dial_string)]
     modes: list[HandoverMode] = Field(default_factory=lambda: [HandoverMode.BLIND, HandoverMode.THREEWAY])
 
 
@@ -238,6 +235,7 @@ class Ami(_Model):
     admin_secret_env: str = "HOTLINE_AMI_ADMIN_SECRET"
     node_id: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")] = "pbx-1"
     permit: list[IPv4Network] = Field(default_factory=lambda: [IPv4Network("127.0.0.1/32")], min_length=1)
+    bind: IPv4Address = IPv4Address("127.0.0.1")  # where Asterisk's AMI listens (manager.conf bindaddr)
 
     @field_validator("secret_env", "admin_secret_env")
     @classmethod
