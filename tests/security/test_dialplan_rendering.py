@@ -41,10 +41,10 @@ SENTINELS["dial"] = "PJSIP/sentinel@carrier-trunk"
 
 
 def configure(values: dict[str, str]) -> str:
-    data = copy.deepcopy(SHIPPED)
+    data: Any = copy.deepcopy(SHIPPED)
     for name, value in values.items():
         *parents, last = FIELDS[name][0]
-        target = data
+        target: Any = data
         for part in parents:
             target = target[part]
         target[last] = value
