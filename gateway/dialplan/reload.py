@@ -124,6 +124,7 @@ def admin_settings(settings: Settings) -> AmiSettings:
         port=settings.ami_port,
         username=settings.config.ami.admin_username,
         secret=settings.ami_admin_secret,
+        plain_login_fallback=settings.config.ami.plain_login,
         write_classes=frozenset(ADMIN_USER_WRITE.split(",")),
     )
 

@@ -31,10 +31,12 @@ def _number_text(value: Any) -> Any:
 
 _PHONE = r"^[0-9]{3,11}$"
 _CATEGORY = r"^[0-9]{6}$"
+_NUMBER_PATTERN = r"^_([0-9XZN]|\[[0-9-]+\])+$"
 # What a person should be told when a value does not match its pattern.
 PATTERN_HINTS = {
     _PHONE: "a phone number is 3 to 11 digits",
     _CATEGORY: "a work-order category code is 6 digits (GB/T 39666-2020)",
+    _NUMBER_PATTERN: "a number pattern is _ then digits, X (0-9), Z (1-9), N (2-9) or [1-5] ranges",
     QUEUE_NAME.pattern: "a queue name is 2-40 lowercase letters, digits and dashes, starting with a letter",
 }
 
@@ -206,12 +208,43 @@ class Survey(_Model):
     keys: dict[DtmfKey, Literal["satisfied", "basic", "dissatisfied"]]
 
 
+_PATTERN_DIGITS = {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]"}
+INTERNATIONAL = re.compile(r"(00|\+)[1-9][0-9]{6,14}")
+
+
+class CallbackNumbers(_Model):
+    """The numbers a call back may dial (the gateway pays for and places these calls).
+
+    Patterns in Asterisk's notation (X 0-9, Z 1-9, N 2-9, [1-5]); numbers abroad (00..., +...)
+    only when ``international`` is true, whatever the patterns say.
+    """
+
+    patterns: list[Annotated[str, Field(pattern=_NUMBER_PATTERN)]] = Field(
+        default_factory=lambda: ["_[2-8]XXXXXXX", "_1[3-9]XXXXXXXXX"],  # local 8 digits, mobile 11
+        min_length=1,
+        max_length=50,
+    )
+    international: bool = False
+
+    def allows(self, number: str | None) -> bool:
+        if number is None:
+            return False
+        if number.startswith(("00", "+")):
+            return self.international and INTERNATIONAL.fullmatch(number) is not None
+        return any(_number_pattern(p).fullmatch(number) for p in self.patterns)
+
+
+def _number_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(_PATTERN_DIGITS.get(c, c) for c in pattern[1:]))
+
+
 class Callback(_Model):
     """回拨: a caller waiting longer than a queue's callback_offer_after_s may press one key."""
 
     key: DtmfKey = "1"
     offer: ShortText  # "等候时间较长，如需稍后回电请按1"
     confirm: ShortText  # "已为您登记回电，请保持电话畅通"
+    numbers: CallbackNumbers = Field(default_factory=CallbackNumbers)
 
 
 class OrderSystem(_Model):
@@ -236,6 +269,8 @@ class Ami(_Model):
     node_id: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")] = "pbx-1"
     permit: list[IPv4Network] = Field(default_factory=lambda: [IPv4Network("127.0.0.1/32")], min_length=1)
     bind: IPv4Address = IPv4Address("127.0.0.1")  # where Asterisk's AMI listens (manager.conf bindaddr)
+    # The gateway logs in with the MD5 challenge; a plain secret in clear only if this says so.
+    plain_login: bool = False
 
     @field_validator("secret_env", "admin_secret_env")
     @classmethod

@@ -193,8 +193,9 @@ class CallbackService:
         if call is None or request is None:
             return
         queue = request.queue or self.gateway.settings.config.general_queue.name
+        number = request.number if self._dialable(request.number, call.call_id) else None
         entry = CallbackEntry(
-            call.call_id, request.number, queue, request.joined_at.timestamp(), request.at.timestamp(),
+            call.call_id, number, queue, request.joined_at.timestamp(), request.at.timestamp(),
             call.legacy_line,
         )  # fmt: skip
         self._work.put(("add", entry))
@@ -273,10 +274,19 @@ class CallbackService:
             free[entry.queue] -= 1
             await self._dial(entry)
 
+    def _dialable(self, number: str | None, call_id: str) -> bool:
+        """Only numbers of the YAML's callback dial plan are called (checked again on entries read back
+        from Redis, which anyone with access to it could have written)."""
+        if self.gateway.settings.config.callback.numbers.allows(number):
+            return True
+        if number is not None:
+            log.warning("callback.number_refused", call_id=call_id, number=number[:32])
+        return False
+
     async def _dial(self, entry: CallbackEntry) -> None:
         entry.attempts += 1
-        if entry.number is None:
-            await self._report(entry, CallbackOutcome.FAILED)  # the caller withheld the number
+        if not self._dialable(entry.number, entry.call_id):
+            await self._report(entry, CallbackOutcome.FAILED)  # withheld, or outside the dial plan
             return
         linkedid = f"{CALL_BACK_PREFIX}{secrets.token_hex(8)}"
         flight = Flight(entry, linkedid, self.wallclock())
