@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS work_orders (
     revision INTEGER NOT NULL,
     stage TEXT NOT NULL,
     disposition TEXT NOT NULL,
-    legacy_line TEXT NOT NULL,
+    legacy_line TEXT,  -- null: a call found by a resync (the contract allows it)
     record TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
