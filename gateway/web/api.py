@@ -16,9 +16,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from gateway.ami import safety
-from gateway.ami.safety import TRACKED_EVENTS
 from gateway.app import GATEWAY, NODES, Gateway
 from gateway.calls.model import Call, Party
+from gateway.contract import TRACKED_EVENTS
 from gateway.dialplan.reload import admin_settings, config_digest, reload_config
 from gateway.dialplan.routing import SeatPlan
 from gateway.records.outbox import backlog, dead_letters
