@@ -3,7 +3,7 @@
 A call that starts and ends while no gateway is connected (killed and restarting, AMI session
 down, a standby still waiting for the lease) leaves nothing on AMI. The rendered dialplan covers
 it without depending on the gateway: the caller's hangup handler writes every ended citizen call
-into AstDB (``gateway.dialplan.render.ENDED_LOG_FIELDS``), one family per UTC day and one key per
+into AstDB (``gateway.contract.ENDED_LOG_FIELDS``), one family per UTC day and one key per
 hour, kept three days. After every resync (each new AMI session, and periodically) the backstop
 reads the hours since its last sweep (``DBGetTree``: the ``reporting`` class, no ``system``) and
 turns every call nobody recorded into a final record marked ``origin: pbx_log``.
