@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.app import GATEWAY
-from gateway.transfers.callback import CallbackService
+from gateway.callbacks.service import CallbackService
 from gateway.transfers.machine import Mode
 from gateway.transfers.service import TransferService
 from gateway.web.auth import Role, require

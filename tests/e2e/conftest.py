@@ -19,7 +19,7 @@ from gateway.app import GATEWAY, Gateway, init_app
 from gateway.demo import demo_environment
 from gateway.localredis import LocalRedis
 from gateway.merge.loader import load_config
-from gateway.records.sink import OrderSink
+from gateway.ordersink.sink import OrderSink
 from gateway.settings import Settings
 from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.people import CallerBehaviour, Endpoints, SeatBehaviour

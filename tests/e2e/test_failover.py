@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from gateway.demo import demo_environment
 from gateway.localredis import LocalRedis, free_port
 from gateway.merge.loader import load_config
-from gateway.records.sink import OrderSink
+from gateway.ordersink.sink import OrderSink
 from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.people import CallerBehaviour, Endpoints, SeatBehaviour
 from tests.conftest import ROOT

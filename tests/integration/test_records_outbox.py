@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from gateway.localredis import LocalRedis
 from gateway.records.client import OrderSystemClient
 from gateway.records.dispatcher import Dispatcher, DispatcherConfigError, RetryPolicy
-from gateway.records.examples import answered_call
+from gateway.ordersink.examples import answered_call
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.model import CallRecord
 from gateway.records.outbox import (
@@ -25,7 +25,7 @@ from gateway.records.outbox import (
     dead_letters,
     requeue_dead_letter,
 )
-from gateway.records.sink import OrderSink
+from gateway.ordersink.sink import OrderSink
 from gateway.records.spool import Spool
 
 TOKEN = "outbox-test-token"

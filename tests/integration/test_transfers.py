@@ -40,7 +40,7 @@ from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.pbx import OriginateRequest
 from gateway.sim.people import Endpoints, FarEnd
 from gateway.sim.server import Simulator
-from gateway.transfers.callback import CallbackService
+from gateway.callbacks.service import CallbackService
 from gateway.transfers.http import CALLBACKS, TRANSFERS
 from gateway.transfers.service import TransferService
 from tests.conftest import ROOT

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from gateway.merge.schema import MergeMode as ConfigMergeMode
 from gateway.merge.schema import Survey as ConfigSurvey
 from gateway.records import schema
-from gateway.records.examples import answered_call, emergency_handover
+from gateway.ordersink.examples import answered_call, emergency_handover
 from gateway.records.model import (
     CallRecord,
     MergeMode,

@@ -12,8 +12,8 @@ import pytest
 from aiohttp import web
 
 from gateway.records.client import Answer, OrderSystemClient, Result
-from gateway.records.examples import answered_call, emergency_handover
-from gateway.records.sink import OrderSink
+from gateway.ordersink.examples import answered_call, emergency_handover
+from gateway.ordersink.sink import OrderSink
 from gateway.records.tokens import TokenConfigError
 
 TOKEN = "sink-test-token"
