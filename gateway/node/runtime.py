@@ -30,6 +30,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
+from gateway import keys
 from gateway.ami import safety
 from gateway.ami.client import AmiClient, AmiSettings, ConnectionState
 from gateway.ami.errors import AmiError
@@ -67,7 +68,6 @@ TICK_S = 0.25
 MIRROR_EVERY_S = 1.0
 FEEDBACK_EVERY_S = 10.0
 STOP_TASKS_S = 3.0
-LIVE_KEY = "hotline:live"  # + ":<node>": the node's latest snapshot, for other instances
 
 
 @dataclass
@@ -481,9 +481,9 @@ async def _share(gateway: Gateway, snapshot: Snapshot, now: float) -> bool:
         await gateway.kpi_store.refresh(gateway.book, now)
         if gateway.controlling:
             own = json.dumps({**as_plain(snapshot), "node": gateway.node}, ensure_ascii=False)
-            await gateway.redis.set(f"{LIVE_KEY}:{gateway.node}", own, ex=10)
-        keys = [k async for k in gateway.redis.scan_iter(match=f"{LIVE_KEY}:*", count=100)]
-        values = await gateway.redis.mget(keys) if keys else []
+            await gateway.redis.set(keys.live(gateway.node), own, ex=10)
+        names = [k async for k in gateway.redis.scan_iter(match=keys.LIVE_PATTERN, count=100)]
+        values = await gateway.redis.mget(names) if names else []
     except (RedisError, OSError):
         return False
     mine = {gateway.node} if gateway.controlling else set()

@@ -337,9 +337,8 @@ class Backstop:
         self.pbx_node = builder.pbx_node
         self._retry_s = retry_s
         self._flush_every_s = flush_every_s
-        prefix = outbox.keys.prefix
-        self._marker_prefix = f"{prefix}:final:"  # + record id
-        self._swept_key = f"{prefix}:backstop:{self.pbx_node}:swept-until"  # PBX epoch seconds
+        self._keys = outbox.keys
+        self._swept_key = self._keys.swept_until(self.pbx_node)
         self._recorded: OrderedDict[str, Recorded] = OrderedDict()  # by Linkedid, this process
         self._pending: OrderedDict[str, tuple[str, Recorded]] = OrderedDict()  # record id -> (key, marker)
         self._flagged: set[str] = set()  # calls the tracker held live long after their logged end
@@ -400,7 +399,7 @@ class Backstop:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for record_id, recorded in markers:
-                pipe.set(self._marker_prefix + record_id, recorded.marker(), ex=MARKER_TTL_S)
+                pipe.set(self._keys.final(record_id), recorded.marker(), ex=MARKER_TTL_S)
             await pipe.execute()
 
     # -- the sweep --------------------------------------------------------------------------------
@@ -498,7 +497,7 @@ class Backstop:
         found: dict[str, Recorded] = {}
         for start in range(0, len(linkedids), CHUNK * 5):
             chunk = linkedids[start : start + CHUNK * 5]
-            keys = [self._marker_prefix + record_id_for(self.pbx_node, linkedid) for linkedid in chunk]
+            keys = [self._keys.final(record_id_for(self.pbx_node, linkedid)) for linkedid in chunk]
             for linkedid, raw in zip(chunk, await self._redis.mget(keys), strict=True):
                 recorded = (
                     Recorded.from_marker(raw.decode() if isinstance(raw, bytes) else raw) if raw else None

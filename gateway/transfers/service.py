@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError
 
+from gateway import keys
 from gateway.ami import safety
 from gateway.ami.errors import ActionFailedError, AmiError
 from gateway.ami.protocol import Message
@@ -70,7 +71,6 @@ from gateway.web.errors import HttpError
 
 log = structlog.get_logger(__name__)
 
-MIRROR_PREFIX = "hotline:transfer:"  # + id: the transfer as JSON, for every instance's API
 MIRROR_TTL_S = 86_400
 KEEP_FINISHED_S = 3600.0  # finished transfers stay in memory this long, then only in Redis
 # Asterisk's own limits (the target queue's wait, the three-way originate) run this much longer
@@ -212,7 +212,7 @@ class TransferService:
         if t is not None:
             return t.as_json()
         try:
-            mirrored = await self.gateway.redis.get(MIRROR_PREFIX + transfer_id)
+            mirrored = await self.gateway.redis.get(keys.transfer(transfer_id))
         except (RedisError, OSError) as exc:
             log.warning("transfer.mirror_unreadable", transfer=transfer_id, error=str(exc))
             return None
@@ -417,7 +417,7 @@ class TransferService:
     async def _mirror(self, t: Transfer) -> None:
         try:
             await self.gateway.redis.set(
-                MIRROR_PREFIX + t.id, json.dumps(t.as_json(), ensure_ascii=False), ex=MIRROR_TTL_S
+                keys.transfer(t.id), json.dumps(t.as_json(), ensure_ascii=False), ex=MIRROR_TTL_S
             )
         except (RedisError, OSError) as exc:
             log.warning("transfer.mirror_failed", transfer=t.id, error=str(exc))

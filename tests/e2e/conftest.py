@@ -14,8 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-
 from gateway.app import GATEWAY, Gateway, init_app
+
 from gateway.demo import demo_environment
 from gateway.localredis import LocalRedis
 from gateway.merge.loader import load_config

@@ -28,19 +28,19 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-
 from gateway.app import GATEWAY, Gateway, init_app
+
+from gateway.callbacks.service import CallbackService
 from gateway.calls.model import Call, SeatState
 from gateway.demo import demo_environment
+from gateway.keys import OutboxKeys
 from gateway.localredis import LocalRedis
-from gateway.records.outbox import OutboxKeys
 from gateway.settings import Settings
 from gateway.sim.channel import Channel
 from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.pbx import OriginateRequest
 from gateway.sim.people import Endpoints, FarEnd
 from gateway.sim.server import Simulator
-from gateway.callbacks.service import CallbackService
 from gateway.transfers.http import CALLBACKS, TRANSFERS
 from gateway.transfers.service import TransferService
 from tests.conftest import ROOT
