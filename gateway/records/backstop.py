@@ -46,7 +46,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.ami import safety
 from gateway.ami.errors import ActionFailedError, AmiError
-from gateway.calls.model import DispositionKind as CallDisposition
 from gateway.calls.model import seat_id_of
 from gateway.calls.resync import Resync
 from gateway.calls.tracker import CallEnded, Output
@@ -56,12 +55,9 @@ from gateway.records.model import (
     LINKEDID_PATTERN,
     CallbackOutcome,
     CallRecord,
-    DispositionKind,
-    MergeMode,
     Origin,
     PhoneNumber,
     QueueName,
-    QueueResult,
     SeatId,
     ShortText,
     Stage,
@@ -70,6 +66,7 @@ from gateway.records.model import (
     revision_for,
 )
 from gateway.records.outbox import REDIS_FAILURES, Outbox, Via
+from gateway.vocabulary import CATEGORY_RE, DTMF_KEY_RE, DispositionKind, MergeMode, QueueResult
 
 log = structlog.get_logger(__name__)
 
@@ -197,8 +194,6 @@ def report_as_of(entry: LoggedCall, *, live: bool, recorded: Recorded | None) ->
 # --- the record ------------------------------------------------------------------------------
 
 _LINKEDID = re.compile(LINKEDID_PATTERN)
-_CATEGORY = re.compile(r"[0-9]{6}")
-_SURVEY_KEY = re.compile(r"[0-9*#]")
 _PHONE: TypeAdapter[str] = TypeAdapter(PhoneNumber)
 _QUEUE: TypeAdapter[str] = TypeAdapter(QueueName)
 _SEAT: TypeAdapter[str] = TypeAdapter(SeatId)
@@ -236,7 +231,7 @@ def _survey(entry: LoggedCall) -> dict[str, Any] | None:
     if result is None:
         return None
     key = entry.text("survey_key")
-    return {"result": result, "key": key if key and _SURVEY_KEY.fullmatch(key) else None, "at": None}
+    return {"result": result, "key": key if key and DTMF_KEY_RE.fullmatch(key) else None, "at": None}
 
 
 def build_record(entry: LoggedCall, pbx_node: str, as_of: dt.datetime) -> CallRecord:
@@ -280,7 +275,7 @@ def build_record(entry: LoggedCall, pbx_node: str, as_of: dt.datetime) -> CallRe
         "legacy_line": _valid(_PHONE, entry.text("line")),
         "merge_mode": _member(MergeMode, entry.text("mode")),
         "department": _valid(_TEXT, entry.text("department")),
-        "category_code": category if category and _CATEGORY.fullmatch(category) else None,
+        "category_code": category if category and CATEGORY_RE.fullmatch(category) else None,
         "queues": [
             {"queue": queue, "joined_at": _at(waited_from), "left_at": _at(left), "result": result}
         ] if queue and joined is not None else [],
@@ -363,7 +358,7 @@ class Backstop:
         call = output.call if isinstance(output, CallEnded) else None
         if call is None or call.ended_at is None:
             return
-        outage = call.disposition is not None and call.disposition.kind is CallDisposition.PBX_OUTAGE
+        outage = call.disposition is not None and call.disposition.kind is DispositionKind.PBX_OUTAGE
         self._remember(call.call_id, Recorded(revision_for(call.ended_at, Stage.FINAL), outage))
 
     def _on_final(self, record: CallRecord) -> None:

@@ -27,7 +27,7 @@ from gateway.ami import safety
 from gateway.ami.errors import ActionFailedError, AmiError
 from gateway.ami.protocol import Message
 from gateway.app import Gateway
-from gateway.calls.model import Call, HandoverOutcome, LegRole, Party, PartyKind, SeatState, TargetKind
+from gateway.calls.model import Call, LegRole, Party, SeatState
 from gateway.calls.resync import utc_now
 from gateway.contract import (
     CONF_CONTEXT,
@@ -57,7 +57,6 @@ from gateway.transfers.machine import (
     Fact,
     HangUp,
     Leg,
-    Mode,
     Refused,
     SendBack,
     Settle,
@@ -67,6 +66,7 @@ from gateway.transfers.machine import (
     observe,
     step,
 )
+from gateway.vocabulary import HandoverMode, HandoverOutcome, PartyKind, TargetKind
 from gateway.web.errors import HttpError
 
 log = structlog.get_logger(__name__)
@@ -117,7 +117,7 @@ class TransferService:
 
     # --- the API ---------------------------------------------------------------------------------
 
-    def target(self, name: str, mode: Mode) -> Target:
+    def target(self, name: str, mode: HandoverMode) -> Target:
         """A hand-over target by name: an expert, policy or sub-centre queue, or a linkage number.
 
         ``policy`` names the policy specialist group of hotline_merge.yaml (handover.policy_queue).
@@ -144,7 +144,9 @@ class TransferService:
             )
         return Target(TargetKind.EMERGENCY, name, name, linkage.name)
 
-    async def request(self, call_id: str, target_name: str, mode: Mode, *, override: bool) -> Transfer:
+    async def request(
+        self, call_id: str, target_name: str, mode: HandoverMode, *, override: bool
+    ) -> Transfer:
         """Start a hand-over of a live call from the seat it is connected to."""
         call = self.gateway.tracker.calls.get(call_id)
         if call is None:
@@ -166,7 +168,7 @@ class TransferService:
             caller=caller_leg, seat=seat_leg, requested_at=self.wallclock(), deadline=self.clock() + timeout,
             node=self.gateway.node, override=over_limit,
         )  # fmt: skip
-        if mode is Mode.THREEWAY:
+        if mode is HandoverMode.THREEWAY:
             t.room = f"{secrets.randbelow(9 * 10**7) + 10**7}"  # digits: hotline-conf matches _X.
             t.target_legs = {t.id: "", f"{t.id}-2": ""}  # the originate's ChannelId / OtherChannelId
         self._watch(t)
@@ -196,7 +198,7 @@ class TransferService:
         Asterisk then joins the caller to the target and says so with AttendedTransfer (trace 06).
         """
         t = await self._local(transfer_id)
-        if t.mode is not Mode.CONSULT or t.state is not State.ANSWERED:
+        if t.mode is not HandoverMode.CONSULT or t.state is not State.ANSWERED:
             raise HttpError(
                 409,
                 "transfer.not_completable",
@@ -297,7 +299,7 @@ class TransferService:
 
     def _actions(self, t: Transfer, call: Call, pbx_limit_s: int) -> list[safety.Action]:
         exten = t.target.exten
-        if t.mode is Mode.BLIND:
+        if t.mode is HandoverMode.BLIND:
             actions = [safety.setvar(VAR_RETURN_SEAT, t.from_seat, channel=t.caller.channel)]
             if t.target.kind is TargetKind.QUEUE:
                 actions.append(
@@ -308,7 +310,7 @@ class TransferService:
                 # BlindTransfer needs a two-party bridge; out of a conference the caller is redirected.
                 return [*actions, safety.redirect(t.caller.channel, HANDOVER_CONTEXT, exten)]
             return [*actions, safety.blind_transfer(t.seat.channel, HANDOVER_CONTEXT, exten)]
-        if t.mode is Mode.CONSULT:
+        if t.mode is HandoverMode.CONSULT:
             return [safety.atxfer(t.seat.channel, exten, context=HANDOVER_CONTEXT)]
         room = t.room or ""
         return [
@@ -353,7 +355,7 @@ class TransferService:
     def _watch(self, t: Transfer) -> None:
         self.transfers[t.id] = t
         self._watching[t.call_id] = t
-        if t.mode is Mode.THREEWAY:
+        if t.mode is HandoverMode.THREEWAY:
             self._watching[t.id] = t  # the target's legs carry the originate's own Linkedid
         self._work.put((t, None))
 

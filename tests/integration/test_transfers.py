@@ -420,7 +420,7 @@ async def test_consult_the_policy_group_then_complete_and_the_seat_stops_at_the_
     assert seat["hold_s"] > 0
     (handover,) = record["handovers"]
     assert (handover["mode"], handover["target"], handover["outcome"]) == (
-        "attended",
+        "consult",
         "policy-specialist",
         "completed",
     )
