@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.harness: the fault harness the tests share
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # bench.harness: the fault harness the tests share
 
 from bench.harness.system import BENCH, FAULTS, FaultResult, Timing, run_fault, summary, table
 

@@ -15,9 +15,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.ami.protocol import Message
+from gateway.callbacks.service import ENTRIES_KEY, ORDER_KEY
 from gateway.localredis import LocalRedis
 from gateway.sim.people import FarEnd
-from gateway.callbacks.service import ENTRIES_KEY, ORDER_KEY
 from tests.integration.test_transfers import TIME_SCALE, Stack, all_records, open_stack, until, until_true
 
 KEY_AFTER_S = {"citizen-a": 12.0, "citizen-b": 8.0, "citizen-c": 2.0}  # they ask in the order c, b, a

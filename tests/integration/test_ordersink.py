@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.records.client import Answer, OrderSystemClient, Result
 from gateway.ordersink.examples import answered_call, emergency_handover
 from gateway.ordersink.sink import OrderSink
+from gateway.records.client import Answer, OrderSystemClient, Result
 from gateway.records.tokens import TokenConfigError
 
 TOKEN = "sink-test-token"

@@ -11,9 +11,10 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from gateway.localredis import LocalRedis
+from gateway.ordersink.examples import answered_call
+from gateway.ordersink.sink import OrderSink
 from gateway.records.client import OrderSystemClient
 from gateway.records.dispatcher import Dispatcher, DispatcherConfigError, RetryPolicy
-from gateway.ordersink.examples import answered_call
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.model import CallRecord
 from gateway.records.outbox import (
@@ -25,7 +26,6 @@ from gateway.records.outbox import (
     dead_letters,
     requeue_dead_letter,
 )
-from gateway.ordersink.sink import OrderSink
 from gateway.records.spool import Spool
 
 TOKEN = "outbox-test-token"

@@ -21,13 +21,13 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
 from gateway.localredis import LocalRedis
+from gateway.ordersink.examples import answered_call, emergency_handover
+from gateway.ordersink.sink import OrderSink
 from gateway.records.client import OrderSystemClient
 from gateway.records.dispatcher import Dispatcher, RetryPolicy
-from gateway.ordersink.examples import answered_call, emergency_handover
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.model import CallRecord
 from gateway.records.outbox import Backlog, Outbox, OutboxKeys, Via, backlog
-from gateway.ordersink.sink import OrderSink
 from gateway.records.spool import Spool
 
 TOKEN_ENV = "FAULT_SUITE_ORDER_TOKEN"

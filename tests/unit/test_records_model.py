@@ -13,8 +13,8 @@ from pydantic import ValidationError
 
 from gateway.merge.schema import MergeMode as ConfigMergeMode
 from gateway.merge.schema import Survey as ConfigSurvey
-from gateway.records import schema
 from gateway.ordersink.examples import answered_call, emergency_handover
+from gateway.records import schema
 from gateway.records.model import (
     CallRecord,
     MergeMode,
