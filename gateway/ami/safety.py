@@ -24,13 +24,6 @@ from dataclasses import dataclass
 
 from gateway.ami.errors import UnsafeValueError
 from gateway.ami.protocol import UnsafeHeaderError, check_header
-from gateway.calls.tracker import HANDLED_EVENTS
-
-# Events the client itself needs on every session, besides those the tracker consumes.
-CLIENT_EVENTS = frozenset({"FullyBooted", "Shutdown"})
-# What a least-privilege manager.conf eventfilter must let through (list items answering an
-# action, e.g. QueueStatus's QueueMember, are not filtered and need no entry).
-TRACKED_EVENTS: frozenset[str] = HANDLED_EVENTS | CLIENT_EVENTS
 
 _TECH = r"(?:PJSIP|SIP|IAX2|DAHDI|Local)"
 _RESOURCE = r"[A-Za-z0-9_.+@\-]{1,80}"

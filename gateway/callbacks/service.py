@@ -38,9 +38,15 @@ from gateway.ami.errors import AmiError
 from gateway.ami.protocol import Message
 from gateway.calls.model import SeatState
 from gateway.calls.resync import utc_now
-from gateway.dialplan.events import CALL_BACK_PREFIX
-from gateway.dialplan.render import CALLBACK_DIAL_CONTEXT, OUTBOUND_CONTEXT, OUTBOUND_RING_S
-from gateway.dialplan.routing import VAR_LEGACY_LINE
+from gateway.contract import (
+    CALL_BACK_PREFIX,
+    CALLBACK_DIAL_CONTEXT,
+    OUTBOUND_CONTEXT,
+    OUTBOUND_RING_S,
+    VAR_LEGACY_LINE,
+    VAR_QUEUE,
+    Callback,
+)
 from gateway.ports import Send, TrackerView
 from gateway.records.from_calls import CallbackAttempt, RecordBuilder
 from gateway.records.model import CallbackOutcome, CallRecord
@@ -187,7 +193,7 @@ class CallbackService:
     def __call__(self, event: Message) -> None:
         name = event.event
         f = event.as_dict()
-        if name == "UserEvent" and f.get("UserEvent") == "HotlineCallback":
+        if name == "UserEvent" and f.get("UserEvent") == Callback.NAME:
             self._requested(f)
             return
         flight = self.flights.get(f.get("Linkedid", ""))
@@ -322,7 +328,7 @@ class CallbackService:
     def _variables(entry: CallbackEntry) -> dict[str, str]:
         """The queue to join; the line tells any gateway (after a resync too) this is a citizen's call."""
         line = {VAR_LEGACY_LINE: entry.line} if entry.line else {}
-        return {"HOTLINE_QUEUE": entry.queue, **line}
+        return {VAR_QUEUE: entry.queue, **line}
 
     async def run(self) -> None:
         """Background task: Redis writes and outcomes as they come, dispatch every tick."""

@@ -32,7 +32,8 @@ from gateway.ami import safety
 from gateway.ami.client import AmiClient, ConnectionState
 from gateway.ami.errors import AmiError
 from gateway.ami.protocol import Message
-from gateway.calls.tracker import CALL_VARIABLES, Output, Tracker
+from gateway.calls.tracker import Output, Tracker
+from gateway.contract import CALL_VARIABLES
 
 log = structlog.get_logger(__name__)
 

@@ -69,6 +69,23 @@ from gateway.calls.model import (
     device_of,
     seat_id_of,
 )
+from gateway.contract import (
+    INBOUND_CONTEXT,
+    VAR_CATEGORY,
+    VAR_DEPARTMENT,
+    VAR_LEGACY_LINE,
+    VAR_MERGE_MODE,
+    VAR_MIXMONITOR_FILENAME,
+    VAR_RECORDING,
+    Callback,
+    Intake,
+)
+from gateway.contract import (
+    Handover as HandoverEvent,
+)
+from gateway.contract import (
+    Survey as SurveyEvent,
+)
 
 _PHONE = re.compile(r"\+?[0-9]{2,20}")
 _TOKEN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -85,15 +102,19 @@ _LEFT_UNANSWERED = frozenset({QueueResult.TIMEOUT, QueueResult.OVERFLOWED})
 
 # Channel variables the dialplan sets on every inbound call (gateway.dialplan.routing).
 _CALL_FIELDS: dict[str, tuple[str, re.Pattern[str]]] = {
-    "LEGACY_LINE": ("legacy_line", _PHONE),
-    "MERGE_MODE": ("merge_mode", _TOKEN),
-    "DEPARTMENT": ("department", re.compile(r"[^\x00-\x1f]{1,200}")),
-    "CATEGORY_CODE": ("category_code", _CATEGORY),
+    VAR_LEGACY_LINE: ("legacy_line", _PHONE),
+    VAR_MERGE_MODE: ("merge_mode", _TOKEN),
+    VAR_DEPARTMENT: ("department", re.compile(r"[^\x00-\x1f]{1,200}")),
+    VAR_CATEGORY: ("category_code", _CATEGORY),
 }
-CALL_VARIABLES = tuple(_CALL_FIELDS)  # what a resync asks Status for, for calls it never saw start
 # The same facts as headers of the dialplan's HotlineIntake UserEvent.
-_INTAKE_FIELDS = {"LegacyLine": "LEGACY_LINE", "MergeMode": "MERGE_MODE", "Department": "DEPARTMENT"}
-_RECORDING_VARIABLES = frozenset({"HOTLINE_RECORDING", "MIXMONITOR_FILENAME"})
+_INTAKE_FIELDS = {
+    Intake.LEGACY_LINE: VAR_LEGACY_LINE,
+    Intake.MERGE_MODE: VAR_MERGE_MODE,
+    Intake.DEPARTMENT: VAR_DEPARTMENT,
+    Intake.CATEGORY: VAR_CATEGORY,
+}
+_RECORDING_VARIABLES = frozenset({VAR_RECORDING, VAR_MIXMONITOR_FILENAME})
 
 EMERGENCY_NUMBERS = frozenset({"110", "119", "120", "122"})
 
@@ -172,7 +193,7 @@ class Tracker:
     def __init__(
         self,
         *,
-        inbound_contexts: Iterable[str] = ("from-pstn",),
+        inbound_contexts: Iterable[str] = (INBOUND_CONTEXT,),
         queue_rules: Mapping[str, QueueRules] | None = None,
         default_rules: QueueRules = QueueRules(),
         emergency_numbers: Iterable[str] = EMERGENCY_NUMBERS,
@@ -339,7 +360,7 @@ class Tracker:
         checked = _valid(value, pattern)
         if checked is not None:
             setattr(call, attribute, checked)
-            if variable == "LEGACY_LINE":
+            if variable == VAR_LEGACY_LINE:
                 call.citizen = True
 
     def _recording(self, call: Call, leg: Leg | None, name: str | None) -> None:
@@ -1032,34 +1053,32 @@ class Tracker:
 
     def _on_user_event(self, f: dict[str, str], _: Message, now: float, wall: dt.datetime) -> None:
         kind = f.get("UserEvent")
-        if kind == "HotlineSurvey":
+        if kind == SurveyEvent.NAME:
             self._survey(f, wall)
             return
         call = self._leg_call.get(f.get("Uniqueid", "")) or self._groups.get(f.get("Linkedid", ""))
         if call is None:
             return  # UserEvent text is untrusted: it may only add to a call that exists
         leg = call.legs.get(f.get("Uniqueid", ""))
-        if kind == "HotlineIntake":
+        if kind == Intake.NAME:
             for header, variable in _INTAKE_FIELDS.items():
                 if header in f:
                     self._set_field(call, variable, f[header])
-            if "Category" in f:
-                self._set_field(call, "CATEGORY_CODE", f["Category"])
-            self._recording(call, leg, f.get("Recording"))
-        elif kind == "HotlineCallback":
+            self._recording(call, leg, f.get(Intake.RECORDING))
+        elif kind == Callback.NAME:
             self._callback(call, f, wall)
-        elif kind == "HotlineHandover":
-            threeway = bool(f.get("Call"))  # only hotline-threeway names the call it joins
+        elif kind == HandoverEvent.NAME:
+            threeway = bool(f.get(HandoverEvent.CALL))  # only hotline-threeway names the call it joins
             if threeway:
-                call = self._join(call, f["Call"])
+                call = self._join(call, f[HandoverEvent.CALL])
             self._dialplan_handover(call, leg, f, now, wall, threeway=threeway)
 
     def _survey(self, f: dict[str, str], wall: dt.datetime) -> None:
-        result = _valid(f.get("Result"), _TOKEN)
+        result = _valid(f.get(SurveyEvent.RESULT), _TOKEN)
         linkedid = f.get("Linkedid", "")
         if result is None:
             return
-        survey = Survey(result, _valid(f.get("Key"), _DTMF_KEY), wall)
+        survey = Survey(result, _valid(f.get(SurveyEvent.KEY), _DTMF_KEY), wall)
         call = self._groups.get(linkedid)
         if call is not None and call.citizen:
             call.survey = survey
@@ -1067,12 +1086,12 @@ class Tracker:
             self._outputs.append(CallUpdate(UpdateKind.LATE_SURVEY, linkedid, None, survey))
 
     def _callback(self, call: Call, f: dict[str, str], wall: dt.datetime) -> None:
-        number = _valid(f.get("CallbackNumber"), _PHONE) or call.caller_number
+        number = _valid(f.get(Callback.NUMBER), _PHONE) or call.caller_number
         joined = call.queue_joined_at or call.arrived_at
-        epoch = _valid(f.get("JoinTime"), _EPOCH)
+        epoch = _valid(f.get(Callback.JOIN_TIME), _EPOCH)
         if epoch is not None:
             joined = dt.datetime.fromtimestamp(int(epoch), dt.UTC)
-        call.callback = CallbackRequest(number, _valid(f.get("Queue"), _QUEUE), wall, joined)
+        call.callback = CallbackRequest(number, _valid(f.get(Callback.QUEUE), _QUEUE), wall, joined)
         visit = next((v for v in reversed(call.queues) if not v.consult), None)
         if visit is not None and visit.result in (None, QueueResult.TIMEOUT):
             visit.result = QueueResult.CALLBACK_REQUESTED
@@ -1082,8 +1101,8 @@ class Tracker:
         self, call: Call, leg: Leg | None, f: dict[str, str], now: float, wall: dt.datetime, *, threeway: bool
     ) -> None:
         """HotlineHandover: the dialplan's hand-over context names the target and its recording."""
-        target = f.get("Target", "")
-        emergency = f.get("Kind") == "emergency" and target in self.emergency_numbers
+        target = f.get(HandoverEvent.TARGET, "")
+        emergency = f.get(HandoverEvent.KIND) == HandoverEvent.EMERGENCY and target in self.emergency_numbers
         if not call.citizen or (not emergency and _valid(target, _QUEUE) is None):
             return
         attended = leg is not None and leg.role is not LegRole.CALLER
@@ -1101,7 +1120,7 @@ class Tracker:
                 self._end_party(call, party, now, wall)
             self._sync_clocks(call, now)
         handover.target_kind, handover.target = kind, target
-        recording = _valid(f.get("Recording"), _RECORDING)
+        recording = _valid(f.get(HandoverEvent.RECORDING), _RECORDING)
         if recording is not None:
             handover.recording = recording
             self._recording(call, leg, recording)

@@ -37,8 +37,8 @@ from gateway.ami.errors import AmiError
 from gateway.ami.result import ActionResult
 from gateway.calls.resync import Resync, TrackerFeed
 from gateway.calls.tracker import Output, QueueRules, Tracker
+from gateway.contract import CONTROLLER_USER_WRITE
 from gateway.dialplan.reload import config_digest, read_applied
-from gateway.dialplan.render import CONTROLLER_USER_WRITE
 from gateway.dialplan.routing import RoutingPlan, build_routing
 from gateway.lease import NodeLease
 from gateway.merge.loader import ConfigError, load_config

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from gateway.calls.model import Call, QueueResult, QueueVisit
 from gateway.calls.tracker import CallEnded, Output, UpdateKind
-from gateway.dialplan.events import CALL_BACK_PREFIX
+from gateway.contract import CALL_BACK_PREFIX
 from gateway.queues.stats import Fact, Observation
 
 _CLOSED = {

@@ -3,7 +3,7 @@
 A call that starts and ends while no gateway is connected (killed and restarting, AMI session
 down, a standby still waiting for the lease) leaves nothing on AMI. The rendered dialplan covers
 it without depending on the gateway: the caller's hangup handler writes every ended citizen call
-into AstDB (``gateway.dialplan.render.ENDED_LOG_FIELDS``), one family per UTC day and one key per
+into AstDB (``gateway.contract.ENDED_LOG_FIELDS``), one family per UTC day and one key per
 hour, kept three days. After every resync (each new AMI session, and periodically) the backstop
 reads the hours since its last sweep (``DBGetTree``: the ``reporting`` class, no ``system``) and
 turns every call nobody recorded into a final record marked ``origin: pbx_log``.
@@ -50,8 +50,7 @@ from gateway.calls.model import DispositionKind as CallDisposition
 from gateway.calls.model import seat_id_of
 from gateway.calls.resync import Resync
 from gateway.calls.tracker import CallEnded, Output
-from gateway.dialplan.events import SURVEY_NO_KEY
-from gateway.dialplan.render import ENDED_FAMILY, ENDED_KEEP_DAYS, ENDED_LOG_FIELDS, ENDED_LOG_VERSION
+from gateway.contract import ENDED_FAMILY, ENDED_KEEP_DAYS, ENDED_LOG_FIELDS, ENDED_LOG_VERSION, Survey
 from gateway.records.from_calls import RecordBuilder
 from gateway.records.model import (
     LINKEDID_PATTERN,
@@ -233,7 +232,7 @@ def _seat(interface: str | None) -> str | None:
 
 def _survey(entry: LoggedCall) -> dict[str, Any] | None:
     raw = entry.text("survey")
-    result = _member(SurveyResult, SurveyResult.NO_RESPONSE.value if raw == SURVEY_NO_KEY else raw)
+    result = _member(SurveyResult, SurveyResult.NO_RESPONSE.value if raw == Survey.NO_KEY else raw)
     if result is None:
         return None
     key = entry.text("survey_key")

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from gateway.calls import model as calls
 from gateway.calls.tracker import CallEnded, CallUpdate, Output, UpdateKind
-from gateway.dialplan.events import SURVEY_NO_KEY
+from gateway.contract import Survey as SurveyEvent
 from gateway.errors import GatewayError
 from gateway.records.model import (
     CallbackOutcome,
@@ -214,7 +214,7 @@ class RecordBuilder:
 
     def _survey(self, survey: calls.Survey, call_id: str) -> dict[str, Any] | None:
         # The dialplan says "none" when no key (or an unknown one) was pressed.
-        raw = SurveyResult.NO_RESPONSE.value if survey.result == SURVEY_NO_KEY else survey.result
+        raw = SurveyResult.NO_RESPONSE.value if survey.result == SurveyEvent.NO_KEY else survey.result
         result = _enum_value(SurveyResult, raw, "survey", call_id)
         return None if result is None else {"result": result, "key": survey.key, "at": survey.at}
 

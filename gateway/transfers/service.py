@@ -28,7 +28,7 @@ from gateway.ami.errors import ActionFailedError, AmiError
 from gateway.ami.protocol import Message
 from gateway.calls.model import Call, HandoverOutcome, LegRole, Party, PartyKind, SeatState, TargetKind
 from gateway.calls.resync import utc_now
-from gateway.dialplan.render import (
+from gateway.contract import (
     CONF_CONTEXT,
     HANDOVER_CONTEXT,
     RETURN_CONTEXT,
@@ -36,8 +36,8 @@ from gateway.dialplan.render import (
     VAR_HANDOVER_TIMEOUT,
     VAR_JOIN_CALL,
     VAR_RETURN_SEAT,
-    handover_extensions,
 )
+from gateway.dialplan.routing import handover_extensions
 from gateway.merge.schema import HotlineConfig
 from gateway.ports import PlanSource, Send, TrackerView
 from gateway.transfers.errors import (

@@ -15,8 +15,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from gateway.ami.safety import TRACKED_EVENTS
 from gateway.calls.model import Call, Party
+from gateway.contract import TRACKED_EVENTS
 from gateway.dialplan.reload import admin_settings, config_digest, reload_config
 from gateway.node.runtime import Node
 from gateway.queues.control import SeatControl, Verb

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gateway.ami import safety
 from gateway.ami.errors import UnsafeValueError
-from gateway.dialplan.render import ENDED_CONTEXT, ENDED_LOG_FIELDS, ENDED_LOG_VERSION
+from gateway.contract import ENDED_CONTEXT, ENDED_LOG_FIELDS, ENDED_LOG_VERSION
 from gateway.records.backstop import (
     LoggedCall,
     Recorded,
