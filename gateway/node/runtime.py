@@ -1,14 +1,16 @@
-"""The gateway process: ``init_app(settings)`` wires the AMI link, the tracker, Redis, call records,
-KPIs, the HTTP API and the dashboard into one aiohttp application.
+"""One controlled Asterisk node: ``Node`` holds its parts and runs its background tasks.
 
 The AMI read path only updates the tracker and puts outputs on a queue (``TrackerFeed``); every
-await on Redis or HTTP happens in background tasks owned by the app's cleanup contexts:
+await on Redis or HTTP happens in the node's tasks, each started once by ``Node.start``:
 
-- ``_pipeline``: tracker outputs -> call records -> outbox (Redis Stream, or the spool file);
-- ``_ticker``: a few times a second, lets time pass in the tracker, counts KPIs, publishes the
-  dashboard snapshot, mirrors it to Redis and flushes KPI buckets;
-- the AMI session, the resync loop, the outbox's spool recovery, the records backstop (work
-  orders of calls that ran while no gateway watched, from the PBX's own log) and the dispatchers.
+- ``lease``: runs the AMI session while this instance holds the node's lease (home node only);
+- ``records-pipeline``: tracker outputs -> KPIs and call records -> outbox (Redis Stream, or the spool);
+- ``ticker``: a few times a second, lets time pass in the tracker, counts KPIs, publishes the
+  dashboard snapshot to the live hub; every second shares with the other instances through Redis
+  (KPI buckets both ways, this node's live state out, the other nodes' in): a side branch, the
+  page never waits on it;
+- ``resync``, ``spool-recovery`` (home node only) and ``records-backstop`` (work orders of calls
+  that ran while no gateway watched, from the PBX's own log).
 Nothing here is needed for a citizen to reach a seat: Asterisk's dialplan does that alone.
 """
 
@@ -19,14 +21,13 @@ import contextlib
 import datetime as dt
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
@@ -40,7 +41,7 @@ from gateway.calls.tracker import Output, QueueRules, Tracker
 from gateway.contract import CONTROLLER_USER_WRITE
 from gateway.dialplan.reload import config_digest, read_applied
 from gateway.dialplan.routing import RoutingPlan, build_routing
-from gateway.lease import NodeLease, instance_id
+from gateway.lease import NodeLease
 from gateway.merge.loader import ConfigError, load_config
 from gateway.merge.schema import HotlineConfig
 from gateway.metrics import GatewayMetrics
@@ -48,18 +49,14 @@ from gateway.queues.kpi_store import KpiStore
 from gateway.queues.recorder import KpiRecorder
 from gateway.queues.stats import CHINA_TZ, KpiBook
 from gateway.records.backstop import Backstop
-from gateway.records.client import OrderSystemClient
-from gateway.records.dispatcher import Dispatcher
-from gateway.records.feedback import FeedbackStore, feedback_routes
+from gateway.records.feedback import FeedbackStore
 from gateway.records.from_calls import RecordBuilder
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.outbox import Outbox
 from gateway.records.spool import Spool
 from gateway.settings import Settings
-from gateway.web.auth import AUTH_KEY, Authenticator
-from gateway.web.dashboard import setup_dashboard
-from gateway.web.errors import error_middleware
-from gateway.web.live import LIVE_HUB, LiveHub
+from gateway.tasks import cancel_tasks, start_task
+from gateway.web.live import LiveHub
 from gateway.web.snapshot import LinkView, Snapshot, as_plain, build_snapshot, merge_live
 
 log = structlog.get_logger(__name__)
@@ -67,12 +64,11 @@ log = structlog.get_logger(__name__)
 TICK_S = 0.25
 MIRROR_EVERY_S = 1.0
 FEEDBACK_EVERY_S = 10.0
-STOP_TASKS_S = 3.0
 
 
 @dataclass
-class Gateway:
-    """Everything one gateway process runs; handlers reach it as ``request.app[GATEWAY]``."""
+class Node:
+    """Everything one controlled node runs: the home node, or one taken over from a dead instance."""
 
     settings: Settings
     plan: RoutingPlan
@@ -99,6 +95,8 @@ class Gateway:
     controlling: bool = False  # holds the lease (or Redis is unreachable) and runs the AMI session
     standby: bool = False  # found the node's lease held by another instance
     peers: list[dict[str, Any]] = field(default_factory=list)  # other nodes' mirrored live state
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def adopt(self, config: HotlineConfig) -> None:
         """Run a new, already validated and applied config: routing plan, queue rules, KPI thresholds."""
@@ -122,7 +120,7 @@ class Gateway:
             log.warning("config.applied_unreadable", path=str(path), error=str(exc))
 
     @property
-    def node(self) -> str:
+    def node_id(self) -> str:
         return self.settings.node_id
 
     def link(self) -> LinkView:
@@ -162,17 +160,46 @@ class Gateway:
         finally:
             self.metrics.action_seconds.labels(action.name, outcome).observe(time.monotonic() - began)
 
+    def start(self, *, takeover: bool = False) -> None:
+        """Start the node's background tasks, each once.
 
-GATEWAY = web.AppKey("gateway", Gateway)
-# Nodes this process took over from a dead instance (scale-out), by node id.
-NODES = web.AppKey("nodes", dict[str, Gateway])
+        A node taken over (``takeover``) is controlled at once: the loop that took its lease renews
+        it. Its spool stays with its own instance, so only the home node recovers a spool.
+        """
+        if self.tasks:
+            raise RuntimeError(f"node {self.node_id} is already running")
+        suffix = f"-{self.node_id}" if takeover else ""
+        works: list[tuple[Awaitable[None], str]] = []
+        if takeover:
+            self.lease, self.controlling = None, True
+            self.client.start()
+        else:
+            works += [(_control(self), "lease"), (self.outbox.run_recovery(self.stopping), "spool-recovery")]
+        works += [
+            (self.resync.run(), "resync"),
+            (_pipeline(self), "records-pipeline"),
+            (_ticker(self), "ticker"),
+            (_backstop(self), "records-backstop"),
+        ]
+        self.tasks = [start_task(work, name + suffix) for work, name in works]
+
+    async def stop(self) -> None:
+        """Stop the tasks, hand the last outputs on, flush KPIs and free the lease."""
+        self.stopping.set()
+        await self.client.close()
+        await cancel_tasks(self.tasks)
+        await _flush_outputs(self)
+        await self.kpi_store.flush()
+        if self.lease is not None and self.controlling:
+            with contextlib.suppress(RedisError, OSError):
+                await self.lease.release()  # a standby may take over at once
 
 
 def _queue_rules(plan: RoutingPlan) -> dict[str, QueueRules]:
     return {q.name: QueueRules(q.service_level_s, q.wrapup_s) for q in plan.queues.values()}
 
 
-def build_gateway(settings: Settings, redis: aioredis.Redis, holder: str) -> Gateway:
+def build_node(settings: Settings, redis: aioredis.Redis, holder: str) -> Node:
     config = settings.config
     plan = build_routing(config)
     registry = CollectorRegistry()
@@ -191,7 +218,7 @@ def build_gateway(settings: Settings, redis: aioredis.Redis, holder: str) -> Gat
     outputs: asyncio.Queue[Output] = asyncio.Queue()
     feed = TrackerFeed(tracker, outputs.put_nowait)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
-    gateway = Gateway(
+    node = Node(
         settings=settings,
         plan=plan,
         redis=redis,
@@ -226,140 +253,37 @@ def build_gateway(settings: Settings, redis: aioredis.Redis, holder: str) -> Gat
     client.add_event_listener(on_event)
     client.add_event_listener(feed)
     client.add_state_listener(on_state)
-    return gateway
+    return node
 
 
-def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
-    from gateway.transfers.http import setup_transfers
-    from gateway.web.api import setup_api
-
-    app = web.Application(middlewares=[error_middleware])
-    app[AUTH_KEY] = Authenticator(settings.role_tokens, settings.session_secret)
-    redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
-    )
-    holder = instance_id()
-    gateway = build_gateway(settings, redis, holder)
-    app[GATEWAY] = gateway
-    app[NODES] = {}
-    app[LIVE_HUB] = gateway.hub
-    app.cleanup_ctx.extend(
-        [_redis_lifetime, gateway.hub.lifetime, _core_lifetime(dispatchers), _takeover_lifetime(holder)]
-    )
-    setup_api(app)
-    setup_transfers(app)
-    setup_dashboard(app, gateway.hub)
-    token_env = settings.feedback_token_env
-    app.add_routes(feedback_routes(gateway.feedback, token_env, environ={token_env: settings.feedback_token}))
-    return app
-
-
-async def _redis_lifetime(app: web.Application) -> AsyncIterator[None]:
-    gateway = app[GATEWAY]
-    try:
-        gateway.redis_ok = bool(await gateway.redis.ping())
-        loaded = await gateway.kpi_store.load(gateway.book, time.time())
-        log.info("kpi.loaded", buckets=loaded)
-    except (RedisError, OSError) as exc:
-        # Calls and records go on without Redis (records to the spool); figures restart from zero.
-        log.warning("redis.unreachable_at_start", error=str(exc))
-    yield
-    await gateway.redis.aclose()
-
-
-def _core_lifetime(dispatchers: int) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        gateway = app[GATEWAY]
-        config = gateway.settings.config
-        order_client = OrderSystemClient(
-            gateway.settings.order_url,
-            config.order_system.timeout_s,
-            config.order_system.token_env,
-            environ={config.order_system.token_env: gateway.settings.order_token},
-        )
-        stop = asyncio.Event()
-        async with order_client:
-            workers = [
-                Dispatcher(gateway.redis, order_client, consumer=f"{gateway.node}-{i}", metrics=None)
-                for i in range(dispatchers)
-            ]
-            tasks = [
-                _task(_control(gateway), "lease"),
-                _task(gateway.resync.run(), "resync"),
-                _task(_pipeline(gateway), "records-pipeline"),
-                _task(_ticker(gateway), "ticker"),
-                _task(gateway.outbox.run_recovery(stop), "spool-recovery"),
-                _task(_backstop(gateway), "records-backstop"),
-                *(_task(worker.run(), f"dispatcher-{i}") for i, worker in enumerate(workers)),
-            ]
-            try:
-                yield
-            finally:
-                stop.set()
-                for worker in workers:
-                    worker.stop()
-                await _stop_node(gateway, tasks)
-
-    return lifetime
-
-
-async def _stop_node(gateway: Gateway, tasks: list[asyncio.Task[None]]) -> None:
-    await gateway.client.close()
-    await _cancel(tasks)
-    await _flush_outputs(gateway)
-    await gateway.kpi_store.flush()
-    if gateway.lease is not None and gateway.controlling:
-        with contextlib.suppress(RedisError, OSError):
-            await gateway.lease.release()  # a standby may take over at once
-
-
-async def _control(gateway: Gateway) -> None:
+async def _control(node: Node) -> None:
     """Run the AMI session while this instance holds the node's lease; stand by otherwise."""
-    assert gateway.lease is not None
+    assert node.lease is not None
     while True:
         try:
-            held = await gateway.lease.acquire()
+            held = await node.lease.acquire()
         except (RedisError, OSError):
             held = True  # nobody can take over without Redis: keep (or start) controlling
-        gateway.standby = not held
-        if held and not gateway.controlling:
-            gateway.controlling = True
-            gateway.client.start()
-            log.info("node.controlling", node=gateway.node)
-        elif not held and gateway.controlling:
-            gateway.controlling = False
-            await gateway.client.close()
-            gateway.tracker.begin_resync()
-            log.warning("node.lease_lost", node=gateway.node)
-        await asyncio.sleep(gateway.lease.ttl_ms / 3000)
+        node.standby = not held
+        if held and not node.controlling:
+            node.controlling = True
+            node.client.start()
+            log.info("node.controlling", node=node.node_id)
+        elif not held and node.controlling:
+            node.controlling = False
+            await node.client.close()
+            node.tracker.begin_resync()
+            log.warning("node.lease_lost", node=node.node_id)
+        await asyncio.sleep(node.lease.ttl_ms / 3000)
 
 
-def _takeover_lifetime(holder: str) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Watch the other nodes this instance may take over (HOTLINE_TAKEOVER_NODES)."""
+async def take_over(settings: Settings, redis: aioredis.Redis, holder: str, nodes: dict[str, Node]) -> None:
+    """Control ``settings.node_id`` whenever its lease is free, until another instance holds it.
 
-    async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        home = app[GATEWAY]
-        tasks = [
-            _task(
-                _takeover(
-                    app, replace(home.settings, node_id=n.node_id, ami_host=n.host, ami_port=n.port), holder
-                ),
-                f"takeover-{n.node_id}",
-            )
-            for n in home.settings.takeover_nodes
-        ]
-        yield
-        await _cancel(tasks)
-
-    return lifetime
-
-
-async def _takeover(app: web.Application, settings: Settings, holder: str) -> None:
-    """Control ``settings.node_id`` whenever its lease is free, until another instance holds it."""
-    home = app[GATEWAY]
-    lease = NodeLease(home.redis, settings.node_id, holder, ttl_ms=settings.lease_ttl_ms)
-    runtime: Gateway | None = None
-    tasks: list[asyncio.Task[None]] = []
+    The node runs in ``nodes`` (by node id) while this instance controls it.
+    """
+    lease = NodeLease(redis, settings.node_id, holder, ttl_ms=settings.lease_ttl_ms)
+    runtime: Node | None = None
     # Give the node's own instance time to take its lease first: taking over is for dead ones.
     await asyncio.sleep(2 * lease.ttl_ms / 1000)
     try:
@@ -369,134 +293,105 @@ async def _takeover(app: web.Application, settings: Settings, holder: str) -> No
             except (RedisError, OSError):
                 held = runtime is not None  # without Redis, keep what we have, take nothing new
             if held and runtime is None:
-                runtime = build_gateway(settings, home.redis, holder)
-                runtime.lease, runtime.controlling = None, True  # this loop renews its lease
-                runtime.client.start()
-                tasks = [
-                    _task(runtime.resync.run(), f"resync-{runtime.node}"),
-                    _task(_pipeline(runtime), f"records-{runtime.node}"),
-                    _task(_ticker(runtime), f"ticker-{runtime.node}"),
-                    _task(_backstop(runtime), f"records-backstop-{runtime.node}"),
-                ]
-                app[NODES][runtime.node] = runtime
-                log.warning("node.taken_over", node=runtime.node)
+                runtime = build_node(settings, redis, holder)
+                runtime.start(takeover=True)
+                nodes[runtime.node_id] = runtime
+                log.warning("node.taken_over", node=runtime.node_id)
             elif not held and runtime is not None:
-                app[NODES].pop(runtime.node, None)
-                await _stop_node(runtime, tasks)
-                runtime, tasks = None, []
+                nodes.pop(runtime.node_id, None)
+                await runtime.stop()
+                runtime = None
                 log.info("node.handed_back", node=settings.node_id)
             await asyncio.sleep(lease.ttl_ms / 3000)
     finally:
         if runtime is not None:
-            app[NODES].pop(runtime.node, None)
-            await _stop_node(runtime, tasks)
+            nodes.pop(runtime.node_id, None)
+            await runtime.stop()
             with contextlib.suppress(RedisError, OSError):
                 await lease.release()
 
 
-def _backstop(gateway: Gateway) -> Awaitable[None]:
+def _backstop(node: Node) -> Awaitable[None]:
     """Records of the calls this node's gateway never saw, from the PBX's log of ended calls."""
-    return Backstop(gateway.resync, gateway.records, gateway.outbox, gateway.redis).run()
+    return Backstop(node.resync, node.records, node.outbox, node.redis).run()
 
 
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    # A task stuck in a library call must not keep a stopping gateway alive (SIGTERM has a deadline).
-    _, stuck = await asyncio.wait(tasks, timeout=STOP_TASKS_S) if tasks else (set(), set())
-    for task in stuck:
-        log.warning("task.stuck_at_shutdown", task=task.get_name())
-
-
-def _task(coro: Awaitable[None], name: str) -> asyncio.Task[None]:
-    async def guarded() -> None:
-        try:
-            await coro
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("task.crashed", task=name)
-            raise
-
-    return asyncio.get_running_loop().create_task(guarded(), name=name)
-
-
-async def _pipeline(gateway: Gateway) -> None:
+async def _pipeline(node: Node) -> None:
     """Tracker outputs -> KPIs and call records, in batches; never blocks the AMI path."""
     while True:
-        batch = [await gateway.outputs.get()]
-        await _handle_outputs(gateway, batch)
+        batch = [await node.outputs.get()]
+        await _handle_outputs(node, batch)
 
 
-async def _flush_outputs(gateway: Gateway) -> None:
+async def _flush_outputs(node: Node) -> None:
     batch = []
-    while not gateway.outputs.empty():
-        batch.append(gateway.outputs.get_nowait())
+    while not node.outputs.empty():
+        batch.append(node.outputs.get_nowait())
     if batch:
-        await _handle_outputs(gateway, batch)
+        await _handle_outputs(node, batch)
 
 
-async def _handle_outputs(gateway: Gateway, batch: list[Output]) -> None:
-    while not gateway.outputs.empty():
-        batch.append(gateway.outputs.get_nowait())
-    for observation in gateway.recorder.observe_outputs(batch):
-        gateway.kpi_store.add(gateway.book.record(observation))
-    records = gateway.records.records(batch, time.monotonic())
+async def _handle_outputs(node: Node, batch: list[Output]) -> None:
+    while not node.outputs.empty():
+        batch.append(node.outputs.get_nowait())
+    for observation in node.recorder.observe_outputs(batch):
+        node.kpi_store.add(node.book.record(observation))
+    records = node.records.records(batch, time.monotonic())
     if records:
-        via = await gateway.outbox.append_many(records)
+        via = await node.outbox.append_many(records)
         log.info("records.appended", count=len(records), via=via.value)
 
 
-async def _ticker(gateway: Gateway) -> None:
+async def _ticker(node: Node) -> None:
     next_mirror = next_feedback = 0.0
     while True:
         now, wall = time.monotonic(), dt.datetime.now(dt.UTC)
-        gateway.tracker.tick(now, wall)
-        for output in gateway.tracker.drain():
-            gateway.feed.emit(output)
-        for observation in gateway.recorder.observe(gateway.tracker.calls.values()):
-            gateway.kpi_store.add(gateway.book.record(observation))
-        waiting = sum(len(q.waiting) for q in gateway.tracker.queues.values())
-        gateway.kpi_store.add_gauge(gateway.book.sample("waiting", wall.timestamp(), waiting))
-        gateway.metrics.observe_tracker(gateway.tracker, now)
-        snapshot = gateway.snapshot()
-        gateway.hub.publish(snapshot)
+        node.tracker.tick(now, wall)
+        for output in node.tracker.drain():
+            node.feed.emit(output)
+        for observation in node.recorder.observe(node.tracker.calls.values()):
+            node.kpi_store.add(node.book.record(observation))
+        waiting = sum(len(q.waiting) for q in node.tracker.queues.values())
+        node.kpi_store.add_gauge(node.book.sample("waiting", wall.timestamp(), waiting))
+        node.metrics.observe_tracker(node.tracker, now)
+        snapshot = node.snapshot()
+        node.hub.publish(snapshot)
         if now >= next_mirror:
             next_mirror = now + MIRROR_EVERY_S
-            gateway.book.prune(wall.timestamp())
-            gateway.redis_ok = await _share(gateway, snapshot, wall.timestamp())
+            node.book.prune(wall.timestamp())
+            node.redis_ok = await _share(node, snapshot, wall.timestamp())
         if now >= next_feedback:
             next_feedback = now + FEEDBACK_EVERY_S
-            await _refresh_resolution(gateway, wall)
-            gateway.follow_applied()
+            await _refresh_resolution(node, wall)
+            node.follow_applied()
         await asyncio.sleep(TICK_S)
 
 
-async def _share(gateway: Gateway, snapshot: Snapshot, now: float) -> bool:
+async def _share(node: Node, snapshot: Snapshot, now: float) -> bool:
     """Exchange state with the other instances through Redis: KPI increments both ways, this
     node's live state out (while controlling it), the other nodes' live state in."""
-    if not await gateway.kpi_store.flush():
+    if not await node.kpi_store.flush():
         return False
     try:
-        await gateway.kpi_store.refresh(gateway.book, now)
-        if gateway.controlling:
-            own = json.dumps({**as_plain(snapshot), "node": gateway.node}, ensure_ascii=False)
-            await gateway.redis.set(keys.live(gateway.node), own, ex=10)
-        names = [k async for k in gateway.redis.scan_iter(match=keys.LIVE_PATTERN, count=100)]
-        values = await gateway.redis.mget(names) if names else []
+        await node.kpi_store.refresh(node.book, now)
+        if node.controlling:
+            own = json.dumps({**as_plain(snapshot), "node": node.node_id}, ensure_ascii=False)
+            await node.redis.set(keys.live(node.node_id), own, ex=10)
+        names = [k async for k in node.redis.scan_iter(match=keys.LIVE_PATTERN, count=100)]
+        values = await node.redis.mget(names) if names else []
     except (RedisError, OSError):
         return False
-    mine = {gateway.node} if gateway.controlling else set()
+    mine = {node.node_id} if node.controlling else set()
     peers = [json.loads(v) for v in values if v is not None]
-    gateway.peers = [p for p in peers if p.get("node") not in mine]
+    node.peers = [p for p in peers if p.get("node") not in mine]
     return True
 
 
-async def _refresh_resolution(gateway: Gateway, wall: dt.datetime) -> None:
+async def _refresh_resolution(node: Node, wall: dt.datetime) -> None:
     midnight = wall.astimezone(CHINA_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
     try:
-        rates = await gateway.feedback.rates(midnight, wall)
+        rates = await node.feedback.rates(midnight, wall)
     except (RedisError, OSError):
         return
     covered = rates.counts.get("resolution:resolved", 0) + rates.counts.get("resolution:unresolved", 0)
-    gateway.resolution = (rates.resolution_rate, covered)
+    node.resolution = (rates.resolution_rate, covered)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
@@ -26,7 +27,6 @@ from gateway import keys
 from gateway.ami import safety
 from gateway.ami.errors import ActionFailedError, AmiError
 from gateway.ami.protocol import Message
-from gateway.app import Gateway
 from gateway.calls.model import Call, LegRole, Party, SeatState
 from gateway.calls.resync import utc_now
 from gateway.contract import (
@@ -39,14 +39,21 @@ from gateway.contract import (
     VAR_RETURN_SEAT,
 )
 from gateway.dialplan.routing import handover_extensions
+from gateway.merge.schema import HotlineConfig
+from gateway.ports import PlanSource, Send, TrackerView
 from gateway.transfers.errors import (
+    CallNotFoundError,
+    ModeNotAllowedError,
     NoSeatError,
+    NotCompletableError,
     TargetUnavailableError,
     TransferElsewhereError,
     TransferFinishedError,
     TransferInProgressError,
     TransferLimitError,
+    TransferNotFoundError,
     TransferRefusedError,
+    UnknownTargetError,
 )
 from gateway.transfers.inbox import Inbox, stop_if_cancelled
 from gateway.transfers.machine import (
@@ -67,7 +74,6 @@ from gateway.transfers.machine import (
     step,
 )
 from gateway.vocabulary import HandoverMode, HandoverOutcome, PartyKind, TargetKind
-from gateway.web.errors import HttpError
 
 log = structlog.get_logger(__name__)
 
@@ -95,18 +101,32 @@ _Work = tuple[Transfer, Effect | None]  # None: mirror the transfer to Redis
 class TransferService:
     """``request``/``cancel``/``complete`` for the API, ``__call__`` for AMI events, ``run`` in the background.
 
-    ``clock`` gives monotonic seconds for deadlines (tests put the simulator's clock here).
+    It sends through ``send``, reads ``tracker`` and tells it how a hand-over it drove ended
+    (``settle``), reads the current ``plan`` and the hand-over rules of ``config``, mirrors to
+    ``redis``. ``clock`` gives monotonic seconds for deadlines (tests put the simulator's clock here).
     """
 
     def __init__(
         self,
-        gateway: Gateway,
         *,
+        send: Send,
+        tracker: TrackerView,
+        settle: Callable[[str, HandoverOutcome], None],
+        plan: PlanSource,
+        config: HotlineConfig,
+        redis: aioredis.Redis,
+        node_id: str,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], dt.datetime] = utc_now,
         tick_s: float = 0.1,
     ) -> None:
-        self.gateway = gateway
+        self.send = send
+        self.tracker = tracker
+        self.settle = settle
+        self.plan = plan
+        self.config = config
+        self.redis = redis
+        self.node_id = node_id
         self.clock = clock
         self.wallclock = wallclock
         self.tick_s = tick_s
@@ -122,25 +142,21 @@ class TransferService:
 
         ``policy`` names the policy specialist group of hotline_merge.yaml (handover.policy_queue).
         """
-        config = self.gateway.settings.config
+        config = self.config
         if name == "policy":
             name = config.handover.policy_queue
-        plan = self.gateway.plan
+        plan = self.plan()
         extensions = handover_extensions(plan)
         if name in extensions:
             return Target(TargetKind.QUEUE, name, extensions[name], plan.queues[name].title)
         linkage = next((t for t in config.emergency_targets if t.number == name), None)
         if linkage is None:
             known = ", ".join([*extensions, *plan.emergency_targets])
-            raise HttpError(
-                400, "transfer.unknown_target", f"no hand-over target {name!r}; targets are {known}"
-            )
+            raise UnknownTargetError(f"no hand-over target {name!r}; targets are {known}", target=name)
         if mode.value not in {m.value for m in linkage.modes}:
             allowed = " or ".join(m.value for m in linkage.modes)
-            raise HttpError(
-                400,
-                "transfer.mode_not_allowed",
-                f"{linkage.name} takes {allowed} hand-overs, not {mode.value}",
+            raise ModeNotAllowedError(
+                f"{linkage.name} takes {allowed} hand-overs, not {mode.value}", target=name, mode=mode.value
             )
         return Target(TargetKind.EMERGENCY, name, name, linkage.name)
 
@@ -148,9 +164,9 @@ class TransferService:
         self, call_id: str, target_name: str, mode: HandoverMode, *, override: bool
     ) -> Transfer:
         """Start a hand-over of a live call from the seat it is connected to."""
-        call = self.gateway.tracker.calls.get(call_id)
+        call = self.tracker.calls.get(call_id)
         if call is None:
-            raise HttpError(404, "call.not_found", f"no live call {call_id!r}")
+            raise CallNotFoundError(f"no live call {call_id!r}", call_id=call_id)
         target = self.target(target_name, mode)
         running = self._watching.get(call_id)
         if running is not None:
@@ -162,11 +178,11 @@ class TransferService:
         party, seat_leg, caller_leg = self._connected_seat(call)
         if target.kind is TargetKind.QUEUE:
             self._check_staffed(target)
-        timeout = self.gateway.settings.config.handover.consult_timeout_s
+        timeout = self.config.handover.consult_timeout_s
         t = Transfer(
             id=f"tr-{secrets.token_hex(8)}", call_id=call_id, mode=mode, target=target, from_seat=party.party,
             caller=caller_leg, seat=seat_leg, requested_at=self.wallclock(), deadline=self.clock() + timeout,
-            node=self.gateway.node, override=over_limit,
+            node=self.node_id, override=over_limit,
         )  # fmt: skip
         if mode is HandoverMode.THREEWAY:
             t.room = f"{secrets.randbelow(9 * 10**7) + 10**7}"  # digits: hotline-conf matches _X.
@@ -175,7 +191,7 @@ class TransferService:
         log.info("transfer.requested", transfer=t.id, call_id=call_id, mode=mode.value, target=target.name)
         for action in self._actions(t, call, timeout + PBX_GRACE_S):
             try:
-                await self.gateway.send(action)
+                await self.send(action)
             except AmiError as exc:
                 self._queue(t, self._apply(t, Refused(exc.message)))
                 if isinstance(exc, ActionFailedError):
@@ -199,13 +215,12 @@ class TransferService:
         """
         t = await self._local(transfer_id)
         if t.mode is not HandoverMode.CONSULT or t.state is not State.ANSWERED:
-            raise HttpError(
-                409,
-                "transfer.not_completable",
+            raise NotCompletableError(
                 f"transfer {t.id} is a {t.mode.value} hand-over in state {t.state.value}; only an answered "
                 "consult can be completed",
+                transfer_id=t.id,
             )
-        await self.gateway.send(safety.hangup(t.seat.channel))
+        await self.send(safety.hangup(t.seat.channel))
         return t
 
     async def lookup(self, transfer_id: str) -> dict[str, Any] | None:
@@ -214,7 +229,7 @@ class TransferService:
         if t is not None:
             return t.as_json()
         try:
-            mirrored = await self.gateway.redis.get(keys.transfer(transfer_id))
+            mirrored = await self.redis.get(keys.transfer(transfer_id))
         except (RedisError, OSError) as exc:
             log.warning("transfer.mirror_unreadable", transfer=transfer_id, error=str(exc))
             return None
@@ -225,7 +240,7 @@ class TransferService:
         if t is None:
             elsewhere = await self.lookup(transfer_id)
             if elsewhere is None:
-                raise HttpError(404, "transfer.not_found", f"no transfer {transfer_id!r}")
+                raise TransferNotFoundError(f"no transfer {transfer_id!r}", transfer_id=transfer_id)
             if State(elsewhere["state"]) in TERMINAL:
                 raise TransferFinishedError(f"transfer {transfer_id} has ended ({elsewhere['state']})")
             raise TransferElsewhereError(
@@ -241,7 +256,7 @@ class TransferService:
 
     def _check_limit(self, call: Call, override: bool) -> bool:
         """True when this request goes past the limit (allowed only as a supervisor's override)."""
-        rules = self.gateway.settings.config.handover
+        rules = self.config.handover
         done = [
             t for t in self.transfers.values() if t.call_id == call.call_id and t.state is State.COMPLETED
         ]
@@ -285,7 +300,7 @@ class TransferService:
         )
 
     def _check_staffed(self, target: Target) -> None:
-        seats = self.gateway.tracker.seats.values()
+        seats = self.tracker.seats.values()
         if not any(
             target.name in seat.memberships and not seat.memberships[target.name].paused
             and seat.state is not SeatState.LOGGED_OUT
@@ -343,7 +358,7 @@ class TransferService:
         effects = step(t, fact, self.wallclock())
         for effect in effects:
             if isinstance(effect, Settle):
-                self.gateway.tracker.settle_handover(t.call_id, effect.outcome)
+                self.settle(t.call_id, effect.outcome)
         if t.state is not before:
             log.info("transfer.state", transfer=t.id, call_id=t.call_id, state=t.state.value, reason=t.reason)
             self._work.put((t, None))
@@ -389,9 +404,9 @@ class TransferService:
     async def _perform(self, t: Transfer, effect: Effect) -> None:
         try:
             if isinstance(effect, HangUp):
-                await self.gateway.send(safety.hangup(effect.channel))
+                await self.send(safety.hangup(effect.channel))
             elif isinstance(effect, SendBack):
-                await self.gateway.send(
+                await self.send(
                     safety.redirect(self._caller_channel(t), RETURN_CONTEXT, self._back_to(effect))
                 )
         except ActionFailedError as exc:
@@ -408,17 +423,17 @@ class TransferService:
 
     def _back_to(self, effect: SendBack) -> str:
         """The seat's extension in hotline-return if that seat can take the caller now, else ``s``."""
-        seat = self.gateway.tracker.seats.get(effect.seat or "")
+        seat = self.tracker.seats.get(effect.seat or "")
         return seat.seat_id if seat is not None and seat.state in _TAKES_CALLER_BACK else "s"
 
     def _caller_channel(self, t: Transfer) -> str:
-        call = self.gateway.tracker.calls.get(t.call_id)
+        call = self.tracker.calls.get(t.call_id)
         leg = call.legs.get(t.caller.uniqueid) if call is not None else None
         return leg.channel if leg is not None else t.caller.channel
 
     async def _mirror(self, t: Transfer) -> None:
         try:
-            await self.gateway.redis.set(
+            await self.redis.set(
                 keys.transfer(t.id), json.dumps(t.as_json(), ensure_ascii=False), ex=MIRROR_TTL_S
             )
         except (RedisError, OSError) as exc:

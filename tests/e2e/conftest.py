@@ -14,16 +14,18 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from gateway.app import GATEWAY, Gateway, init_app
 
+from gateway.app import init_app
 from gateway.demo import demo_environment
 from gateway.localredis import LocalRedis
 from gateway.merge.loader import load_config
+from gateway.node.runtime import Node
 from gateway.ordersink.sink import OrderSink
 from gateway.settings import Settings
 from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.people import CallerBehaviour, Endpoints, SeatBehaviour
 from gateway.sim.server import Simulator
+from gateway.web.api import NODE
 from tests.conftest import ROOT
 
 CONFIG = ROOT / "hotline_merge.yaml"
@@ -42,10 +44,10 @@ class Stack:
         return self.service.sim
 
     @property
-    def gateway(self) -> Gateway:
+    def gateway(self) -> Node:
         app = self.client.app
         assert app is not None
-        return app[GATEWAY]
+        return app[NODE]
 
     def headers(self, role: str = "supervisor") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.env[f'HOTLINE_{role.upper()}_TOKENS']}"}

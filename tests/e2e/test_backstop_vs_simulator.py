@@ -25,7 +25,7 @@ def _ended(traffic: TrafficGenerator) -> set[str]:
 
 def _orders(stack: Stack, linkedids: set[str]) -> dict[str, dict[str, Any] | None]:
     return {
-        linkedid: stack.sink.store.work_order(record_id_for(stack.gateway.node, linkedid))
+        linkedid: stack.sink.store.work_order(record_id_for(stack.gateway.node_id, linkedid))
         for linkedid in linkedids
     }
 

@@ -102,7 +102,7 @@ async def test_simulator_restart_converges_without_ghost_calls(stack: Stack) -> 
 def _order_of(stack: Stack, call_id: str) -> dict[str, Any] | None:
     from gateway.records.model import record_id_for
 
-    return stack.sink.store.work_order(record_id_for(stack.gateway.node, call_id))
+    return stack.sink.store.work_order(record_id_for(stack.gateway.node_id, call_id))
 
 
 async def _ready(stack: Stack) -> bool:

@@ -28,21 +28,24 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from gateway.app import GATEWAY, Gateway, init_app
 
+from gateway.app import init_app
+from gateway.callbacks.http import CALLBACKS
 from gateway.callbacks.service import CallbackService
 from gateway.calls.model import Call, SeatState
 from gateway.demo import demo_environment
 from gateway.keys import OutboxKeys
 from gateway.localredis import LocalRedis
+from gateway.node.runtime import Node
 from gateway.settings import Settings
 from gateway.sim.channel import Channel
 from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.pbx import OriginateRequest
 from gateway.sim.people import Endpoints, FarEnd
 from gateway.sim.server import Simulator
-from gateway.transfers.http import CALLBACKS, TRANSFERS
+from gateway.transfers.http import TRANSFERS
 from gateway.transfers.service import TransferService
+from gateway.web.api import NODE
 from tests.conftest import ROOT
 
 TIME_SCALE = 0.05  # 20 simulated seconds per real second
@@ -78,8 +81,8 @@ class Stack:
         return self.client.app
 
     @property
-    def gateway(self) -> Gateway:
-        return self.app[GATEWAY]
+    def gateway(self) -> Node:
+        return self.app[NODE]
 
     @property
     def transfers(self) -> TransferService:
@@ -256,7 +259,7 @@ async def start_gateway(
     app[CALLBACKS].stale_claim_s = 0.3
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
-    gateway = app[GATEWAY]
+    gateway = app[NODE]
     try:
         if controlling:
             await until_true(

@@ -15,7 +15,13 @@ from gateway.merge.schema import LINE_MODES
 from gateway.merge.schema import Survey as ConfigSurvey
 from gateway.ordersink.examples import answered_call, emergency_handover
 from gateway.records import schema
-from gateway.records.model import CallRecord, Stage, SurveyResult, record_id_for, revision_for
+from gateway.records.model import (
+    CallRecord,
+    Stage,
+    SurveyResult,
+    record_id_for,
+    revision_for,
+)
 from gateway.vocabulary import MergeMode
 
 

@@ -1,0 +1,161 @@
+"""The composition root: ``init_app(settings)`` builds every part and hands each its narrow
+dependencies. Only the commands (``run``, ``demo``) and tests import it; nothing it builds does.
+
+Parts and their background tasks, each registered once (``app.cleanup_ctx``) and reachable
+through one ``web.AppKey``:
+- Redis (``_redis_lifetime``): the shared client, KPI buckets loaded at start;
+- the home node (``gateway.node``: AMI session, tracker, records pipeline, ticker, Redis sharing);
+- the dispatchers to the order system, and the watchers of nodes this instance may take over;
+- the transfer and callback services (``gateway.transfers``, ``gateway.callbacks``), given a sender,
+  a read-only tracker view, the current plan and Redis (``gateway.ports``);
+- the web: API, seat control (``gateway.queues.control``), feedback routes, dashboard + live hub.
+Nothing here is needed for a citizen to reach a seat: Asterisk's dialplan does that alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from gateway.callbacks.http import setup_callbacks
+from gateway.callbacks.service import CallbackService
+from gateway.lease import instance_id
+from gateway.node.runtime import Node, build_node, take_over
+from gateway.queues.control import SeatControl
+from gateway.records.client import OrderSystemClient
+from gateway.records.dispatcher import Dispatcher
+from gateway.records.feedback import feedback_routes
+from gateway.settings import Settings
+from gateway.tasks import cancel_tasks, start_task
+from gateway.transfers.http import setup_transfers
+from gateway.transfers.service import TransferService
+from gateway.web.api import NODE, NODES, setup_api
+from gateway.web.auth import AUTH_KEY, Authenticator
+from gateway.web.dashboard import setup_dashboard
+from gateway.web.errors import error_middleware
+
+log = structlog.get_logger(__name__)
+
+
+def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[AUTH_KEY] = Authenticator(settings.role_tokens, settings.session_secret)
+    redis = aioredis.Redis.from_url(
+        settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
+    )
+    holder = instance_id()
+    node = build_node(settings, redis, holder)
+    app[NODE] = node
+    app[NODES] = {}
+
+    transfers = TransferService(
+        send=node.send,
+        tracker=node.tracker,
+        settle=node.tracker.settle_handover,
+        plan=lambda: node.plan,
+        config=settings.config,
+        redis=redis,
+        node_id=node.node_id,
+    )
+    callbacks = CallbackService(
+        send=node.send,
+        tracker=node.tracker,
+        link_ready=lambda: node.client.state.ready,
+        records=node.records,
+        outbox=node.outbox,
+        redis=redis,
+        general_queue=settings.config.general_queue.name,
+        node_id=node.node_id,
+    )
+    # Services listen to AMI after the tracker, so they read the state the event made.
+    node.client.add_event_listener(transfers)
+    node.client.add_event_listener(callbacks)
+    node.records.add_final_listener(callbacks.on_final_record)
+
+    app.cleanup_ctx.extend(
+        [_redis_lifetime, _node_lifetime, _dispatchers_lifetime(dispatchers), _takeover_lifetime(holder)]
+    )
+    setup_api(app, SeatControl(node.send, lambda: node.plan))
+    setup_transfers(app, transfers)
+    setup_callbacks(app, callbacks)
+    setup_dashboard(app, node.hub)
+    token_env = settings.feedback_token_env
+    app.add_routes(feedback_routes(node.feedback, token_env, environ={token_env: settings.feedback_token}))
+    return app
+
+
+async def _redis_lifetime(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+    try:
+        node.redis_ok = bool(await node.redis.ping())
+        loaded = await node.kpi_store.load(node.book, time.time())
+        log.info("kpi.loaded", buckets=loaded)
+    except (RedisError, OSError) as exc:
+        # Calls and records go on without Redis (records to the spool); figures restart from zero.
+        log.warning("redis.unreachable_at_start", error=str(exc))
+    yield
+    await node.redis.aclose()
+
+
+async def _node_lifetime(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+    node.start()
+    yield
+    await node.stop()
+
+
+def _dispatchers_lifetime(count: int) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Deliver the outbox (a stream shared by every node's records) to the order system."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        node = app[NODE]
+        settings, config = node.settings, node.settings.config
+        order_client = OrderSystemClient(
+            settings.order_url,
+            config.order_system.timeout_s,
+            config.order_system.token_env,
+            environ={config.order_system.token_env: settings.order_token},
+        )
+        async with order_client:
+            workers = [
+                Dispatcher(node.redis, order_client, consumer=f"{node.node_id}-{i}", metrics=None)
+                for i in range(count)
+            ]
+            tasks = [start_task(worker.run(), f"dispatcher-{i}") for i, worker in enumerate(workers)]
+            try:
+                yield
+            finally:
+                for worker in workers:
+                    worker.stop()
+                await cancel_tasks(tasks)
+
+    return lifetime
+
+
+def _takeover_lifetime(holder: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Watch the other nodes this instance may take over (HOTLINE_TAKEOVER_NODES)."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        home: Node = app[NODE]
+        tasks = [
+            start_task(
+                take_over(
+                    replace(home.settings, node_id=n.node_id, ami_host=n.host, ami_port=n.port),
+                    home.redis,
+                    holder,
+                    app[NODES],
+                ),
+                f"takeover-{n.node_id}",
+            )
+            for n in home.settings.takeover_nodes
+        ]
+        yield
+        await cancel_tasks(tasks)
+
+    return lifetime
