@@ -346,8 +346,7 @@ async def _ticker(node: Node) -> None:
     next_mirror = next_feedback = 0.0
     while True:
         now, wall = time.monotonic(), dt.datetime.now(dt.UTC)
-        node.tracker.tick(now, wall)
-        for output in node.tracker.drain():
+        for output in node.tracker.tick(now, wall):
             node.feed.emit(output)
         for observation in node.recorder.observe(node.tracker.calls.values()):
             node.kpi_store.add(node.book.record(observation))

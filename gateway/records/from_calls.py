@@ -98,7 +98,7 @@ class RecordBuilder:
         self._callbacks.pop(linkedid, None)
 
     def records(self, outputs: Iterable[Output], now: float) -> list[CallRecord]:
-        """Records for a batch of ``Tracker.drain()`` outputs; ``now`` is the tracker's monotonic time."""
+        """Records for a batch of the tracker's outputs; ``now`` is the tracker's monotonic time."""
         built = []
         for output in outputs:
             record = (
