@@ -33,6 +33,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from gateway import keys
 from gateway.ami import safety
 from gateway.ami.errors import AmiError
 from gateway.ami.protocol import Message
@@ -55,9 +56,6 @@ from gateway.transfers.inbox import Inbox, stop_if_cancelled
 
 log = structlog.get_logger(__name__)
 
-ORDER_KEY = "hotline:callbacks:order"  # ZSET call id -> original JoinTime (epoch seconds)
-ENTRIES_KEY = "hotline:callbacks:entries"  # HASH call id -> entry JSON
-RECORDS_KEY = "hotline:callbacks:records"  # HASH call id -> the call's final record JSON
 _DIAL_OUTCOMES = {"BUSY": CallbackOutcome.BUSY, "NOANSWER": CallbackOutcome.NO_ANSWER}
 # The originate outlives the outbound Dial, so an unanswered call back ends with Dial's NOANSWER.
 _ORIGINATE_TIMEOUT_MS = (OUTBOUND_RING_S + 10) * 1000
@@ -144,7 +142,7 @@ class CallbackService:
     async def load(self) -> None:
         """At start: the call records kept for callbacks' outcomes (Redis being away is survivable)."""
         try:
-            for raw in (await self.redis.hgetall(RECORDS_KEY)).values():
+            for raw in (await self.redis.hgetall(keys.CALLBACK_RECORDS)).values():
                 self.records.remember(CallRecord.model_validate_json(raw))
         except (RedisError, OSError) as exc:
             log.warning("callback.redis_unreachable", error=str(exc))
@@ -152,10 +150,13 @@ class CallbackService:
     async def pending(self) -> list[CallbackEntry]:
         """Waiting to be called back, oldest arrival first."""
         redis = self.redis
-        order = [m.decode() if isinstance(m, bytes) else str(m) for m in await redis.zrange(ORDER_KEY, 0, -1)]
+        order = [
+            m.decode() if isinstance(m, bytes) else str(m)
+            for m in await redis.zrange(keys.CALLBACK_ORDER, 0, -1)
+        ]
         if not order:
             return []
-        entries = await redis.hmget(ENTRIES_KEY, order)
+        entries = await redis.hmget(keys.CALLBACK_ENTRIES, order)
         return [CallbackEntry.from_json(raw) for raw in entries if raw is not None]
 
     async def _keep_claims(self) -> None:
@@ -163,8 +164,8 @@ class CallbackService:
         now = self.wallclock().timestamp()
         for flight in list(self.flights.values()):  # events may land a flight meanwhile
             flight.entry.claimed_at = now
-            await self.redis.hset(ENTRIES_KEY, flight.entry.call_id, flight.entry.to_json())
-        for raw in (await self.redis.hgetall(ENTRIES_KEY)).values():
+            await self.redis.hset(keys.CALLBACK_ENTRIES, flight.entry.call_id, flight.entry.to_json())
+        for raw in (await self.redis.hgetall(keys.CALLBACK_ENTRIES)).values():
             entry = CallbackEntry.from_json(raw)
             if entry.claimed_by is not None and now - entry.claimed_at > self.stale_claim_s:
                 log.warning("callback.claim_stale", call_id=entry.call_id, claimed_by=entry.claimed_by)
@@ -173,20 +174,20 @@ class CallbackService:
 
     async def _add(self, entry: CallbackEntry) -> None:
         redis = self.redis
-        if await redis.hsetnx(ENTRIES_KEY, entry.call_id, entry.to_json()):
-            await redis.zadd(ORDER_KEY, {entry.call_id: entry.joined_at}, nx=True)
+        if await redis.hsetnx(keys.CALLBACK_ENTRIES, entry.call_id, entry.to_json()):
+            await redis.zadd(keys.CALLBACK_ORDER, {entry.call_id: entry.joined_at}, nx=True)
             log.info("callback.queued", call_id=entry.call_id, queue=entry.queue)
 
     async def _put_back(self, entry: CallbackEntry) -> None:
         redis = self.redis
-        await redis.hset(ENTRIES_KEY, entry.call_id, entry.to_json())
-        await redis.zadd(ORDER_KEY, {entry.call_id: entry.joined_at})
+        await redis.hset(keys.CALLBACK_ENTRIES, entry.call_id, entry.to_json())
+        await redis.zadd(keys.CALLBACK_ORDER, {entry.call_id: entry.joined_at})
 
     async def _drop(self, call_id: str) -> None:
         redis = self.redis
-        await redis.zrem(ORDER_KEY, call_id)
-        await redis.hdel(ENTRIES_KEY, call_id)
-        await redis.hdel(RECORDS_KEY, call_id)
+        await redis.zrem(keys.CALLBACK_ORDER, call_id)
+        await redis.hdel(keys.CALLBACK_ENTRIES, call_id)
+        await redis.hdel(keys.CALLBACK_RECORDS, call_id)
 
     # --- requests and outcomes from AMI events ---------------------------------------------------
 
@@ -293,7 +294,7 @@ class CallbackService:
                 free[entry.queue] = self.ready_seats(entry.queue) - self.in_flight(entry.queue)
             if free[entry.queue] <= 0:
                 continue
-            if not await self.redis.zrem(ORDER_KEY, entry.call_id):
+            if not await self.redis.zrem(keys.CALLBACK_ORDER, entry.call_id):
                 continue  # another instance took it
             free[entry.queue] -= 1
             await self._dial(entry)
@@ -307,7 +308,7 @@ class CallbackService:
         flight = Flight(entry, linkedid, self.wallclock())
         entry.linkedid, entry.claimed_by = linkedid, self.instance
         entry.attempted_at = entry.claimed_at = flight.started.timestamp()
-        await self.redis.hset(ENTRIES_KEY, entry.call_id, entry.to_json())
+        await self.redis.hset(keys.CALLBACK_ENTRIES, entry.call_id, entry.to_json())
         self.flights[linkedid] = flight
         self.records.expect_callback(linkedid, CallbackAttempt(entry.call_id, entry.attempts, flight.started))
         log.info("callback.dialling", call_id=entry.call_id, attempt=entry.attempts, queue=entry.queue)
@@ -353,7 +354,7 @@ class CallbackService:
             if kind == "add":
                 await self._add(item)
             elif kind == "record":
-                await self.redis.hset(RECORDS_KEY, item.linkedid, item.model_dump_json())
+                await self.redis.hset(keys.CALLBACK_RECORDS, item.linkedid, item.model_dump_json())
             else:
                 await self._settle(*item)
         except (RedisError, OSError) as exc:

@@ -50,22 +50,16 @@ from gateway.calls.model import (
     CallbackRequest,
     DeviceStatus,
     Disposition,
-    DispositionKind,
     Handover,
-    HandoverMode,
-    HandoverOutcome,
     Leg,
     LegRole,
     Membership,
     Party,
-    PartyKind,
     QueueFigures,
-    QueueResult,
     QueueVisit,
     Seat,
     SeatState,
     Survey,
-    TargetKind,
     device_of,
     seat_id_of,
 )
@@ -86,12 +80,24 @@ from gateway.contract import (
 from gateway.contract import (
     Survey as SurveyEvent,
 )
+from gateway.vocabulary import (
+    CATEGORY_RE,
+    DTMF_KEY_RE,
+    PHONE_RE,
+    QUEUE_RE,
+    DispositionKind,
+    HandoverMode,
+    HandoverOutcome,
+    PartyKind,
+    QueueResult,
+    TargetKind,
+)
 
-_PHONE = re.compile(r"\+?[0-9]{2,20}")
+_PHONE = PHONE_RE
 _TOKEN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-_QUEUE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
-_DTMF_KEY = re.compile(r"[0-9*#]")
-_CATEGORY = re.compile(r"[0-9]{6}")
+_QUEUE = QUEUE_RE
+_DTMF_KEY = DTMF_KEY_RE
+_CATEGORY = CATEGORY_RE
 _EPOCH = re.compile(r"[0-9]{9,11}")  # the dialplan's ${EPOCH}: whole seconds since 1970
 _RECORDING = re.compile(r"[^\x00-\x1f]{1,200}")
 _MAX_TEXT = 200
@@ -495,7 +501,7 @@ class Tracker:
         """A leg working toward a target: a three-way's target leg if a three-way is open, else a consult."""
         handover = self._open_handover(call)
         threeway = handover is not None and handover.mode is HandoverMode.THREEWAY
-        return HandoverMode.THREEWAY if threeway else HandoverMode.ATTENDED
+        return HandoverMode.THREEWAY if threeway else HandoverMode.CONSULT
 
     def _settle_unanswered(self, call: Call, leg: Leg) -> None:
         """The caller moves on after a blind hand-over's target queue let it go unanswered."""
@@ -539,7 +545,7 @@ class Tracker:
             if handover.outcome is HandoverOutcome.PENDING:
                 # The call ended first: during a consult that is a failed hand-over (nobody took the
                 # caller back); otherwise the target never answered before the caller gave up.
-                attended = handover.mode is HandoverMode.ATTENDED
+                attended = handover.mode is HandoverMode.CONSULT
                 handover.outcome = HandoverOutcome.FAILED if attended else HandoverOutcome.NO_ANSWER
             if handover.target_kind is None:
                 handover.target_kind = TargetKind.EXTERNAL
@@ -564,7 +570,7 @@ class Tracker:
             handover = self._open_handover(call)
             if (
                 handover is not None
-                and handover.mode is HandoverMode.ATTENDED
+                and handover.mode is HandoverMode.CONSULT
                 and not any(other.role is LegRole.CONSULT for other in call.legs.values())
             ):
                 handover.outcome = HandoverOutcome.CANCELLED
@@ -878,7 +884,7 @@ class Tracker:
         )
         name: str | None = reached.party if reached is not None else f.get("TransferTargetExten") or None
         kind = TargetKind.SEAT if reached is not None else TargetKind.EXTERNAL
-        handover = self._handover(call, HandoverMode.ATTENDED, wall, kind, name)
+        handover = self._handover(call, HandoverMode.CONSULT, wall, kind, name)
         if f.get("Result") != "Success":
             handover.outcome = HandoverOutcome.FAILED
             return

@@ -18,7 +18,8 @@ from gateway.contract import (
     VAR_LINE_PRIORITY,
     VAR_MERGE_MODE,
 )
-from gateway.merge.schema import HotlineConfig, MergeMode, OptionalKey, Queue
+from gateway.merge.schema import HotlineConfig, OptionalKey, Queue
+from gateway.vocabulary import MergeMode
 
 HANDOVER_BASE = 7000  # handover extensions are digits: AMI Atxfer sends them as DTMF
 

@@ -31,6 +31,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 from redis.exceptions import RedisError
 
+from gateway import keys
 from gateway.ami import safety
 from gateway.ami.client import AmiClient, AmiSettings, ConnectionState
 from gateway.ami.errors import AmiError
@@ -63,7 +64,6 @@ log = structlog.get_logger(__name__)
 TICK_S = 0.25
 MIRROR_EVERY_S = 1.0
 FEEDBACK_EVERY_S = 10.0
-LIVE_KEY = "hotline:live"  # + ":<node>": the node's latest snapshot, for other instances
 
 
 @dataclass
@@ -376,9 +376,9 @@ async def _share(node: Node, snapshot: Snapshot, now: float) -> bool:
         await node.kpi_store.refresh(node.book, now)
         if node.controlling:
             own = json.dumps({**as_plain(snapshot), "node": node.node_id}, ensure_ascii=False)
-            await node.redis.set(f"{LIVE_KEY}:{node.node_id}", own, ex=10)
-        keys = [k async for k in node.redis.scan_iter(match=f"{LIVE_KEY}:*", count=100)]
-        values = await node.redis.mget(keys) if keys else []
+            await node.redis.set(keys.live(node.node_id), own, ex=10)
+        names = [k async for k in node.redis.scan_iter(match=keys.LIVE_PATTERN, count=100)]
+        values = await node.redis.mget(names) if names else []
     except (RedisError, OSError):
         return False
     mine = {node.node_id} if node.controlling else set()

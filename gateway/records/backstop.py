@@ -46,7 +46,6 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.ami import safety
 from gateway.ami.errors import ActionFailedError, AmiError
-from gateway.calls.model import DispositionKind as CallDisposition
 from gateway.calls.model import seat_id_of
 from gateway.calls.resync import Resync
 from gateway.calls.tracker import CallEnded, Output
@@ -56,12 +55,9 @@ from gateway.records.model import (
     LINKEDID_PATTERN,
     CallbackOutcome,
     CallRecord,
-    DispositionKind,
-    MergeMode,
     Origin,
     PhoneNumber,
     QueueName,
-    QueueResult,
     SeatId,
     ShortText,
     Stage,
@@ -70,6 +66,7 @@ from gateway.records.model import (
     revision_for,
 )
 from gateway.records.outbox import REDIS_FAILURES, Outbox, Via
+from gateway.vocabulary import CATEGORY_RE, DTMF_KEY_RE, DispositionKind, MergeMode, QueueResult
 
 log = structlog.get_logger(__name__)
 
@@ -197,8 +194,6 @@ def report_as_of(entry: LoggedCall, *, live: bool, recorded: Recorded | None) ->
 # --- the record ------------------------------------------------------------------------------
 
 _LINKEDID = re.compile(LINKEDID_PATTERN)
-_CATEGORY = re.compile(r"[0-9]{6}")
-_SURVEY_KEY = re.compile(r"[0-9*#]")
 _PHONE: TypeAdapter[str] = TypeAdapter(PhoneNumber)
 _QUEUE: TypeAdapter[str] = TypeAdapter(QueueName)
 _SEAT: TypeAdapter[str] = TypeAdapter(SeatId)
@@ -236,7 +231,7 @@ def _survey(entry: LoggedCall) -> dict[str, Any] | None:
     if result is None:
         return None
     key = entry.text("survey_key")
-    return {"result": result, "key": key if key and _SURVEY_KEY.fullmatch(key) else None, "at": None}
+    return {"result": result, "key": key if key and DTMF_KEY_RE.fullmatch(key) else None, "at": None}
 
 
 def build_record(entry: LoggedCall, pbx_node: str, as_of: dt.datetime) -> CallRecord:
@@ -280,7 +275,7 @@ def build_record(entry: LoggedCall, pbx_node: str, as_of: dt.datetime) -> CallRe
         "legacy_line": _valid(_PHONE, entry.text("line")),
         "merge_mode": _member(MergeMode, entry.text("mode")),
         "department": _valid(_TEXT, entry.text("department")),
-        "category_code": category if category and _CATEGORY.fullmatch(category) else None,
+        "category_code": category if category and CATEGORY_RE.fullmatch(category) else None,
         "queues": [
             {"queue": queue, "joined_at": _at(waited_from), "left_at": _at(left), "result": result}
         ] if queue and joined is not None else [],
@@ -337,9 +332,8 @@ class Backstop:
         self.pbx_node = builder.pbx_node
         self._retry_s = retry_s
         self._flush_every_s = flush_every_s
-        prefix = outbox.keys.prefix
-        self._marker_prefix = f"{prefix}:final:"  # + record id
-        self._swept_key = f"{prefix}:backstop:{self.pbx_node}:swept-until"  # PBX epoch seconds
+        self._keys = outbox.keys
+        self._swept_key = self._keys.swept_until(self.pbx_node)
         self._recorded: OrderedDict[str, Recorded] = OrderedDict()  # by Linkedid, this process
         self._pending: OrderedDict[str, tuple[str, Recorded]] = OrderedDict()  # record id -> (key, marker)
         self._flagged: set[str] = set()  # calls the tracker held live long after their logged end
@@ -364,7 +358,7 @@ class Backstop:
         call = output.call if isinstance(output, CallEnded) else None
         if call is None or call.ended_at is None:
             return
-        outage = call.disposition is not None and call.disposition.kind is CallDisposition.PBX_OUTAGE
+        outage = call.disposition is not None and call.disposition.kind is DispositionKind.PBX_OUTAGE
         self._remember(call.call_id, Recorded(revision_for(call.ended_at, Stage.FINAL), outage))
 
     def _on_final(self, record: CallRecord) -> None:
@@ -400,7 +394,7 @@ class Backstop:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for record_id, recorded in markers:
-                pipe.set(self._marker_prefix + record_id, recorded.marker(), ex=MARKER_TTL_S)
+                pipe.set(self._keys.final(record_id), recorded.marker(), ex=MARKER_TTL_S)
             await pipe.execute()
 
     # -- the sweep --------------------------------------------------------------------------------
@@ -498,7 +492,7 @@ class Backstop:
         found: dict[str, Recorded] = {}
         for start in range(0, len(linkedids), CHUNK * 5):
             chunk = linkedids[start : start + CHUNK * 5]
-            keys = [self._marker_prefix + record_id_for(self.pbx_node, linkedid) for linkedid in chunk]
+            keys = [self._keys.final(record_id_for(self.pbx_node, linkedid)) for linkedid in chunk]
             for linkedid, raw in zip(chunk, await self._redis.mget(keys), strict=True):
                 recorded = (
                     Recorded.from_marker(raw.decode() if isinstance(raw, bytes) else raw) if raw else None

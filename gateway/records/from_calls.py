@@ -32,15 +32,13 @@ from gateway.errors import GatewayError
 from gateway.records.model import (
     CallbackOutcome,
     CallRecord,
-    DispositionKind,
     EmergencyService,
-    HandoverTargetKind,
-    MergeMode,
     Stage,
     SurveyResult,
     record_id_for,
     revision_for,
 )
+from gateway.vocabulary import DispositionKind, MergeMode, TargetKind
 
 log = structlog.get_logger(__name__)
 
@@ -182,9 +180,7 @@ class RecordBuilder:
                 "callback_number": call.callback.number,
             }
             return self._build(call, now, Stage.INTERIM, call.callback.at, disposition)
-        emergency = next(
-            (h for h in reversed(call.handovers) if h.target_kind is calls.TargetKind.EMERGENCY), None
-        )
+        emergency = next((h for h in reversed(call.handovers) if h.target_kind is TargetKind.EMERGENCY), None)
         service = _enum_value(
             EmergencyService, emergency.target if emergency else None, "emergency", call.call_id
         )
@@ -223,7 +219,7 @@ class RecordBuilder:
         if found is None:
             raise RecordBuildError(f"call {call.call_id} ended without a disposition")
         service = _enum_value(EmergencyService, found.emergency_service, "disposition", call.call_id)
-        if found.kind is calls.DispositionKind.EMERGENCY_HANDOVER and service is None:
+        if found.kind is DispositionKind.EMERGENCY_HANDOVER and service is None:
             # A linkage number the contract cannot name: say what happened to the caller instead.
             if call.answered_at is not None:
                 return {"kind": DispositionKind.ANSWERED}
@@ -299,11 +295,11 @@ class RecordBuilder:
 
     @staticmethod
     def _handover(handover: calls.Handover, call_id: str) -> dict[str, Any]:
-        kind = HandoverTargetKind((handover.target_kind or calls.TargetKind.EXTERNAL).value)
+        kind = TargetKind((handover.target_kind or TargetKind.EXTERNAL).value)
         service = None
-        if kind is HandoverTargetKind.EMERGENCY:
+        if kind is TargetKind.EMERGENCY:
             service = _enum_value(EmergencyService, handover.target, "handover", call_id)
-            kind = kind if service is not None else HandoverTargetKind.EXTERNAL
+            kind = kind if service is not None else TargetKind.EXTERNAL
         return {
             "at": handover.at, "mode": handover.mode.value, "from_seat": handover.from_seat,
             "target_kind": kind, "target": handover.target or "unknown", "emergency_service": service,

@@ -18,13 +18,13 @@ from typing import Any
 from aiohttp import web
 
 from gateway.tasks import cancel_tasks, start_task
-from gateway.transfers.machine import Mode
 from gateway.transfers.service import TransferService
+from gateway.vocabulary import HandoverMode
 from gateway.web.auth import Role, require
 from gateway.web.errors import HttpError, read_json
 
 TRANSFERS = web.AppKey("transfers", TransferService)
-_MODES = ", ".join(mode.value for mode in Mode)
+_MODES = ", ".join(mode.value for mode in HandoverMode)
 
 
 def setup_transfers(app: web.Application, transfers: TransferService) -> None:
@@ -54,14 +54,14 @@ async def request_transfer(request: web.Request) -> web.Response:
     if not isinstance(target, str) or not isinstance(override, bool):
         raise HttpError(400, "transfer.invalid_request", 'send {"target": "<queue or 110/119/120/122>", '
                         f'"mode": "<{_MODES}>", "override": false}}')  # fmt: skip
-    if mode not in {m.value for m in Mode}:
+    if mode not in {m.value for m in HandoverMode}:
         raise HttpError(400, "transfer.invalid_mode", f"mode must be one of {_MODES}, not {mode!r}")
     if override and principal.role is Role.SEAT:
         raise HttpError(
             403, "transfer.override_forbidden", "only a supervisor may override the one-hand-over rule"
         )
     transfer = await request.app[TRANSFERS].request(
-        request.match_info["call_id"], target, Mode(mode), override=override
+        request.match_info["call_id"], target, HandoverMode(mode), override=override
     )
     response = _json({"transfer": transfer.as_json()}, status=201)
     response.headers["Location"] = f"/api/transfers/{transfer.id}"

@@ -23,10 +23,11 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from gateway import keys
 from gateway.ami import safety
 from gateway.ami.errors import ActionFailedError, AmiError
 from gateway.ami.protocol import Message
-from gateway.calls.model import Call, HandoverOutcome, LegRole, Party, PartyKind, SeatState, TargetKind
+from gateway.calls.model import Call, LegRole, Party, SeatState
 from gateway.calls.resync import utc_now
 from gateway.contract import (
     CONF_CONTEXT,
@@ -63,7 +64,6 @@ from gateway.transfers.machine import (
     Fact,
     HangUp,
     Leg,
-    Mode,
     Refused,
     SendBack,
     Settle,
@@ -73,10 +73,10 @@ from gateway.transfers.machine import (
     observe,
     step,
 )
+from gateway.vocabulary import HandoverMode, HandoverOutcome, PartyKind, TargetKind
 
 log = structlog.get_logger(__name__)
 
-MIRROR_PREFIX = "hotline:transfer:"  # + id: the transfer as JSON, for every instance's API
 MIRROR_TTL_S = 86_400
 KEEP_FINISHED_S = 3600.0  # finished transfers stay in memory this long, then only in Redis
 # Asterisk's own limits (the target queue's wait, the three-way originate) run this much longer
@@ -137,7 +137,7 @@ class TransferService:
 
     # --- the API ---------------------------------------------------------------------------------
 
-    def target(self, name: str, mode: Mode) -> Target:
+    def target(self, name: str, mode: HandoverMode) -> Target:
         """A hand-over target by name: an expert, policy or sub-centre queue, or a linkage number.
 
         ``policy`` names the policy specialist group of hotline_merge.yaml (handover.policy_queue).
@@ -160,7 +160,9 @@ class TransferService:
             )
         return Target(TargetKind.EMERGENCY, name, name, linkage.name)
 
-    async def request(self, call_id: str, target_name: str, mode: Mode, *, override: bool) -> Transfer:
+    async def request(
+        self, call_id: str, target_name: str, mode: HandoverMode, *, override: bool
+    ) -> Transfer:
         """Start a hand-over of a live call from the seat it is connected to."""
         call = self.tracker.calls.get(call_id)
         if call is None:
@@ -182,7 +184,7 @@ class TransferService:
             caller=caller_leg, seat=seat_leg, requested_at=self.wallclock(), deadline=self.clock() + timeout,
             node=self.node_id, override=over_limit,
         )  # fmt: skip
-        if mode is Mode.THREEWAY:
+        if mode is HandoverMode.THREEWAY:
             t.room = f"{secrets.randbelow(9 * 10**7) + 10**7}"  # digits: hotline-conf matches _X.
             t.target_legs = {t.id: "", f"{t.id}-2": ""}  # the originate's ChannelId / OtherChannelId
         self._watch(t)
@@ -212,7 +214,7 @@ class TransferService:
         Asterisk then joins the caller to the target and says so with AttendedTransfer (trace 06).
         """
         t = await self._local(transfer_id)
-        if t.mode is not Mode.CONSULT or t.state is not State.ANSWERED:
+        if t.mode is not HandoverMode.CONSULT or t.state is not State.ANSWERED:
             raise NotCompletableError(
                 f"transfer {t.id} is a {t.mode.value} hand-over in state {t.state.value}; only an answered "
                 "consult can be completed",
@@ -227,7 +229,7 @@ class TransferService:
         if t is not None:
             return t.as_json()
         try:
-            mirrored = await self.redis.get(MIRROR_PREFIX + transfer_id)
+            mirrored = await self.redis.get(keys.transfer(transfer_id))
         except (RedisError, OSError) as exc:
             log.warning("transfer.mirror_unreadable", transfer=transfer_id, error=str(exc))
             return None
@@ -312,7 +314,7 @@ class TransferService:
 
     def _actions(self, t: Transfer, call: Call, pbx_limit_s: int) -> list[safety.Action]:
         exten = t.target.exten
-        if t.mode is Mode.BLIND:
+        if t.mode is HandoverMode.BLIND:
             actions = [safety.setvar(VAR_RETURN_SEAT, t.from_seat, channel=t.caller.channel)]
             if t.target.kind is TargetKind.QUEUE:
                 actions.append(
@@ -323,7 +325,7 @@ class TransferService:
                 # BlindTransfer needs a two-party bridge; out of a conference the caller is redirected.
                 return [*actions, safety.redirect(t.caller.channel, HANDOVER_CONTEXT, exten)]
             return [*actions, safety.blind_transfer(t.seat.channel, HANDOVER_CONTEXT, exten)]
-        if t.mode is Mode.CONSULT:
+        if t.mode is HandoverMode.CONSULT:
             return [safety.atxfer(t.seat.channel, exten, context=HANDOVER_CONTEXT)]
         room = t.room or ""
         return [
@@ -368,7 +370,7 @@ class TransferService:
     def _watch(self, t: Transfer) -> None:
         self.transfers[t.id] = t
         self._watching[t.call_id] = t
-        if t.mode is Mode.THREEWAY:
+        if t.mode is HandoverMode.THREEWAY:
             self._watching[t.id] = t  # the target's legs carry the originate's own Linkedid
         self._work.put((t, None))
 
@@ -432,7 +434,7 @@ class TransferService:
     async def _mirror(self, t: Transfer) -> None:
         try:
             await self.redis.set(
-                MIRROR_PREFIX + t.id, json.dumps(t.as_json(), ensure_ascii=False), ex=MIRROR_TTL_S
+                keys.transfer(t.id), json.dumps(t.as_json(), ensure_ascii=False), ex=MIRROR_TTL_S
             )
         except (RedisError, OSError) as exc:
             log.warning("transfer.mirror_failed", transfer=t.id, error=str(exc))

@@ -10,9 +10,10 @@ import time
 
 from gateway.ami.client import AmiClient, AmiSettings
 from gateway.ami.protocol import Message
-from gateway.calls.model import DispositionKind, SeatState
+from gateway.calls.model import SeatState
 from gateway.calls.resync import Resync, TrackerFeed
 from gateway.calls.tracker import CallEnded, Output, Tracker
+from gateway.vocabulary import DispositionKind
 from tests.integration.test_ami_client import replay_answer
 from tests.support.ami_peer import AmiPeer
 

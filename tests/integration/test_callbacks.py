@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from gateway import keys
 from gateway.ami.protocol import Message
-from gateway.callbacks.service import ENTRIES_KEY, ORDER_KEY
 from gateway.localredis import LocalRedis
 from gateway.sim.people import FarEnd
 from tests.integration.test_transfers import TIME_SCALE, Stack, all_records, open_stack
@@ -71,7 +71,7 @@ def _queued(stack: Stack, call_id: str) -> bool:
 
 
 async def _entries_left(stack: Stack, count: int) -> bool:
-    return bool(await stack.redis.hlen(ENTRIES_KEY) == count)
+    return bool(await stack.redis.hlen(keys.CALLBACK_ENTRIES) == count)
 
 
 def _dialled(watch: CallbackWatch, count: int) -> bool:
@@ -124,7 +124,7 @@ async def test_callbacks_in_arrival_order_and_one_at_a_time_for_one_ready_seat(s
     assert any(r.endswith("-callback.wav") for r in back["recordings"])
     assert [v["result"] for v in record["queues"]] == ["callback_requested", "answered"]
     assert record["seat_ids"] == ["1001"]
-    assert await stack.redis.zcard(ORDER_KEY) == 0
+    assert await stack.redis.zcard(keys.CALLBACK_ORDER) == 0
 
 
 def _with_seat(stack: Stack, seat: str) -> bool:
@@ -191,7 +191,7 @@ async def test_unanswered_callback_is_retried_then_reported_with_its_outcome(sta
     assert record["callback"]["linkedid"] is None
     assert record["revision"] > int((await _first_final(stack, "citizen-c"))["revision"])
     assert watch.dialled == [number, number]  # no answer, then busy: two attempts
-    assert await stack.redis.hlen(ENTRIES_KEY) == 0
+    assert await stack.redis.hlen(keys.CALLBACK_ENTRIES) == 0
 
 
 async def _first_final(stack: Stack, call_id: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from gateway.keys import OutboxKeys
 from gateway.localredis import LocalRedis
 from gateway.ordersink.examples import answered_call
 from gateway.ordersink.sink import OrderSink
@@ -20,7 +21,6 @@ from gateway.records.model import CallRecord
 from gateway.records.outbox import (
     Backlog,
     Outbox,
-    OutboxKeys,
     Via,
     backlog,
     dead_letters,

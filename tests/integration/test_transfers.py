@@ -32,9 +32,9 @@ from gateway.callbacks.http import CALLBACKS
 from gateway.callbacks.service import CallbackService
 from gateway.calls.model import Call, SeatState
 from gateway.demo import demo_environment
+from gateway.keys import OutboxKeys
 from gateway.localredis import LocalRedis
 from gateway.node.runtime import Node
-from gateway.records.outbox import OutboxKeys
 from gateway.settings import Settings
 from gateway.sim.channel import Channel
 from gateway.sim.cli import ServiceOptions, SimulatorService
@@ -407,7 +407,7 @@ async def test_consult_the_policy_group_then_complete_and_the_seat_stops_at_the_
     assert seat["hold_s"] > 0
     (handover,) = record["handovers"]
     assert (handover["mode"], handover["target"], handover["outcome"]) == (
-        "attended",
+        "consult",
         "policy-specialist",
         "completed",
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from gateway.keys import OutboxKeys
 from gateway.localredis import LocalRedis
 from gateway.ordersink.examples import answered_call, emergency_handover
 from gateway.ordersink.sink import OrderSink
@@ -26,7 +27,7 @@ from gateway.records.client import OrderSystemClient
 from gateway.records.dispatcher import Dispatcher, RetryPolicy
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.model import CallRecord
-from gateway.records.outbox import Backlog, Outbox, OutboxKeys, Via, backlog
+from gateway.records.outbox import Backlog, Outbox, Via, backlog
 from gateway.records.spool import Spool
 from tests.conftest import SINK_TOKEN
 

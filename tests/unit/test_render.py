@@ -15,7 +15,8 @@ from gateway.dialplan.deploy import swap_in
 from gateway.dialplan.render import HEADER, PROMPTS, render
 from gateway.dialplan.routing import build_routing, handover_extensions
 from gateway.merge.loader import load_config, parse_config
-from gateway.merge.schema import LegacyLine, MergeMode
+from gateway.merge.schema import LegacyLine
+from gateway.vocabulary import MergeMode
 from tests.conftest import ROOT
 from tests.support.dialplan_walk import Walk, Walker, parse
 

@@ -8,18 +8,16 @@ import datetime as dt
 import itertools
 
 from gateway.ami.protocol import Message
-from gateway.calls.model import (
-    Call,
-    DeviceStatus,
+from gateway.calls.model import Call, DeviceStatus, SeatState
+from gateway.calls.tracker import CallEnded, CallUpdate, Output, QueueRules, Tracker, UpdateKind
+from gateway.vocabulary import (
     DispositionKind,
     HandoverMode,
     HandoverOutcome,
     PartyKind,
     QueueResult,
-    SeatState,
     TargetKind,
 )
-from gateway.calls.tracker import CallEnded, CallUpdate, Output, QueueRules, Tracker, UpdateKind
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 
@@ -250,7 +248,7 @@ def test_consultation_cancelled_when_the_consult_leg_hangs_up_without_transfer()
     _, consult = flow.channel("Local/7004@hotline-handover", "c1")
     flow.join("c1", consult, queue="policy-specialist")
     (handover,) = flow.tracker.calls["c1"].handovers
-    assert (handover.mode, handover.outcome) == (HandoverMode.ATTENDED, HandoverOutcome.PENDING)
+    assert (handover.mode, handover.outcome) == (HandoverMode.CONSULT, HandoverOutcome.PENDING)
     assert flow.tracker.queues["policy-specialist"].offered == 1
     flow.at(50).hangup("c1", consult)
     assert handover.outcome is HandoverOutcome.CANCELLED
