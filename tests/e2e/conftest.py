@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,16 +59,6 @@ class Stack:
         response = await self.client.post(path, json=body or {}, headers=self.headers(role))
         assert response.status == 200, await response.text()
         return await response.json()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float, what: str) -> float:
-    """Poll ``check`` until it holds; returns how long it took, fails naming ``what`` otherwise."""
-    began = time.monotonic()
-    while not await check():
-        if time.monotonic() - began > within:
-            raise AssertionError(f"{what}: not within {within} s")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - began
 
 
 @dataclass

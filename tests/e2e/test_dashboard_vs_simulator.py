@@ -10,7 +10,8 @@ import pytest
 from playwright.async_api import Page, async_playwright
 
 from tests.browser.chromium import Console, launch, log_in, missing_chromium
-from tests.e2e.conftest import Stack, eventually
+from tests.e2e.conftest import Stack
+from tests.support.polling import until
 
 
 @pytest.fixture
@@ -42,9 +43,9 @@ async def test_page_equals_api_and_simulator_then_shows_stale_banner(stack: Stac
     await log_in(page, base, stack.env["HOTLINE_SUPERVISOR_TOKENS"])
     await page.get_by_test_id("window-today").click()
 
-    await eventually(lambda: _offered(stack, 80), within=30, what="80 calls offered")
+    await until(lambda: _offered(stack, 80), within=30, every=0.1, what="80 calls offered")
     traffic.stop()
-    await eventually(lambda: _idle(stack), within=60, what="every call ended")
+    await until(lambda: _idle(stack), within=60, every=0.1, what="every call ended")
     api = {q["name"]: q["rates"]["today"] for q in (await stack.get("/api/queues"))["queues"]}
     total: int = sum(r["offered"] for r in api.values())
 
@@ -63,7 +64,7 @@ async def test_page_equals_api_and_simulator_then_shows_stale_banner(stack: Stac
                 return False
         return True
 
-    await eventually(page_caught_up, within=10, what="the page shows the API's figures")
+    await until(page_caught_up, within=10, every=0.1, what="the page shows the API's figures")
     for name, sim_queue in stack.sim.pbx.queues.queues.items():
         figures = await shown(name)
         assert (figures["answered"], figures["abandoned"]) == (sim_queue.completed, sim_queue.abandoned), name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -27,15 +27,10 @@ from gateway.records.outbox import (
     requeue_dead_letter,
 )
 from gateway.records.spool import Spool
+from tests.conftest import SINK_TOKEN
 
-TOKEN = "outbox-test-token"
+TOKEN = SINK_TOKEN  # what the shared ``sink`` fixture expects
 FAST_RETRY = RetryPolicy(base_s=0.02, cap_s=0.1)
-
-
-@pytest.fixture
-async def sink(tmp_path: Path) -> AsyncIterator[OrderSink]:
-    async with OrderSink(tmp_path / "orders.sqlite3", TOKEN) as running:
-        yield running
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
@@ -30,18 +29,13 @@ from gateway.records.metrics import OutboxMetrics
 from gateway.records.model import CallRecord
 from gateway.records.outbox import Backlog, Outbox, Via, backlog
 from gateway.records.spool import Spool
+from tests.conftest import SINK_TOKEN
 
 TOKEN_ENV = "FAULT_SUITE_ORDER_TOKEN"
-TOKEN = "fault-suite-token"
+TOKEN = SINK_TOKEN  # what the shared ``sink`` fixture expects
 FAST_RETRY = RetryPolicy(base_s=0.05, cap_s=0.2)
 CLAIM_IDLE_MS = 1500  # > 1.5 x (one request timeout + retry cap): see Dispatcher
 TIMEOUT_S = 0.5
-
-
-@pytest.fixture
-async def sink(tmp_path: Path) -> AsyncIterator[OrderSink]:
-    async with OrderSink(tmp_path / "orders.sqlite3", TOKEN) as running:
-        yield running
 
 
 def _calls(count: int, pbx_node: str = "pbx-1") -> list[CallRecord]:
