@@ -365,6 +365,8 @@ async def test_blind_nobody_answers_and_the_seat_is_gone_so_the_caller_heads_the
     transfer = await stack.transfer("citizen-1", "expert-market", "blind")
     ended = await stack.state_of(transfer["id"], "timed_out")
     assert ended["outcome"] == "no_answer"  # experts were rung
+    # Sent back (a Redirect the gateway sends on the timeout) before a seat is free for anyone.
+    await until_true(lambda: "citizen-1-2" in stack.waiting("hotline-general"), "citizen-1 queued again")
     await stack.pause("1002", paused=False)
     # The returned caller is first in line: 1002's first call is citizen-1, though citizen-2 came earlier.
     await stack.talking("citizen-1", "1002")
