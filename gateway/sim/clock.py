@@ -109,8 +109,9 @@ class SimClock:
         self.stop()
 
     def resume(self) -> None:
-        self._held = False
-        self.start(self._loop)
+        if self._held:
+            self._held = False
+            self.start(self._loop)
 
     def advance(self, seconds: float) -> None:
         """Manual mode: run every timer due within ``seconds`` of simulated time, in order."""

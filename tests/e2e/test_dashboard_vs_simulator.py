@@ -61,8 +61,6 @@ async def test_page_equals_api_and_simulator_then_shows_stale_banner(stack: Stac
 
     await eventually(lambda: _placed(traffic), within=30, what=f"{CALLS} calls offered")
     await eventually(lambda: _idle(stack), within=60, what="every call ended")
-    api = {q["name"]: q["rates"]["today"] for q in (await stack.get("/api/queues"))["queues"]}
-    total: int = sum(r["offered"] for r in api.values())
 
     async def shown(name: str) -> dict[str, int]:
         card = f'[data-testid="queue-{name}"]'
@@ -71,8 +69,10 @@ async def test_page_equals_api_and_simulator_then_shows_stale_banner(stack: Stac
         }
 
     async def page_caught_up() -> bool:
-        # Each figure arrives with its own push: wait until the page shows every one of them.
-        if await number(page, '[data-testid="overall-offered"]') != total:
+        # Each figure arrives with its own push: wait until the page shows every one of them. The
+        # API is read again each time: the last calls' figures may land after the calls ended.
+        api = {q["name"]: q["rates"]["today"] for q in (await stack.get("/api/queues"))["queues"]}
+        if await number(page, '[data-testid="overall-offered"]') != sum(r["offered"] for r in api.values()):
             return False
         for name in api:
             if await shown(name) != {k: api[name][k] for k in ("offered", "answered", "abandoned")}:

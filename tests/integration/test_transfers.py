@@ -670,11 +670,14 @@ async def test_requests_that_cannot_be_carried_out_get_stable_errors(stack: Stac
     for method in ("GET", "DELETE"):
         got, answer = await stack.api(method, "/api/transfers/tr-0000000000000000")
         assert (got, answer["error"]["code"]) == (404, "transfer.not_found")
+    stack.phones.hold_at.add("110")  # still under way when the complete request comes
     got, answer = await stack.api(
         "POST", "/api/calls/citizen-1/transfer", {"target": "110", "mode": "blind"}, role="admin"
     )
     assert got == 201
     got, answer = await stack.api("POST", f"/api/transfers/{answer['transfer']['id']}/complete")
+    stack.phones.hold_at.clear()
+    stack.sim.clock.resume()
     assert (got, answer["error"]["code"]) == (409, "transfer.not_completable")
 
 
