@@ -651,9 +651,9 @@ async def test_requests_that_cannot_be_carried_out_get_stable_errors(stack: Stac
         ("citizen-1", {"mode": "blind"}, 400, "transfer.invalid_request"),
         ("citizen-1", {"target": "expert-hrss", "mode": "blind"}, 409, "transfer.no_seat"),
     ]
-    stack.dial_in("citizen-1")  # queued, not yet with a seat: both general seats are paused
     for seat in ("1001", "1002"):
         await stack.pause(seat)
+    stack.dial_in("citizen-1")  # queued, not yet with a seat: both general seats are paused
     await until_true(lambda: "citizen-1" in stack.gateway.tracker.calls, "the call is known")
     for call_id, body, status, code in cases:
         got, answer = await stack.api("POST", f"/api/calls/{call_id}/transfer", body)
