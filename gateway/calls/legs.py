@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from gateway.calls.model import Call, Disposition, Handover, Leg, LegRole, Party, QueueVisit
-from gateway.calls.seats import refresh_seat, wrapup_s
+from gateway.calls.seats import queue_figures, refresh_seat, wrapup_s
 from gateway.calls.state import (
     CALL_FIELDS,
     TEXT,
@@ -243,6 +243,18 @@ def leave_queue(
     figures = st.queues.get(visit.queue)
     if figures is not None:
         figures.waiting.pop(visit.leg, None)
+
+
+def count_answered(st: TrackerState, visit: QueueVisit, now: float, wall: dt.datetime) -> None:
+    """A queue visit answered by a seat: it leaves the queue and counts in its figures."""
+    leave_queue(st, visit, now, wall, QueueResult.ANSWERED)
+    visit.result = QueueResult.ANSWERED
+    figures = queue_figures(st, visit.queue)
+    figures.answered += 1
+    wait = visit.wait_s(now)
+    figures.wait_answered_s += wait
+    if wait <= figures.service_level_s:
+        figures.answered_within_sl += 1
 
 
 def open_handover(st: TrackerState, call: Call) -> Handover | None:

@@ -14,6 +14,7 @@ from gateway.calls.legs import (
     add_call_recording,
     add_party,
     consult_mode,
+    count_answered,
     end_party,
     forget,
     handover_for,
@@ -242,14 +243,7 @@ def _on_agent_connect(st: TrackerState, f: dict[str, str], _: Message, now: floa
     seat_answered(st, call, party, now, wall)
     visit = next((v for v in reversed(call.queues) if v.leg == via.uniqueid and v.queue == party.queue), None)
     if visit is not None and visit.result in (None, QueueResult.TIMEOUT):
-        leave_queue(st, visit, now, wall, QueueResult.ANSWERED)
-        visit.result = QueueResult.ANSWERED
-        figures = queue_figures(st, visit.queue)
-        figures.answered += 1
-        wait = visit.wait_s(now)
-        figures.wait_answered_s += wait
-        if wait <= figures.service_level_s:
-            figures.answered_within_sl += 1
+        count_answered(st, visit, now, wall)
     handover = open_handover(st, call)
     if handover is not None and handover.mode is HandoverMode.BLIND and handover.target == party.queue:
         handover.outcome = HandoverOutcome.COMPLETED

@@ -11,6 +11,7 @@ from gateway.ami.protocol import Message
 from gateway.calls.legs import (
     add_party,
     caller_facts,
+    count_answered,
     leave_queue,
     leg_gone,
     leg_of,
@@ -41,6 +42,8 @@ def begin_resync(st: TrackerState) -> None:
     """Mark everything stale; what the snapshot does not confirm is gone at ``end_resync``."""
     st.stale = True
     st.resync_entries.clear()
+    st.resync_bridged.clear()
+    st.resync_seat_legs.clear()
     for call in st.groups.values():
         for leg in call.legs.values():
             leg.seen_in_resync = False
@@ -51,6 +54,7 @@ def begin_resync(st: TrackerState) -> None:
 
 def end_resync(st: TrackerState, now: float, wall: dt.datetime) -> None:
     """Close what vanished while the link was down: calls end as "ended during PBX outage"."""
+    _resync_answered(st, now, wall)
     for call in list(st.groups.values()):
         for leg in [leg for leg in call.legs.values() if not leg.seen_in_resync]:
             leg_gone(st, call, leg, now, wall, outage=True)
@@ -77,6 +81,12 @@ def _on_snapshot_channel(
     call, leg = found
     leg.seen_in_resync = True
     age = duration_s(f.get("Duration") or f.get("Seconds"))
+    application = f.get("Application")
+    bridge = f.get("BridgeID") or f.get("BridgeId")  # Status / CoreShowChannel
+    if application == "Queue" and bridge and leg.role in (LegRole.CALLER, LegRole.OTHER):
+        queue = valid((f.get("Data") or f.get("ApplicationData") or "").partition(",")[0], QUEUE_RE)
+        if queue is not None:
+            st.resync_bridged[bridge] = (queue, call, leg, now - age)
     if leg.role is LegRole.CALLER:
         caller_facts(st, call, f)
         if not call.parties and not call.queues:
@@ -85,7 +95,9 @@ def _on_snapshot_channel(
         name, _, value = assignment.partition("=")
         if name.lstrip("_") in CALL_FIELDS:
             set_field(st, call, name.lstrip("_"), value)
-    seat = seat_of_channel(st, leg.channel) if f.get("Application") == "AppQueue" else None
+    seat = seat_of_channel(st, leg.channel) if application == "AppQueue" else None
+    if seat is not None and bridge:
+        st.resync_seat_legs[bridge] = (leg.uniqueid, now - age)
     if seat is not None and leg.uniqueid not in st.party_of_leg:
         # A seat talking to a caller since before the outage: its talk time restarts from the leg's age.
         mark_role(st, call, leg, LegRole.SEAT)
@@ -93,6 +105,35 @@ def _on_snapshot_channel(
         party.talk.run(True, now - age)
         seat.active_calls.add(call.call_id)
         refresh_seat(st, seat, now, wall)
+
+
+def _resync_answered(st: TrackerState, now: float, wall: dt.datetime) -> None:
+    """Callers already talking to a seat are queue visits answered before the snapshot.
+
+    QueueStatus lists only waiting callers: an answered one is a channel still in Queue()
+    sharing a bridge with a seat's AppQueue leg (trace 08). It was answered about when that
+    leg was created (rung); it joined at most its own channel's age ago.
+    """
+    for bridge, (queue, call, leg, joined) in st.resync_bridged.items():
+        if call.legs.get(leg.uniqueid) is not leg or any(
+            v.queue == queue and v.leg == leg.uniqueid for v in call.queues
+        ):
+            continue  # gone since, or known (live events, or an earlier session)
+        seat_leg, answered = st.resync_seat_legs.get(bridge, ("", now))
+        answered = max(joined, answered)
+        call.citizen = True
+        if leg.role is LegRole.OTHER:
+            mark_role(st, call, leg, LegRole.CALLER)
+        visit = QueueVisit(queue, leg.uniqueid, wall - dt.timedelta(seconds=now - joined), joined)
+        visit.left_mono, visit.left_at = answered, wall - dt.timedelta(seconds=now - answered)
+        call.queues.append(visit)
+        queue_figures(st, queue).offered += 1
+        count_answered(st, visit, now, wall)
+        party = st.party_of_leg.get(seat_leg)
+        if party is not None and party.queue is None:
+            party.queue = queue
+    st.resync_bridged.clear()
+    st.resync_seat_legs.clear()
 
 
 @HANDLERS.on_snapshot("QueueEntry")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gateway.ami.protocol import Message
-from gateway.calls.model import Call, Party, QueueFigures, Seat, Survey
+from gateway.calls.model import Call, Leg, Party, QueueFigures, Seat, Survey
 from gateway.contract import VAR_CATEGORY, VAR_DEPARTMENT, VAR_LEGACY_LINE, VAR_MERGE_MODE
 from gateway.vocabulary import CATEGORY_RE, PHONE_RE
 
@@ -90,6 +90,9 @@ class TrackerState:
     gone_legs: dict[str, None] = field(default_factory=dict)  # recently hung-up Uniqueids, oldest first
     outputs: list[Output] = field(default_factory=list)  # of the event being applied
     resync_entries: set[tuple[str, str]] = field(default_factory=set)
+    # A resync's callers talking to a seat (Queue() bridged): bridge -> (queue, call, leg, joined).
+    resync_bridged: dict[str, tuple[str, Call, Leg, float]] = field(default_factory=dict)
+    resync_seat_legs: dict[str, tuple[str, float]] = field(default_factory=dict)  # bridge -> (seat leg, rung)
 
     @classmethod
     def of(
