@@ -70,7 +70,9 @@ def find_asterisk() -> Package | str:
     package = _package_of(binary)
     if package is None:
         return f"{binary}: no modules/ and documentation/ folder next to it or in the Debian places"
-    missing = [p for p in (SOUNDS / "en" / "beep.gsm", SOUNDS / "en" / "pbx-transfer.gsm", MOH) if not p.exists()]
+    missing = [
+        p for p in (SOUNDS / "en" / "beep.gsm", SOUNDS / "en" / "pbx-transfer.gsm", MOH) if not p.exists()
+    ]
     if missing:
         return (
             f"Asterisk sounds missing ({', '.join(map(str, missing))}): apt-get install "
@@ -280,13 +282,16 @@ class Pbx(Instance):
     def _test_overrides(self) -> None:
         docker_conf = (DOCKER_ASTERISK / "asterisk.conf").read_text(encoding="utf-8")
         # The run user is the namespace's root (asterisk -rx reads it too, so it must exist here).
-        options = re.sub(r"^(run(user|group)) = .*$", r"\1 = root", _section(docker_conf, "options"), flags=re.M)
+        options = re.sub(
+            r"^(run(user|group)) = .*$", r"\1 = root", _section(docker_conf, "options"), flags=re.M
+        )
         self.write("asterisk.conf", self.directories() + "\n[options]\n" + options)
         # Port, loopback and a read-all user for recording traces; the rendered users stay as they are.
         manager = (DOCKER_ASTERISK / "manager.conf").read_text(encoding="utf-8")
         self.write(
             "manager.conf",
-            manager + f"\n; TEST ONLY (tests/real)\n[general](+)\nbindaddr = 127.0.0.1\nport = {self.ports.ami}\n"
+            manager
+            + f"\n; TEST ONLY (tests/real)\n[general](+)\nbindaddr = 127.0.0.1\nport = {self.ports.ami}\n"
             f"\n[{RECORDER_USER}]\nsecret = {self.secrets.recorder}\ndeny = 0.0.0.0/0.0.0.0\n"
             "permit = 127.0.0.1/255.255.255.255\nread = all\nwrite = all\n",
         )
@@ -300,7 +305,10 @@ class Pbx(Instance):
             "[general]\ndateformat = %F %T.%3q\nqueue_log = yes\n\n[logfiles]\n"
             "full.log => notice,warning,error,security,verbose(3)\n",
         )
-        self.write("cdr.conf", "[general]\nenable = yes\n\n[csv]\nusegmtime = yes\nloguniqueid = yes\nloguserfield = yes\n")
+        self.write(
+            "cdr.conf",
+            "[general]\nenable = yes\n\n[csv]\nusegmtime = yes\nloguniqueid = yes\nloguserfield = yes\n",
+        )
         modules = (DOCKER_ASTERISK / "modules.conf").read_text(encoding="utf-8")
         self.write("modules.conf", modules.replace("noload => cdr_csv.so\n", ""))
         wrapper = self.root / "bin" / "asterisk"

@@ -53,7 +53,9 @@ CONFIG = ROOT / "hotline_merge.yaml"
 # Seats with phones: general seats handed out one per test, the slow and the dead one, and the
 # department seats the scenarios use (one expert per queue is enough).
 GENERAL_POOL = [f"{n}" for n in range(1004, 1041)]
-SEATS = sorted({*GENERAL_POOL, "1001", SLOW_SEAT, DEAD_SEAT, "2001", "2002", "2201", "3001", "3002", "4001", "4002"})
+SEATS = sorted(
+    {*GENERAL_POOL, "1001", SLOW_SEAT, DEAD_SEAT, "2001", "2002", "2201", "3001", "3002", "4001", "4002"}
+)
 RTP_BLOCK = 200
 
 
@@ -121,6 +123,7 @@ class RealStack:
     phones_ami: Ami
     pbx_ami: Ami  # the read-all recorder user: what Asterisk says, for comparisons
     config_path: Path
+    pbx_secrets_recorder: str
     _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _pool: list[str] = field(default_factory=lambda: list(GENERAL_POOL))
 
@@ -164,7 +167,9 @@ class RealStack:
         calls = (await self.get("/api/calls"))["calls"]
         return next((c for c in calls if c["caller"] == caller), None)
 
-    async def wait_live_call(self, caller: str, *, state: str | None = None, within: float = 30) -> dict[str, Any]:
+    async def wait_live_call(
+        self, caller: str, *, state: str | None = None, within: float = 30
+    ) -> dict[str, Any]:
         found: dict[str, Any] = {}
 
         async def seen() -> bool:
@@ -303,7 +308,8 @@ class RealStack:
 async def real(asterisk_package: Package) -> AsyncIterator[RealStack]:
     workdir = Path(tempfile.mkdtemp(prefix="hotline-real-"))
     site = workdir / "site"
-    subprocess.run(
+    await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, str(ROOT / "docker" / "gen_seats.py"), "--out", str(site)],
         check=True,
         cwd=ROOT,
@@ -359,11 +365,21 @@ async def real(asterisk_package: Package) -> AsyncIterator[RealStack]:
     processes = {
         "sink": Process(
             "sink",
-            [*cli, "order-sink", "--host", "127.0.0.1", "--port", str(sink_port), "--db", str(workdir / "orders.sqlite3"),
-             "--token-env", "HOTLINE_ORDER_TOKEN"],
+            [
+                *cli,
+                "order-sink",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(sink_port),
+                "--db",
+                str(workdir / "orders.sqlite3"),
+                "--token-env",
+                "HOTLINE_ORDER_TOKEN",
+            ],
             env,
             logs,
-        ),  # fmt: skip
+        ),
         "gateway": Process("gateway", [*cli, "run"], env, logs),
     }
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -377,7 +393,7 @@ async def real(asterisk_package: Package) -> AsyncIterator[RealStack]:
         pbx_ami = await Ami(pbx_ports.ami, RECORDER_USER, pbx_secrets.recorder).__aenter__()
         stack = RealStack(
             workdir, pbx, phones, redis, env, f"http://127.0.0.1:{http_port}", workdir / "orders.sqlite3",
-            processes, http, phones_ami, pbx_ami, config_path,
+            processes, http, phones_ami, pbx_ami, config_path, pbx_secrets.recorder,
         )  # fmt: skip
         await until(stack.ready, within=60, what="gateway ready")
 

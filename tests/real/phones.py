@@ -44,10 +44,20 @@ class Phones(Instance):
             "[modules]\nautoload = yes\n"
             + "".join(
                 f"noload => {m}.so\n"
-                for m in (
-                    "chan_iax2 chan_unistim pbx_dundi res_phoneprov res_pjsip_phoneprov_provider "
-                    "res_hep res_hep_pjsip res_hep_rtcp cdr_csv cdr_manager cel_manager res_parking"
-                ).split()
+                for m in [
+                    "chan_iax2",
+                    "chan_unistim",
+                    "pbx_dundi",
+                    "res_phoneprov",
+                    "res_pjsip_phoneprov_provider",
+                    "res_hep",
+                    "res_hep_pjsip",
+                    "res_hep_rtcp",
+                    "cdr_csv",
+                    "cdr_manager",
+                    "cel_manager",
+                    "res_parking",
+                ]
             ),
         )
         self.write("logger.conf", "[general]\n[logfiles]\nfull.log => notice,warning,error,verbose(3)\n")
