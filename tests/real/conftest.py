@@ -220,6 +220,10 @@ class RealStack:
             m["Location"].split("/")[1].split("@")[0]: m for m in reply if m.get("Event") == "QueueMember"
         }
 
+    async def reconnect_pbx_ami(self) -> None:
+        await self.pbx_ami.__aexit__(None, None, None)
+        self.pbx_ami = await Ami(self.pbx.ami_port, RECORDER_USER, self.pbx_secrets_recorder).__aenter__()
+
     async def entries(self, queue: str) -> list[Message]:
         reply = await self.pbx_ami.action("QueueStatus", Queue=queue)
         return [m for m in reply if m.get("Event") == "QueueEntry"]

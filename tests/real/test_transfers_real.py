@@ -66,7 +66,7 @@ async def test_blind_to_an_expert_queue_then_a_second_hand_over_is_409(real: Rea
         order = await real.order_of(citizen.number)
     finally:
         await real.logout(seat)
-        await real.post(f"/api/agents/{EXPERT}/logout", role="seat")
+        await real.post(f"/api/agents/{EXPERT}/logout", {"queues": ["expert-market"]}, role="seat")
     assert order["seat_ids"] == [seat, EXPERT]
     assert [(h["mode"], h["target"], h["outcome"]) for h in order["handovers"]] == [
         ("blind", "expert-market", "completed")
@@ -140,10 +140,7 @@ async def test_110_linkage_hand_over(real: RealStack) -> None:
         assert status == 201, body
         await transfer_state(real, body["transfer"]["id"], "completed")
         # Asterisk dialled 110 through the carrier trunk and the carrier answered.
-        channels = await real.pbx_channels()
-        assert any(
-            c["Channel"].startswith("PJSIP/carrier-trunk") and c.get("State") == "Up" for c in channels
-        )
+        assert await real.seat_channel("110") is not None  # the carrier's 110 side has the call
         status, body = await transfer(real, citizen.number, "expert-market", "blind")
         assert (status, body["error"]["code"]) == (409, "transfer.limit"), body
         await real.hang_up(citizen)
