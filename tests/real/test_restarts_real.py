@@ -36,6 +36,11 @@ async def edited_config(stack: RealStack, *replacements: tuple[str, str]) -> Asy
         await stack.post("/api/config/reload", role="admin")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="new defect (real tier): a line before its cutover date goes to its old queue but is tagged with "
+    "its configured mode, not 'legacy' (gateway/dialplan/routing.py builds VAR_MERGE_MODE from line.mode)",
+)
 async def test_hot_reload_changes_modes_with_a_call_up(real: RealStack) -> None:
     seat = real.fresh_seat()
     await real.post(f"/api/agents/{EXPERT}/login", {"queues": ["expert-market"]}, role="seat")
@@ -54,11 +59,8 @@ async def test_hot_reload_changes_modes_with_a_call_up(real: RealStack) -> None:
                 assert (await real.live_call(before.number) or {}).get("state") == "talking"
                 legacy = await real.dial("12365")
                 call = await real.wait_live_call(legacy.number, state="talking", within=40)
-                assert (call["merge_mode"], call["queue"], call["seats"]) == (
-                    "legacy",
-                    "expert-market",
-                    [EXPERT],
-                )
+                assert (call["queue"], call["seats"]) == ("expert-market", [EXPERT])
+                legacy_mode = call["merge_mode"]
                 await real.hang_up(legacy)
                 legacy_order = await real.order_of(legacy.number)
                 await real.hang_up(before)
@@ -72,8 +74,9 @@ async def test_hot_reload_changes_modes_with_a_call_up(real: RealStack) -> None:
     finally:
         await real.post(f"/api/agents/{EXPERT}/logout", {"queues": ["expert-market"]}, role="seat")
     assert (before_order["merge_mode"], before_order["disposition"]["kind"]) == ("merged", "answered")
-    assert legacy_order["merge_mode"] == "legacy"
     assert [v["queue"] for v in legacy_order["queues"]] == ["expert-market"]
+    # Found by this tier: the legacy route sets MERGE_MODE to the line's configured mode.
+    assert (legacy_mode, legacy_order["merge_mode"]) == ("legacy", "legacy")
 
 
 async def test_asterisk_restart_with_calls_up_leaves_no_ghosts(real: RealStack) -> None:

@@ -78,6 +78,12 @@ async def _seat_has_call(stack: RealStack, seat: str) -> bool:
     return await stack.seat_channel(seat) is not None
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13 defect 3 (and worse on real SIP seats): even with pbx-transfer installed, Asterisk plays "
+    "it, then logs 'Unable to acquire target extension for attended transfer' ~20 s later; the transfer "
+    "stays 'requested' instead of failing within seconds",
+)
 async def test_consult_with_atxfer_to_the_policy_specialists(real: RealStack) -> None:
     await real.login(SPECIALIST)
     seat, citizen = await talking_to_seat(real)
