@@ -120,8 +120,9 @@ async def test_gateway_kill_9_a_second_gateway_takes_over(real: RealStack) -> No
     second = Process("gateway-2", real.processes["gateway"].argv, env, real.workdir / "logs")
     first = real.processes["gateway"]
     await second.start()
-    try:
-        async with real.seats_in(seat):
+    # Seats log out (finally) through the first gateway, so only once it is back in control.
+    async with real.seats_in(seat):
+        try:
             citizen = await real.dial("12345")
             await real.wait_live_call(citizen.number, state="talking", within=40)
             assert await _role(real, second_url, "standby")
@@ -136,15 +137,15 @@ async def test_gateway_kill_9_a_second_gateway_takes_over(real: RealStack) -> No
             await real.hang_up(citizen)
             order = await real.order_of(citizen.number, within=60)
             assert order["caller_number"] == citizen.number
-    finally:
-        # Back as before: the first gateway controls the node again.
-        if not first.running:
-            await first.start()
-        await second.stop()
-        await until(
-            lambda: _role(real, real.gateway_url, "active"), within=60, what="first gateway active again"
-        )
-        await until(real.ready, within=30, what="first gateway ready again")
+        finally:
+            # Back as before: the first gateway controls the node again.
+            if not first.running:
+                await first.start()
+            await second.stop()
+            await until(
+                lambda: _role(real, real.gateway_url, "active"), within=60, what="first gateway active again"
+            )
+            await until(real.ready, within=30, what="first gateway ready again")
 
 
 async def _role(stack: RealStack, base: str, role: str) -> bool:
