@@ -8,8 +8,8 @@ from functools import partial
 
 import pytest
 
+from bench.harness.system import until
 from tests.real.conftest import RealStack
-from tests.reliability.system import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
