@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("gateway.run", "run the gateway: AMI, records, API and dashboard"),
     "demo": ("gateway.demo", "simulator + gateway + order sink + dashboard"),
     "simulate": ("gateway.sim.cli", "run the embedded PBX simulator (AMI over TCP)"),
-    "order-sink": ("gateway.records.sink", "the reference order system (SQLite, deduplicating)"),
+    "order-sink": ("gateway.ordersink.sink", "the reference order system (SQLite, deduplicating)"),
 }
 
 

@@ -13,8 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway.ordersink.examples import answered_call, emergency_handover
+from gateway.ordersink.sink import FeedbackPoster, OrderSink
 from gateway.records.client import OrderSystemClient
-from gateway.records.examples import answered_call, emergency_handover
 from gateway.records.feedback import (
     FEEDBACK_PATH,
     FeedbackStore,
@@ -26,7 +27,6 @@ from gateway.records.feedback import (
 )
 from gateway.records.model import CallRecord
 from gateway.records.outbox import Outbox
-from gateway.records.sink import FeedbackPoster, OrderSink
 from gateway.records.spool import Spool
 from gateway.records.tokens import TokenConfigError
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.keys import OutboxKeys
 from gateway.localredis import LocalRedis
+from gateway.ordersink.examples import answered_call
+from gateway.ordersink.sink import OrderSink
 from gateway.records.client import OrderSystemClient
-from gateway.records.examples import answered_call
-from gateway.records.outbox import OutboxKeys, dead_letters
-from gateway.records.sink import OrderSink
+from gateway.records.outbox import dead_letters
 from gateway.settings import ENV_FEEDBACK_TOKEN
 from tests.integration.test_transfers import Stack, open_stack
 
