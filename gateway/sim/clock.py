@@ -63,7 +63,9 @@ class SimClock:
 
     # -- time -------------------------------------------------------------------------------
     def now(self) -> float:
-        if self.manual or self._loop is None or self._held:
+        # A timer's callback sees the timer's own time: what it schedules keeps its simulated
+        # delay, however late a busy loop runs it.
+        if self.manual or self._loop is None or self._held or self._in_run:
             return self._now
         return max(self._now, (self._loop.time() - self._origin) / self.time_scale)
 
@@ -144,14 +146,14 @@ class SimClock:
 
     def _run_until(self, target: float) -> None:
         heap = self._heap
-        while heap and heap[0][0] <= target:
+        while heap and heap[0][0] <= target and not self._held:  # a timer may hold the clock
             when, _, timer = heapq.heappop(heap)
             if timer.cancelled:
                 continue
             if when > self._now:
                 self._now = when
             timer.callback(*timer.args)
-        if target > self._now:
+        if target > self._now and not self._held:
             self._now = target
 
     def _arm(self) -> None:
@@ -169,9 +171,10 @@ class SimClock:
 
     def _wake(self) -> None:
         self._armed, self._armed_for = None, float("inf")
+        target = self.now()
         self._in_run = True
         try:
-            self._run_until(self.now())
+            self._run_until(target)
         except Exception:
             raise  # logged by the loop; the finally below keeps the clock going
         except BaseException as exc:

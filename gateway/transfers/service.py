@@ -182,6 +182,9 @@ class TransferService:
                         f"the caller stays with seat {t.from_seat}"
                     ) from exc
                 raise
+        # Counted from when Asterisk took the hand-over, as its own limits are: a late answer to
+        # the action must not eat the target's time.
+        t.deadline = self.clock() + timeout
         return t
 
     async def cancel(self, transfer_id: str) -> Transfer:
