@@ -63,9 +63,7 @@ class SimClock:
 
     # -- time -------------------------------------------------------------------------------
     def now(self) -> float:
-        # A timer's callback sees the timer's own time: what it schedules keeps its simulated
-        # delay, however late a busy loop runs it.
-        if self.manual or self._loop is None or self._held or self._in_run:
+        if self.manual or self._loop is None or self._held:
             return self._now
         return max(self._now, (self._loop.time() - self._origin) / self.time_scale)
 
@@ -171,10 +169,9 @@ class SimClock:
 
     def _wake(self) -> None:
         self._armed, self._armed_for = None, float("inf")
-        target = self.now()
         self._in_run = True
         try:
-            self._run_until(target)
+            self._run_until(self.now())
         except Exception:
             raise  # logged by the loop; the finally below keeps the clock going
         except BaseException as exc:
