@@ -186,6 +186,11 @@ class Transfer:
     def finished(self) -> bool:
         return self.state in TERMINAL
 
+    @property
+    def awaits_answer(self) -> bool:
+        """Its deadline still applies: not finished, and nobody at the target has answered."""
+        return not self.finished and self.state is not State.ANSWERED
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "call_id": self.call_id, "mode": self.mode.value,
@@ -319,7 +324,7 @@ def step(t: Transfer, fact: Fact, wall: dt.datetime) -> list[Effect]:
             return _end(t, State.FAILED, HandoverOutcome.FAILED, why, wall)
         case Gone(who):
             return _gone(t, who, wall)
-        case Expired() if t.state is not State.ANSWERED:
+        case Expired() if t.awaits_answer:
             why = f"no one at {t.target.title} answered in time"
             return _end(t, State.TIMED_OUT, _unanswered(t, why).outcome, why, wall, *_recover(t))
         case Cancel():

@@ -201,6 +201,9 @@ class TransferService:
                         f"the caller stays with seat {t.from_seat}"
                     ) from exc
                 raise
+        # Counted from when Asterisk took the hand-over, as its own limits are: a late answer to
+        # the action must not eat the target's time.
+        t.deadline = self.clock() + timeout
         return t
 
     async def cancel(self, transfer_id: str) -> Transfer:
@@ -387,13 +390,28 @@ class TransferService:
             if work is not None:
                 t, effect = work
                 await (self._mirror(t) if effect is None else self._perform(t, effect))
-            self._expire()
+            await self._expire()
 
-    def _expire(self) -> None:
-        now = self.clock()
-        for t in list(self._watching.values()):
-            if not t.finished and now >= t.deadline:
-                self._queue(t, self._apply(t, Expired()))
+    async def _expire(self) -> None:
+        """Time out the transfers whose deadline passed, once Asterisk confirms nobody answered.
+
+        A late event loop (a busy machine) may not yet have read the events that say a target
+        answered before the deadline. So a deadline is acted on only after a Ping on the same AMI
+        session is answered: Asterisk writes responses and events in order on one socket and the
+        client applies every event to the listeners (this service among them) before it completes
+        a later action, so what was on its way has been applied by then (an answer makes
+        ``Expired`` a no-op). One Ping covers every transfer due. If it fails, nothing expires on stale knowledge: the next tick tries again
+        once the link is back, and Asterisk's own limits (``PBX_GRACE_S`` later) guard the caller.
+        """
+        due = {id(t): t for t in self._watching.values() if t.awaits_answer and self.clock() >= t.deadline}
+        if due and self.gateway.client.state.ready:
+            try:
+                await self.gateway.send(safety.ping())
+            except AmiError as exc:
+                log.warning("transfer.deadline_unconfirmed", transfers=len(due), error=exc.message)
+            else:
+                for t in due.values():
+                    self._queue(t, self._apply(t, Expired()))
         cutoff = self.wallclock() - dt.timedelta(seconds=KEEP_FINISHED_S)
         for t in [t for t in self.transfers.values() if t.finished and t.history[-1][1] < cutoff]:
             del self.transfers[t.id]
