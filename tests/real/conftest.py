@@ -2,7 +2,7 @@
 
 One session stack (start-up costs seconds): the PBX under test and the phones/carrier instance
 (``tests/real/asterisk.py``, ``phones.py``), a private redis-server, the reference order system
-and the gateway as ``hotline-gateway run`` processes (``tests/reliability/system.py``'s
+and the gateway as ``hotline-gateway run`` processes (``bench/harness/system.py``'s
 ``Process``). Tests talk to the gateway over HTTP, to the phones and the PBX over AMI, and read
 what Asterisk itself logged (queue_log, CDR). Seats are handed out fresh per test (each queue's
 wrap-up would otherwise make one test wait for the previous one), callers get unique numbers.
@@ -47,7 +47,7 @@ from tests.real.asterisk import (
     namespace_works,
 )
 from tests.real.phones import DEAD_SEAT, SLOW_SEAT, Phones
-from tests.reliability.system import Process, until
+from bench.harness.system import Process, until
 
 CONFIG = ROOT / "hotline_merge.yaml"
 # Seats with phones: general seats handed out one per test, the slow and the dead one, and the

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.localredis import free_port
 from tests.real.conftest import CONFIG, RealStack
-from tests.reliability.system import Process, until
+from bench.harness.system import Process, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

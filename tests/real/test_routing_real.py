@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.real.conftest import RealStack
-from tests.reliability.system import until
+from bench.harness.system import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

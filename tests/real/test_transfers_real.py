@@ -10,7 +10,7 @@ import pytest
 
 from tests.real.conftest import Citizen, RealStack
 from tests.real.traces import recorded
-from tests.reliability.system import until
+from bench.harness.system import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
