@@ -33,6 +33,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from bench.harness.system import Process, until
 from gateway.demo import demo_environment
 from gateway.localredis import LocalRedis, free_port
 from tests.real.ami import Ami, Message
@@ -47,7 +48,6 @@ from tests.real.asterisk import (
     namespace_works,
 )
 from tests.real.phones import DEAD_SEAT, SLOW_SEAT, Phones
-from bench.harness.system import Process, until
 
 CONFIG = ROOT / "hotline_merge.yaml"
 # Seats with phones: general seats handed out one per test, the slow and the dead one, and the

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from bench.harness.system import until
 from tests.real.conftest import RealStack
 from tests.real.phones import DEAD_SEAT
 from tests.real.traces import recorded
-from bench.harness.system import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bench.harness.system import Process, until
 from gateway.localredis import free_port
 from tests.real.conftest import CONFIG, RealStack
-from bench.harness.system import Process, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

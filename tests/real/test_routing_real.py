@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.real.conftest import RealStack
 from bench.harness.system import until
+from tests.real.conftest import RealStack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from bench.harness.system import until
 from tests.real.conftest import RealStack
 from tests.real.traces import recorded
-from bench.harness.system import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from bench.harness.system import until
 from tests.real.conftest import Citizen, RealStack
 from tests.real.traces import recorded
-from bench.harness.system import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
