@@ -125,7 +125,9 @@ async def test_gateway_kill_9_a_second_gateway_takes_over(real: RealStack) -> No
         try:
             citizen = await real.dial("12345")
             await real.wait_live_call(citizen.number, state="talking", within=40)
-            assert await _role(real, second_url, "standby")
+            await until(
+                lambda: _role(real, second_url, "standby"), within=30, what="second gateway standing by"
+            )
             await first.kill()
             await until(lambda: _role(real, second_url, "active"), within=30, what="second gateway active")
             # The second gateway sees the call that was up when it took over.
