@@ -65,6 +65,7 @@ from gateway.transfers.machine import (
     Fact,
     HangUp,
     Leg,
+    NotStarted,
     Refused,
     SendBack,
     Settle,
@@ -83,9 +84,12 @@ KEEP_FINISHED_S = 3600.0  # finished transfers stay in memory this long, then on
 # Asterisk's own limits (the target queue's wait, the three-way originate) run this much longer
 # than the gateway's deadline: they only act when the gateway is gone.
 PBX_GRACE_S = 10
+# A consult's consultation leg appears about half a second after Atxfer (real PBX and traces);
+# one that has not appeared by then was not started (see ``machine``).
+CONSULT_START_S = 5.0
 WATCHED_EVENTS = frozenset({
     "Newchannel", "QueueCallerJoin", "AgentCalled", "AgentConnect", "DialBegin", "DialEnd",
-    "BlindTransfer", "AttendedTransfer", "ConfbridgeJoin", "Hangup",
+    "BlindTransfer", "AttendedTransfer", "ConfbridgeJoin", "Hangup", "Hold", "Unhold",
 })  # fmt: skip
 _LINK_HEADERS = (
     "Linkedid",
@@ -185,6 +189,8 @@ class TransferService:
             caller=caller_leg, seat=seat_leg, requested_at=self.wallclock(), deadline=self.clock() + timeout,
             node=self.node_id, override=over_limit,
         )  # fmt: skip
+        if mode is HandoverMode.CONSULT:
+            t.start_by = self.clock() + CONSULT_START_S
         if mode is HandoverMode.THREEWAY:
             t.room = f"{secrets.randbelow(9 * 10**7) + 10**7}"  # digits: hotline-conf matches _X.
             t.target_legs = {t.id: "", f"{t.id}-2": ""}  # the originate's ChannelId / OtherChannelId
@@ -392,6 +398,8 @@ class TransferService:
     def _expire(self) -> None:
         now = self.clock()
         for t in list(self._watching.values()):
+            if not t.finished and t.start_by is not None and now >= t.start_by:
+                self._queue(t, self._apply(t, NotStarted(late=True)))
             if not t.finished and now >= t.deadline:
                 self._queue(t, self._apply(t, Expired()))
         cutoff = self.wallclock() - dt.timedelta(seconds=KEEP_FINISHED_S)
