@@ -11,21 +11,20 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from gateway.ami.client import AmiClient, AmiSettings
 from gateway.ami.protocol import Message
-from gateway.app import build_gateway
-from gateway.calls.model import HandoverOutcome, TargetKind
 from gateway.calls.resync import utc_now
-from gateway.demo import demo_environment
+from gateway.calls.tracker import Tracker
+from gateway.dialplan.routing import build_routing
 from gateway.localredis import LocalRedis
-from gateway.settings import Settings
-from gateway.transfers.machine import Leg, Mode, State, Target, Transfer
+from gateway.merge.loader import load_config
+from gateway.transfers.machine import Leg, State, Target, Transfer
 from gateway.transfers.service import TransferService
+from gateway.vocabulary import HandoverMode, HandoverOutcome, TargetKind
 from tests.conftest import ROOT
 from tests.support.ami_peer import AmiPeer, PeerSession
 
@@ -47,7 +46,9 @@ class Deadlines:
     service: TransferService
     clock: Clock
 
-    def ringing(self, call: str, mode: Mode = Mode.BLIND, state: State = State.RINGING) -> Transfer:
+    def ringing(
+        self, call: str, mode: HandoverMode = HandoverMode.BLIND, state: State = State.RINGING
+    ) -> Transfer:
         t = Transfer(
             id=f"tr-{call}", call_id=call, mode=mode, target=EXPERTS, from_seat="1001",
             caller=Leg(f"{call}-caller", "PJSIP/trunk-00000001"), seat=Leg(f"{call}-seat", "PJSIP/1001-00000002"),
@@ -64,23 +65,23 @@ class Deadlines:
 
 
 @pytest.fixture
-async def deadlines(redis_server: LocalRedis, tmp_path: Path) -> AsyncIterator[Deadlines]:
-    config = ROOT / "hotline_merge.yaml"
-    env = demo_environment(
-        {"HOTLINE_REDIS_URL": redis_server.url, "HOTLINE_SPOOL_DIR": str(tmp_path)}, config
-    )
+async def deadlines(redis_server: LocalRedis) -> AsyncIterator[Deadlines]:
+    config = load_config(ROOT / "hotline_merge.yaml")
     redis = aioredis.Redis.from_url(redis_server.url)
     clock = Clock()
     async with AmiPeer() as peer:
-        gateway = build_gateway(Settings.from_env(env, config_path=config), redis, "test")
         # Short action timeout, no watchdog Pings: every Ping the peer sees is the service's.
-        gateway.client = AmiClient(
+        client = AmiClient(
             AmiSettings(port=peer.port, secret=peer.secret, action_timeout=0.3, ping_interval=3600.0)
         )
-        service = TransferService(gateway, clock=clock, tick_s=0.01)
-        gateway.client.add_event_listener(service)
-        gateway.client.start()
-        await gateway.client.wait_ready(within=5.0)
+        tracker = Tracker()
+        service = TransferService(
+            send=client.send, tracker=tracker, settle=tracker.settle_handover, plan=lambda: build_routing(config),
+            config=config, redis=redis, node_id="test", clock=clock, tick_s=0.01,
+        )  # fmt: skip
+        client.add_event_listener(service)
+        client.start()
+        await client.wait_ready(within=5.0)
         task = asyncio.create_task(service.run())
         try:
             yield Deadlines(peer, service, clock)
@@ -88,7 +89,7 @@ async def deadlines(redis_server: LocalRedis, tmp_path: Path) -> AsyncIterator[D
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await gateway.client.close()
+            await client.close()
             await redis.aclose()
 
 
@@ -119,7 +120,7 @@ async def test_one_ping_then_every_transfer_due_times_out_and_an_answered_consul
     deadlines: Deadlines,
 ) -> None:
     first, second = deadlines.ringing("c1"), deadlines.ringing("c2")
-    consult = deadlines.ringing("c3", Mode.CONSULT, State.ANSWERED)
+    consult = deadlines.ringing("c3", HandoverMode.CONSULT, State.ANSWERED)
     deadlines.clock.now = DEADLINE + 1
     await deadlines.until(lambda: first.finished and second.finished, "both transfers finished")
     assert [first.state, second.state, consult.state] == [State.TIMED_OUT, State.TIMED_OUT, State.ANSWERED]
