@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 # Printable text of bounded length (no control characters: a CR/LF never rides along).
-Text = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Text = Annotated[str, Field(max_length=1000, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Count = Annotated[int, Field(ge=0)]
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Epoch = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # epoch seconds
