@@ -10,10 +10,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.calls.model import SeatState
 from gateway.calls.tracker import Tracker
+from gateway.readback import register as register_readback
 
 
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        register_readback(registry)  # values refused when read back from Redis
         self.events = Counter("hotline_ami_events", "AMI events processed by the tracker", registry=registry)
         self.reconnects = Gauge(
             "hotline_ami_reconnects", "AMI sessions started after a loss", registry=registry

@@ -27,10 +27,11 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import redis.asyncio as aioredis
 import structlog
+from pydantic import Field, TypeAdapter
 from redis.exceptions import RedisError
 
 from gateway import keys
@@ -50,8 +51,9 @@ from gateway.contract import (
 )
 from gateway.merge.schema import CallbackNumbers
 from gateway.ports import Send, TrackerView
+from gateway.readback import Count, Epoch, Source, Text, parse
 from gateway.records.from_calls import CallbackAttempt, RecordBuilder
-from gateway.records.model import CallbackOutcome, CallRecord
+from gateway.records.model import LINKEDID_PATTERN, CallbackOutcome, CallRecord, PhoneNumber, QueueName
 from gateway.records.outbox import Outbox
 from gateway.tasks import stop_if_cancelled
 from gateway.transfers.inbox import Inbox
@@ -63,27 +65,37 @@ _DIAL_OUTCOMES = {"BUSY": CallbackOutcome.BUSY, "NOANSWER": CallbackOutcome.NO_A
 _ORIGINATE_TIMEOUT_MS = (OUTBOUND_RING_S + 10) * 1000
 
 
+_Linkedid = Annotated[str, Field(pattern=LINKEDID_PATTERN)]
+
+
 @dataclass
 class CallbackEntry:
-    call_id: str
-    number: str | None
-    queue: str
-    joined_at: float  # epoch seconds: the order
-    requested_at: float
-    line: str | None = None  # the number the citizen dialled (12345 or a merged line)
-    attempts: int = 0
-    not_before: float = 0.0  # epoch seconds: retries wait
-    claimed_by: str | None = None  # the instance dialling it now
-    claimed_at: float = 0.0  # epoch seconds: its last sign of life
-    linkedid: str | None = None  # the last attempt's call
-    attempted_at: float = 0.0  # epoch seconds
+    """One caller waiting to be called back; its fields are the parse of what Redis gives back."""
+
+    call_id: _Linkedid
+    number: PhoneNumber | None  # the dial plan is checked again before dialling
+    queue: QueueName
+    joined_at: Epoch  # the order
+    requested_at: Epoch
+    line: PhoneNumber | None = None  # the number the citizen dialled (12345 or a merged line)
+    attempts: Count = 0
+    not_before: Epoch = 0.0  # retries wait
+    claimed_by: Text | None = None  # the instance dialling it now
+    claimed_at: Epoch = 0.0  # its last sign of life
+    linkedid: _Linkedid | None = None  # the last attempt's call
+    attempted_at: Epoch = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> CallbackEntry:
-        return cls(**json.loads(text))
+    def from_redis(cls, call_id: str, raw: str | bytes) -> CallbackEntry | None:
+        """The entry stored for ``call_id``, or None (refused, logged and counted)."""
+        key = f"{keys.CALLBACK_ENTRIES}[{call_id}]"
+        return parse(_ENTRY, raw, source=Source.CALLBACK, key=key)
+
+
+_ENTRY = TypeAdapter(CallbackEntry)
 
 
 @dataclass(eq=False)
@@ -161,7 +173,10 @@ class CallbackService:
         if not order:
             return []
         entries = await redis.hmget(keys.CALLBACK_ENTRIES, order)
-        return [CallbackEntry.from_json(raw) for raw in entries if raw is not None]
+        parsed = [
+            CallbackEntry.from_redis(call_id, raw) for call_id, raw in zip(order, entries, strict=True) if raw
+        ]
+        return [entry for entry in parsed if entry is not None]
 
     async def _keep_claims(self) -> None:
         """Refresh this instance's claims; put back claims nobody has refreshed (a dead dialler's)."""
@@ -169,9 +184,14 @@ class CallbackService:
         for flight in list(self.flights.values()):  # events may land a flight meanwhile
             flight.entry.claimed_at = now
             await self.redis.hset(keys.CALLBACK_ENTRIES, flight.entry.call_id, flight.entry.to_json())
-        for raw in (await self.redis.hgetall(keys.CALLBACK_ENTRIES)).values():
-            entry = CallbackEntry.from_json(raw)
-            if entry.claimed_by is not None and now - entry.claimed_at > self.stale_claim_s:
+        for call_id, raw in (await self.redis.hgetall(keys.CALLBACK_ENTRIES)).items():
+            name = call_id.decode(errors="replace") if isinstance(call_id, bytes) else call_id
+            entry = CallbackEntry.from_redis(name, raw)
+            if (
+                entry is not None
+                and entry.claimed_by is not None
+                and now - entry.claimed_at > self.stale_claim_s
+            ):
                 log.warning("callback.claim_stale", call_id=entry.call_id, claimed_by=entry.claimed_by)
                 entry.claimed_by = None
                 await self._put_back(entry)

@@ -24,7 +24,6 @@ import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -57,7 +56,7 @@ from gateway.records.spool import Spool
 from gateway.settings import Settings
 from gateway.tasks import cancel_tasks, start_task, stop_if_cancelled
 from gateway.web.live import LiveHub
-from gateway.web.snapshot import LinkView, Snapshot, as_plain, build_snapshot, merge_live
+from gateway.web.snapshot import LinkView, Peer, Snapshot, as_plain, build_snapshot, merge_live, read_peer
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +93,7 @@ class Node:
     lease: NodeLease | None = None  # this node's lease in Redis (scale-out)
     controlling: bool = False  # holds the lease (or Redis is unreachable) and runs the AMI session
     standby: bool = False  # found the node's lease held by another instance
-    peers: list[dict[str, Any]] = field(default_factory=list)  # other nodes' mirrored live state
+    peers: list[Peer] = field(default_factory=list)  # other nodes' mirrored live state
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -386,8 +385,8 @@ async def _share(node: Node, snapshot: Snapshot, now: float) -> bool:
     except (RedisError, OSError):
         return False
     mine = {node.node_id} if node.controlling else set()
-    peers = [json.loads(v) for v in values if v is not None]
-    node.peers = [p for p in peers if p.get("node") not in mine]
+    peers = [read_peer(name.decode(errors="replace"), v) for name, v in zip(names, values, strict=True) if v]
+    node.peers = [p for p in peers if p is not None and p.node not in mine]
     return True
 
 

@@ -4,7 +4,8 @@ Writes are batched: ``add`` only merges increments in memory (safe to call from 
 path), and ``flush`` sends them in one pipeline of HINCRBYFLOAT. If Redis is down the increments
 stay merged in memory and go out with the next successful flush: nothing is counted twice or lost
 while the process lives. Layout: one hash per scope and UTC day, ``<prefix>:<scope>:<yyyymmdd>``,
-fields ``<minute>:<counter>``, expiring after two days.
+fields ``<minute>:<counter>``, expiring after two days. What is read back is untrusted
+(``gateway.readback``): a field or figure that does not parse is refused and skipped.
 """
 
 from __future__ import annotations
@@ -19,14 +20,27 @@ from redis.exceptions import RedisError
 
 from gateway.keys import KpiKeys
 from gateway.queues.stats import BUCKET_S, KEEP_S, Counts, KpiBook
+from gateway.readback import Source, amount, refuse, text
 
 COUNTERS = {f.name: int if f.type in (int, "int") else float for f in fields(Counts)}
 
 log = structlog.get_logger(__name__)
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _field(raw: bytes | str, key: str) -> tuple[int, str] | None:
+    """A hash field as its minute and the rest (``<minute>:<counter>``, or a gauge's ``<minute>``)."""
+    value = text(raw, source=Source.KPI, key=key, field="(field name)")
+    if value is None:
+        return None
+    minute, _, rest = value.partition(":")
+    if not (minute.isascii() and minute.isdigit() and len(minute) <= 12):
+        refuse(Source.KPI, key, value[:40], "the field does not start with a minute number")
+        return None
+    return int(minute), rest
+
+
+def _names(raw: set[bytes | str], key: str) -> list[str]:
+    return [name for value in raw if (name := text(value, source=Source.KPI, key=key, field="member"))]
 
 
 def _day(minute: int) -> str:
@@ -89,22 +103,32 @@ class KpiStore:
         first = int((now - KEEP_S) // BUCKET_S)
         last = int(now // BUCKET_S)
         days = sorted({_day(m) for m in range(first, last, 60)} | {_day(last)})
-        for name in map(_text, await self.redis.smembers(self.keys.gauges)):
+        for name in _names(await self.redis.smembers(self.keys.gauges), self.keys.gauges):
             for day in days:
-                for minute_text, value in (await self.redis.hgetall(self.keys.gauge(name, day))).items():
-                    if int(_text(minute_text)) >= first:
-                        book.sample(name, int(_text(minute_text)) * BUCKET_S, float(value))
+                key = self.keys.gauge(name, day)
+                for field_name, raw in (await self.redis.hgetall(key)).items():
+                    parsed = _field(field_name, key)
+                    if parsed is None or parsed[0] < first:
+                        continue
+                    minute = parsed[0]
+                    value = amount(raw, source=Source.KPI, key=key, field=str(minute))
+                    if value is not None:
+                        book.sample(name, minute * BUCKET_S, value)
         count = 0
-        for scope in map(_text, await self.redis.smembers(self.keys.scopes)):
+        for scope in _names(await self.redis.smembers(self.keys.scopes), self.keys.scopes):
             buckets: dict[int, Counts] = defaultdict(Counts)
             for day in days:
-                for field_name, value in (await self.redis.hgetall(self.keys.counts(scope, day))).items():
-                    minute_text, _, counter = _text(field_name).partition(":")
-                    minute = int(minute_text)
-                    if minute < first or counter not in COUNTERS:
+                key = self.keys.counts(scope, day)
+                for field_name, raw in (await self.redis.hgetall(key)).items():
+                    parsed = _field(field_name, key)
+                    if parsed is None or parsed[0] < first or parsed[1] not in COUNTERS:
+                        continue
+                    minute, counter = parsed
+                    value = amount(raw, source=Source.KPI, key=key, field=f"{minute}:{counter}")
+                    if value is None:
                         continue
                     bucket = buckets[minute]
-                    setattr(bucket, counter, getattr(bucket, counter) + COUNTERS[counter](float(value)))
+                    setattr(bucket, counter, getattr(bucket, counter) + COUNTERS[counter](value))
             for minute, counts in buckets.items():
                 book.load(scope, minute, counts)
                 count += 1
@@ -118,8 +142,8 @@ class KpiStore:
         """
         last = int(now // BUCKET_S)
         recent = range(last - minutes + 1, last + 1)
-        scopes = [_text(s) for s in await self.redis.smembers(self.keys.scopes)]
-        names = [_text(g) for g in await self.redis.smembers(self.keys.gauges)]
+        scopes = _names(await self.redis.smembers(self.keys.scopes), self.keys.scopes)
+        names = _names(await self.redis.smembers(self.keys.gauges), self.keys.gauges)
         async with self.redis.pipeline(transaction=False) as pipe:
             for scope in scopes:
                 for minute in recent:
@@ -130,15 +154,23 @@ class KpiStore:
             answers = iter(await pipe.execute())
         for scope in scopes:
             for minute in recent:
+                key = self.keys.counts(scope, _day(minute))
                 values = next(answers)
                 if any(v is not None for v in values):
                     counts = Counts()
-                    for counter, value in zip(COUNTERS, values, strict=True):
-                        if value is not None:
-                            setattr(counts, counter, COUNTERS[counter](float(value)))
+                    for counter, raw in zip(COUNTERS, values, strict=True):
+                        field = f"{minute}:{counter}"
+                        if raw is not None and (
+                            value := amount(raw, source=Source.KPI, key=key, field=field)
+                        ):
+                            setattr(counts, counter, COUNTERS[counter](value))
                     book.load(scope, minute, counts)
         for name in names:
             for minute in recent:
-                value = next(answers)
-                if value is not None:
-                    book.sample(name, minute * BUCKET_S, float(value))
+                key = self.keys.gauge(name, _day(minute))
+                raw = next(answers)
+                if (
+                    raw is not None
+                    and (value := amount(raw, source=Source.KPI, key=key, field=str(minute))) is not None
+                ):
+                    book.sample(name, minute * BUCKET_S, value)

@@ -7,7 +7,9 @@ instance's API can show it. It does not decide what an event means (``machine``)
 track calls (it reads the tracker, and tells it how a hand-over it drove ended).
 
 The AMI read path calls it as an event listener, after the tracker's: it only steps machines and
-queues effects; AMI actions and Redis writes happen in ``run``, the background task.
+queues effects; AMI actions and Redis writes happen in ``run``, the background task. Another
+node's mirror is read back as untrusted input (``TransferMirror``); it is only ever shown, and no
+AMI action is built from it.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import redis.asyncio as aioredis
 import structlog
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, TypeAdapter
 from redis.exceptions import RedisError
 
 from gateway import keys
@@ -41,6 +44,8 @@ from gateway.contract import (
 from gateway.dialplan.routing import handover_extensions
 from gateway.merge.schema import HotlineConfig
 from gateway.ports import PlanSource, Send, TrackerView
+from gateway.readback import Source, Text, parse, refuse
+from gateway.records.model import PBX_NODE_PATTERN
 from gateway.tasks import stop_if_cancelled
 from gateway.transfers.errors import (
     CallNotFoundError,
@@ -75,7 +80,7 @@ from gateway.transfers.machine import (
     observe,
     step,
 )
-from gateway.vocabulary import HandoverMode, HandoverOutcome, PartyKind, TargetKind
+from gateway.vocabulary import QUEUE, HandoverMode, HandoverOutcome, PartyKind, TargetKind, anchored
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +106,44 @@ _LINK_HEADERS = (
 _TAKES_CALLER_BACK = frozenset({SeatState.READY, SeatState.WRAP_UP})
 
 _Work = tuple[Transfer, Effect | None]  # None: mirror the transfer to Redis
+
+_Moment = Annotated[AwareDatetime, PlainSerializer(lambda at: at.isoformat(timespec="milliseconds"))]
+_Party = Annotated[str, Field(pattern=anchored(safety.EXTEN.pattern))]  # a seat id or a linkage number
+
+
+class _MirrorTarget(BaseModel):
+    kind: TargetKind
+    name: Annotated[str, Field(pattern=anchored(QUEUE))]  # a queue, or a linkage number
+    title: Text
+
+
+class _MirrorStep(BaseModel):
+    state: State
+    at: _Moment
+
+
+class TransferMirror(BaseModel):
+    """A transfer as ``Transfer.as_json`` mirrors it to Redis, parsed when another node reads it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(pattern=r"^tr-[0-9a-f]{16}$")]
+    call_id: Annotated[str, Field(pattern=anchored(safety.CHANNEL_ID.pattern))]
+    mode: HandoverMode
+    target: _MirrorTarget
+    state: State
+    reason: Text | None
+    outcome: HandoverOutcome | None
+    from_seat: _Party
+    answered_by: _Party | None
+    override: bool
+    room: Annotated[str, Field(pattern=r"^[0-9]{1,16}$")] | None
+    node: Annotated[str, Field(pattern=PBX_NODE_PATTERN)]
+    requested_at: _Moment
+    history: list[_MirrorStep]
+
+
+_MIRROR = TypeAdapter(TransferMirror)
 
 
 class TransferService:
@@ -238,23 +281,33 @@ class TransferService:
         t = self.transfers.get(transfer_id)
         if t is not None:
             return t.as_json()
+        mirrored = await self._mirrored(transfer_id)
+        return mirrored.model_dump(mode="json") if mirrored is not None else None
+
+    async def _mirrored(self, transfer_id: str) -> TransferMirror | None:
+        """Another node's mirror of ``transfer_id``; None if absent, unreadable or refused."""
+        key = keys.transfer(transfer_id)
         try:
-            mirrored = await self.redis.get(keys.transfer(transfer_id))
+            raw = await self.redis.get(key)
         except (RedisError, OSError) as exc:
             log.warning("transfer.mirror_unreadable", transfer=transfer_id, error=str(exc))
             return None
-        return json.loads(mirrored) if mirrored else None
+        mirrored = parse(_MIRROR, raw, source=Source.TRANSFER, key=key) if raw is not None else None
+        if mirrored is not None and mirrored.id != transfer_id:
+            refuse(Source.TRANSFER, key, "id", f"the mirror is of {mirrored.id}")
+            return None
+        return mirrored
 
     async def _local(self, transfer_id: str) -> Transfer:
         t = self.transfers.get(transfer_id)
         if t is None:
-            elsewhere = await self.lookup(transfer_id)
+            elsewhere = await self._mirrored(transfer_id)
             if elsewhere is None:
                 raise TransferNotFoundError(f"no transfer {transfer_id!r}", transfer_id=transfer_id)
-            if State(elsewhere["state"]) in TERMINAL:
-                raise TransferFinishedError(f"transfer {transfer_id} has ended ({elsewhere['state']})")
+            if elsewhere.state in TERMINAL:
+                raise TransferFinishedError(f"transfer {transfer_id} has ended ({elsewhere.state.value})")
             raise TransferElsewhereError(
-                f"transfer {transfer_id} is run by gateway node {elsewhere['node']}; ask that node's API"
+                f"transfer {transfer_id} is run by gateway node {elsewhere.node}; ask that node's API"
             )
         if t.finished:
             raise TransferFinishedError(

@@ -75,7 +75,7 @@ async def readyz(request: web.Request) -> web.Response:
     state = node.client.state
     if not node.controlling and not node.standby:
         problems.append("starting: not yet known which instance controls this node")
-    if node.standby and node.node_id not in {p.get("node") for p in node.peers}:
+    if node.standby and node.node_id not in {p.node for p in node.peers}:
         problems.append(f"standby: no live state of node {node.node_id} from the instance controlling it")
     if node.controlling and not state.ready:
         problems.append(f"ami: {state.phase.value}" + (f" ({state.last_error})" if state.last_error else ""))
@@ -106,7 +106,7 @@ async def status(request: web.Request) -> web.Response:
             "node": node.node_id,
             "role": "active" if node.controlling else "standby",
             "taken_over": sorted(r.node_id for r in _runtimes(request)[1:]),
-            "peers": sorted(str(p.get("node")) for p in node.peers),
+            "peers": sorted(p.node for p in node.peers),
             "ami": {
                 "phase": state.phase.value,
                 "reconnects": state.reconnects,

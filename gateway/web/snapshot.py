@@ -2,7 +2,8 @@
 
 A ``Snapshot`` is built from the live tracker state and the KPI book (``gateway.queues.stats``)
 and pushed to browsers by the live hub. Field names are stable: the page and the tests read them.
-Times in seconds; rates in 0..1 or None when there is nothing to divide by.
+Times in seconds; rates in 0..1 or None when there is nothing to divide by. Other nodes' live
+state comes back from Redis as untrusted input and is parsed (``Peer``) before it is merged.
 """
 
 from __future__ import annotations
@@ -11,22 +12,26 @@ import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 
 from gateway.calls.model import Seat, SeatState
 from gateway.calls.tracker import Tracker
 from gateway.dialplan.routing import RoutingPlan
 from gateway.queues.stats import ALL, KpiBook, Rates
+from gateway.readback import Count, Seconds, Source, Text, parse
+from gateway.records.model import PBX_NODE_PATTERN, QueueName
 
 
 @dataclass(frozen=True)
 class SeatCounts:
-    logged_in: int = 0
-    ready: int = 0
-    ringing: int = 0
-    on_call: int = 0
-    wrap_up: int = 0
-    paused: int = 0
+    logged_in: Count = 0
+    ready: Count = 0
+    ringing: Count = 0
+    on_call: Count = 0
+    wrap_up: Count = 0
+    paused: Count = 0
 
 
 @dataclass(frozen=True)
@@ -41,15 +46,18 @@ class QueueView:
     rates: dict[str, Rates]  # "15m", "1h", "24h", "today"
 
 
+_SeatStateName = Annotated[str, Field(pattern=f"^({'|'.join(SeatState)})$")]
+
+
 @dataclass(frozen=True)
 class SeatView:
-    extension: str
-    name: str
-    state: str  # logged_out | ready | ringing | on_call | wrap_up | paused
-    reason: str  # pause reason, empty otherwise
-    since_s: float  # time in the current state
-    calls_taken: int
-    queues: list[str]
+    extension: Text
+    name: Text
+    state: _SeatStateName  # logged_out | ready | ringing | on_call | wrap_up | paused
+    reason: Text  # pause reason, empty otherwise
+    since_s: Seconds  # time in the current state
+    calls_taken: Count
+    queues: list[QueueName]
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,36 @@ class Snapshot:
 
     def to_json(self) -> str:
         return json.dumps(as_plain(self), ensure_ascii=False, separators=(",", ":"))
+
+
+class PeerLink(BaseModel):
+    stale: bool
+    reason: Text
+
+
+class PeerQueue(BaseModel):
+    name: QueueName
+    waiting: Count
+    longest_wait_s: Seconds
+    seats: SeatCounts
+
+
+class Peer(BaseModel):
+    """The part of another node's mirrored snapshot (``as_plain`` plus ``node``) that is merged."""
+
+    node: Annotated[str, Field(pattern=PBX_NODE_PATTERN)]
+    at: AwareDatetime
+    link: PeerLink
+    queues: list[PeerQueue]
+    seats: list[SeatView]
+
+
+_PEER = TypeAdapter(Peer)
+
+
+def read_peer(key: str, raw: bytes | str) -> Peer | None:
+    """Another node's live state read back from Redis, or None (refused, logged and counted)."""
+    return parse(_PEER, raw, source=Source.LIVE, key=key)
 
 
 def as_plain(value: Any) -> Any:
@@ -190,9 +228,7 @@ def build_snapshot(
     )
 
 
-def merge_live(
-    own: Snapshot, peers: list[dict[str, Any]], *, now: float, stale_after_s: float = 5.0
-) -> Snapshot:
+def merge_live(own: Snapshot, peers: list[Peer], *, now: float, stale_after_s: float = 5.0) -> Snapshot:
     """Add other nodes' live parts (mirrored through Redis) to this instance's snapshot.
 
     Waiting calls and seats add up per queue and the longest wait is the longest anywhere; the
@@ -208,21 +244,19 @@ def merge_live(
     extra_seats = []
     reasons = [own.link.reason] if own.link.reason else []
     for peer in peers:
-        for queue in peer.get("queues", []):
-            name = queue["name"]
-            if name not in by_name:
+        for queue in peer.queues:
+            if queue.name not in by_name:
                 continue
-            waiting[name] += queue["waiting"]
-            longest[name] = max(longest[name], queue["longest_wait_s"])
-            for state, count in queue["seats"].items():
-                seats[name][state] = seats[name].get(state, 0) + count
-        extra_seats += [SeatView(**seat) for seat in peer.get("seats", [])]
-        age = now - dt.datetime.fromisoformat(peer["at"]).timestamp()
-        node = peer.get("node", "?")
+            waiting[queue.name] += queue.waiting
+            longest[queue.name] = max(longest[queue.name], queue.longest_wait_s)
+            for state, count in dataclasses.asdict(queue.seats).items():
+                seats[queue.name][state] += count
+        extra_seats += peer.seats
+        age = now - peer.at.timestamp()
         if age > stale_after_s:
-            reasons.append(f"节点 {node} 的数据已 {age:.0f} 秒未更新")
-        elif peer["link"]["stale"]:
-            reasons.append(f"节点 {node}: {peer['link']['reason']}")
+            reasons.append(f"节点 {peer.node} 的数据已 {age:.0f} 秒未更新")
+        elif peer.link.stale:
+            reasons.append(f"节点 {peer.node}: {peer.link.reason}")
     queues = [
         replace(q, waiting=waiting[q.name], longest_wait_s=longest[q.name], seats=SeatCounts(**seats[q.name]))
         for q in own.queues
