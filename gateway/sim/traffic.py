@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from gateway.contract import INBOUND_CONTEXT
 from gateway.sim.apps import DialplanRun
 from gateway.sim.channel import Channel
 from gateway.sim.clock import Timer
@@ -53,16 +54,21 @@ class TrafficStats:
 
 
 class TrafficGenerator:
-    """Poisson arrivals at ``rate`` calls per simulated second."""
+    """Poisson arrivals at ``rate`` calls per simulated second; ``limit`` arrivals at most.
+
+    A limit bounds the work a test asks of a busy machine: at a high time scale an unbounded
+    generator offers calls as fast as simulated time runs, however far behind the event loop is.
+    """
 
     def __init__(self, sim: Simulator, *, rate: float, seed: int | None = None,
-                 callers: CallerBehaviour | None = None) -> None:  # fmt: skip
+                 callers: CallerBehaviour | None = None, limit: int | None = None) -> None:  # fmt: skip
         if rate <= 0:
             raise ValueError("traffic rate must be positive")
         self.sim = sim
         self.rate = rate
         self.rng = random.Random(seed)
         self.callers = callers or CallerBehaviour()
+        self.limit = limit
         self.stats = TrafficStats()
         self._timer: Timer | None = None
         self._next_at = 0.0
@@ -111,6 +117,8 @@ class TrafficGenerator:
 
     def _arrival(self) -> None:
         self._schedule()
+        if self.limit is not None and self.stats.offered + self.stats.lost_while_down + 1 >= self.limit:
+            self.stop()  # this arrival is the last
         if self.stats.offered % 100 == 0:
             self.ended_calls()  # keeps the live map small on a long run
         if not self.sim.running:
@@ -142,7 +150,7 @@ class TrafficGenerator:
             self.sim.clock.call_later(patience, self._patience_over, pbx, one, two)
 
         pbx.originate(OriginateRequest(
-            target=f"Local/{number}@from-pstn", application="Wait", app_data=CALLER_APP_SECONDS,
+            target=f"Local/{number}@{INBOUND_CONTEXT}", application="Wait", app_data=CALLER_APP_SECONDS,
             caller_num=self.caller_number(), caller_name="PSTN caller", report=False, tags=tags,
             on_channels=placed,
         ))  # fmt: skip
