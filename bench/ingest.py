@@ -38,10 +38,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import amistream
+from bench import amistream
 
 CONSUMERS = ("raw-split", "panoramisk", "cacofonisk", "gateway")
 FULL_CALLS = 10_000

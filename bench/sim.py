@@ -28,15 +28,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.amistream import pin  # noqa: E402
 from gateway.merge.loader import load_config  # noqa: E402
 from gateway.sim.manager import ManagerUser  # noqa: E402
 from gateway.sim.people import CallerBehaviour, Endpoints, SeatBehaviour  # noqa: E402
 from gateway.sim.plan import plan_from_config  # noqa: E402
 from gateway.sim.server import SimOptions, Simulator  # noqa: E402
 from gateway.sim.traffic import TrafficGenerator  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "bench"))
-from amistream import pin  # noqa: E402
 
 SECRET = "bench-secret"
 PROBE_EVERY = 0.1  # seconds between clock-lag probes
