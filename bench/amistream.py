@@ -235,6 +235,8 @@ async def _serve_one(stream: bytes, port_out: asyncio.Future[int]) -> None:
                     for line in request.decode(errors="replace").split("\n"):
                         name, _, value = line.partition(":")
                         headers.setdefault(name.strip().lower(), value.strip())
+                    if writer.transport.is_closing() or (sending is not None and sending.done()):
+                        continue  # the stream is over (half-closed): a late Ping or Logoff goes unanswered
                     writer.write(_answer(headers))
                     if headers.get("action", "").lower() == "login" and sending is None:
                         sending = asyncio.create_task(send(writer))
