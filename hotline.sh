@@ -46,7 +46,7 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 # Reinstall only when the declared dependencies changed since the last install.
 if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
   touch .venv/.installed
 fi
 

@@ -1,14 +1,19 @@
 """Dashboard push latency and gateway CPU with many browsers watching a busy hotline.
 
-Three processes, as in production: the PBX simulator (``hotline-gateway simulate``) with enough
-traffic to keep about 1,000 calls up at once, the gateway (``hotline-gateway run``), and this
-script holding the SSE clients (the dashboard's /api/live stream). Latency is from the moment the
-gateway built a snapshot (its ``at``) to the moment a client has read it, so it includes the
-hub's coalescing (at most 4 pushes a second). CPU is the gateway process's own (utime + stime
-from /proc) over each phase. Baseline in the same run: one client; then 200 clients. Every server
-listens on 127.0.0.1 and is stopped at the end.
+Processes as in production: PBX simulators (``hotline-gateway simulate``, one per Asterisk node)
+with enough traffic to keep the calls up, one gateway (``hotline-gateway run``) controlling the
+first node and taking the others over (``HOTLINE_TAKEOVER_NODES``: no other instance holds their
+leases), and this script holding the SSE clients (the dashboard's /api/live stream). Latency is
+from the moment the gateway built a snapshot (its ``at``) to the moment a client has read it, so
+it includes the hub's coalescing (at most 4 pushes a second). CPU is the gateway process's own
+(utime + stime from /proc) over each phase. Every server listens on 127.0.0.1 and is stopped at
+the end.
 
-    .venv/bin/python bench/dashboard.py [--clients 200] [--calls 1000] [--seconds 20]
+Two floors in one run: the city (one node, about 1,000 calls and seats; one client, then 200)
+is the baseline; the province (10 nodes, 10,000 seats, 5,000 calls, 200 clients) is the target
+of issue 14: push latency p99 < 500 ms and gateway CPU under one core.
+
+    .venv/bin/python bench/dashboard.py [--clients 200] [--seconds 20] [--only city|province]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
@@ -36,6 +42,7 @@ from gateway.ordersink.sink import OrderSink
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "hotline_merge.yaml"
 TIME_SCALE = 0.25  # four simulated seconds per real second: the floor fills in under a minute
+QUEUES = 8  # in hotline_merge.yaml
 MEAN_CALL_S = 165.0  # seat ring + lognormal talk of the simulator's default seats (150 s)
 TICKS = os.sysconf("SC_CLK_TCK")
 AT = re.compile(rb'^data: ?\{"at":"([^"]+)"', re.MULTILINE)
@@ -67,7 +74,7 @@ async def watch(
 
 async def phase(
     url: str, token: str, clients: int, seconds: float, gateway_pid: int
-) -> tuple[list[float], float, int]:
+) -> tuple[list[float], float]:
     latencies: list[float] = []
     stop = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=0)
@@ -84,7 +91,7 @@ async def phase(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return latencies, cpu, clients
+    return latencies, cpu
 
 
 def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -108,70 +115,137 @@ def quantile(values: Sequence[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q * 100) - 1] if len(values) > 1 else float("nan")
 
 
-async def live_calls(url: str, token: str) -> int:
+@dataclass(frozen=True)
+class Floor:
+    name: str
+    nodes: int
+    calls: int  # calls up at once across the nodes
+    seats: int  # seats logged in across the nodes
+    clients: tuple[int, ...]  # dashboards in each measured phase
+
+
+CITY = Floor("city", nodes=1, calls=1000, seats=1000, clients=(1, 200))
+PROVINCE = Floor("province", nodes=10, calls=5000, seats=10_000, clients=(200,))
+
+
+async def pbx_calls(control_urls: list[str]) -> int:
+    """Calls up on every node, as the simulators count them (not the gateway)."""
+    async with aiohttp.ClientSession() as session:
+        total = 0
+        for url in control_urls:
+            async with session.get(url + "/status") as response:
+                total += int((await response.json()).get("calls", 0))
+        return total
+
+
+async def shown(url: str, token: str) -> int:
+    """Seats logged in on the dashboard's own snapshot (every node's)."""
     async with (
         aiohttp.ClientSession() as session,
-        session.get(url + "/api/status", headers={"Authorization": f"Bearer {token}"}) as response,
+        session.get(url + "/api/snapshot", headers={"Authorization": f"Bearer {token}"}) as response,
     ):
-        return int((await response.json())["live_calls"])
+        snapshot = await response.json()
+    return sum(s["state"] != "logged_out" for s in snapshot["seats"])
 
 
-async def main(args: argparse.Namespace) -> None:
+async def measure(floor: Floor, seconds: float) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp, LocalRedis(aof=False) as redis:
         env = demo_environment({k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, CONFIG)
         config = load_config(CONFIG)
         sink = OrderSink(Path(tmp) / "orders.sqlite3", env[config.order_system.token_env])
         await sink.start()
-        ami_port, http_port = free_port(), free_port()
-        rate = args.calls / MEAN_CALL_S  # calls per simulated second for ~args.calls up at once
-        # About as many seats as calls: most talk, some wait (waiting callers are live calls too).
-        sim = spawn(
-            ["simulate", "--port", str(ami_port), "--rate", f"{rate:.3f}", "--seats-per-queue",
-             str(args.calls // 8), "--seed", "1", "--time-scale", str(TIME_SCALE)], env,
-        )  # fmt: skip
+        rate = floor.calls / floor.nodes / MEAN_CALL_S  # per node, per simulated second
+        per_queue = floor.seats // floor.nodes // QUEUES
+        ports = [(free_port(), free_port()) for _ in range(floor.nodes)]
+        sims = [
+            spawn(
+                ["simulate", "--port", str(ami), "--control-port", str(control), "--rate", f"{rate:.3f}",
+                 "--seats-per-queue", str(per_queue), "--seed", str(n + 1), "--time-scale", str(TIME_SCALE)],
+                env,
+            )
+            for n, (ami, control) in enumerate(ports)
+        ]  # fmt: skip
+        http_port = free_port()
         env.update(
-            HOTLINE_REDIS_URL=redis.url, HOTLINE_AMI_PORT=str(ami_port), HOTLINE_HTTP_PORT=str(http_port),
+            HOTLINE_REDIS_URL=redis.url, HOTLINE_AMI_PORT=str(ports[0][0]), HOTLINE_HTTP_PORT=str(http_port),
             HOTLINE_ORDER_URL=sink.url, HOTLINE_SPOOL_DIR=f"{tmp}/spool", HOTLINE_LOG_LEVEL="WARNING",
+            HOTLINE_NODE_ID="pbx-1", HOTLINE_LEASE_TTL_MS="1000",
+            HOTLINE_TAKEOVER_NODES=",".join(f"pbx-{n + 1}=127.0.0.1:{ami}" for n, (ami, _) in enumerate(ports) if n),
         )  # fmt: skip
         gateway = spawn(["run"], env)
         base, token = f"http://127.0.0.1:{http_port}", env["HOTLINE_SUPERVISOR_TOKENS"]
+        controls = [f"http://127.0.0.1:{control}" for _, control in ports]
         try:
             began = time.monotonic()
             calls = 0
-            while time.monotonic() - began < 180:
+            while time.monotonic() - began < 240:
                 await asyncio.sleep(2)
                 try:
-                    calls = await live_calls(base, token)
-                except aiohttp.ClientError:
+                    calls = await pbx_calls(controls)
+                    seats = await shown(base, token)
+                except (aiohttp.ClientError, KeyError):
                     continue
-                if calls >= args.calls * 0.95:
+                if calls >= floor.calls * 0.95 and seats >= floor.seats * 0.95:
                     break
-            print(f"live calls in the gateway: {calls:,} (after {time.monotonic() - began:.0f} s)")
-            results = [
-                await phase(base + "/api/live", token, 1, args.seconds / 2, gateway.pid),
-                await phase(base + "/api/live", token, args.clients, args.seconds, gateway.pid),
-            ]
-            calls = await live_calls(base, token)
+            print(f"{floor.name}: {floor.nodes} node(s), {calls:,} calls up, {seats:,} seats on the dashboard "
+                  f"(after {time.monotonic() - began:.0f} s)", flush=True)  # fmt: skip
+            results = []
+            for clients in floor.clients:
+                latencies, cpu = await phase(base + "/api/live", token, clients, seconds, gateway.pid)
+                results.append(Result(floor, clients, await pbx_calls(controls), seats, latencies, cpu))
+                print(f"  {results[-1].line()}", flush=True)
         finally:
-            for proc in (gateway, sim):
+            for proc in (gateway, *sims):
                 stop(proc)
             await sink.stop()
-    (base_lat, base_cpu, _), (lat, cpu, clients) = results
-    for name, (latencies, cpu_share, n) in (("baseline", results[0]), ("loaded", results[1])):
-        print(
-            f"{name}: {n} client(s), {len(latencies):,} pushes received, latency p50 {quantile(latencies, 0.5) * 1000:.0f} ms, "
-            f"p99 {quantile(latencies, 0.99) * 1000:.0f} ms, gateway CPU {cpu_share * 100:.0f} % of one core"
+    return results
+
+
+@dataclass(frozen=True)
+class Result:
+    floor: Floor
+    clients: int
+    calls: int
+    seats: int
+    latencies: list[float]
+    cpu: float  # share of one core
+
+    @property
+    def p99_ms(self) -> float:
+        return quantile(self.latencies, 0.99) * 1000
+
+    def line(self) -> str:
+        return (
+            f"{self.clients} client(s): {len(self.latencies):,} pushes received, latency p50 "
+            f"{quantile(self.latencies, 0.5) * 1000:.0f} ms, p99 {self.p99_ms:.0f} ms, gateway CPU "
+            f"{self.cpu * 100:.0f} % of one core"
         )
-    print(
-        f"dashboard: {clients} clients, {calls:,} live calls, p50 {quantile(lat, 0.5) * 1000:.0f} ms, "
-        f"p99 {quantile(lat, 0.99) * 1000:.0f} ms, gateway CPU {cpu * 100:.0f} %, "
-        f"ratio p99 {quantile(lat, 0.99) / quantile(base_lat, 0.99):.2f} and CPU {cpu / base_cpu:.2f} vs 1 client"
-    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} (2 cores)")
+    floors = [replace(CITY, clients=(1, args.clients)), replace(PROVINCE, clients=(args.clients,))]
+    results = [
+        r for floor in floors if args.only in (None, floor.name) for r in await measure(floor, args.seconds)
+    ]
+    city = next((r for r in results if r.floor.name == "city" and r.clients == args.clients), None)
+    province = next((r for r in results if r.floor.name == "province"), None)
+    parts = [
+        f"{r.floor.name} {r.floor.nodes} node(s) {r.seats:,} seats {r.calls:,} calls {r.clients} clients: "
+        f"p99 {r.p99_ms:.0f} ms, CPU {r.cpu * 100:.0f} %"
+        for r in (city, province)
+        if r is not None
+    ]
+    if city and province:
+        parts.append(
+            f"ratio p99 {province.p99_ms / city.p99_ms:.2f} and CPU {province.cpu / city.cpu:.2f} vs city"
+        )
+    print("dashboard: " + "; ".join(parts))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
-    parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--only", choices=("city", "province"))
     asyncio.run(main(parser.parse_args()))

@@ -1,255 +1,297 @@
-"""AMI ingest: events per second over TCP through bare panoramisk and through the gateway.
+"""AMI ingest: events per second through the gateway and through its Python peers, side by side.
 
-The stream is trace-shaped: the recorded call traces 01-07 (real Asterisk 22 bytes, responses
-left out) repeated with fresh Uniqueids, Linkedids and channel names for every call, ended by a
-sentinel UserEvent. A server thread in this process sends it to each client as fast as TCP
-takes it; each client runs in its own fresh interpreter and is timed from connect to sentinel:
+Every consumer reads the same trace-shaped stream (``bench/amistream.py``: real Asterisk 22 call
+traces repeated with fresh identifiers, about 200 calls in flight) from a server in a process of
+its own, pinned to CPU 0, while the consumer runs in another process pinned to CPU 1:
 
-- bare: a panoramisk 1.4 ``Manager`` with no handlers (one for the sentinel);
-- full: the gateway's ingest path, ``AmiClient`` -> ``TrackerFeed`` -> ``Tracker``.
+- raw-split: asyncio reads split into dicts and nothing else (the floor for Python);
+- panoramisk: a bare panoramisk 1.4 ``Manager`` with one ``'*'`` handler that counts;
+- cacofonisk: cacofonisk 0.7.10's ``AmiRunner`` (panoramisk underneath) with its channel and
+  bridge tracking and a reporter that does nothing; an exception in its tracker is counted so it
+  cannot drop the connection;
+- gateway: ``AmiClient`` -> ``TrackerFeed`` -> ``Tracker``, outputs counted and dropped (as the
+  app's records pipeline takes them away).
 
-Then the full path ingests 5,000 calls that stay up (each answered by a seat) and reports its
-resident memory. Targets (issue 4): full path >= 60 % of bare panoramisk; RSS < 300 MB.
+Each consumer runs ``--runs`` times (rounds interleave the consumers so noise spreads over all
+of them); the median counts, every run must see exactly the stream's events, the gateway must end
+every call, and peak RSS is the largest of the runs. Targets (issue 14): gateway >= 1.0x
+panoramisk and >= 2.5x cacofonisk; peak RSS on the full stream within 1.5x the peers'.
 
-    .venv/bin/python bench/ingest.py [--calls 1500] [--live 5000] [--runs 3]
+    .venv/bin/python bench/ingest.py [--calls 1000 | --full] [--runs 3] [--only gateway,panoramisk]
+
+Ends with one line: ``ingest: ratio X vs panoramisk, Y vs cacofonisk; ...``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import collections
 import json
 import logging
-import re
+import os
+import resource
+import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import structlog
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.ami.protocol import MessageParser
-from gateway.localredis import free_port
+from bench import amistream
 
-TRACES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "ami-traces"
-TEMPLATES = ["01", "02", "03", "04", "05", "06", "07"]
-SENTINEL = b"Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: BenchDone\r\n\r\n"
+CONSUMERS = ("raw-split", "panoramisk", "cacofonisk", "gateway")
+FULL_CALLS = 10_000
 SECRET = "bench-secret"
-_IDS = re.compile(rb"(?:Uniqueid|Linkedid): (\S+)\r\n")
-_CHANNEL_SUFFIX = re.compile(rb"-([0-9a-f]{8});([12])")
-_LIVE_UNTIL = b"Event: BridgeEnter"  # an answered call: everything up to the seat joining the bridge
+SERVER_CPU, CONSUMER_CPU = 0, 1
 
 
-def _template(name: str) -> list[bytes]:
-    """A trace's event messages (exact bytes), without the banner, responses and login noise."""
-    path = next(p for p in TRACES.glob(f"{name}-*.ami") if not p.name.endswith(".sent.ami"))
-    _, _, rest = path.read_bytes().partition(b"\r\n")
-    blocks = [b + b"\r\n\r\n" for b in rest.split(b"\r\n\r\n") if b.startswith(b"Event: ")]
-    return [b for b in blocks if not b.startswith((b"Event: FullyBooted", b"Event: SuccessfulAuth"))]
+class _CountingHandler(logging.Handler):
+    """Peers log per event on odd input: count the records instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[f"{record.levelname} {record.name}"] += 1
 
 
-def _renamer(blocks: list[bytes]) -> re.Pattern[bytes]:
-    """Matches every Uniqueid/Linkedid of a template, longest first (one may prefix another)."""
-    ids = sorted({m for b in blocks for m in _IDS.findall(b)}, key=len, reverse=True)
-    return re.compile(b"|".join(re.escape(i) for i in ids))
+# --- the consumers, each in a fresh pinned process -----------------------------------------------
 
 
-def calls(count: int, *, live: bool = False) -> Iterator[bytes]:
-    """``count`` calls from the templates in turn, each with ids of its own."""
-    templates = [_template(name) for name in (TEMPLATES[:1] if live else TEMPLATES)]
-    renamers = [_renamer(t) for t in templates]
-    channel_serial = itertools.count(0x100000)
-    for n in range(count):
-        blocks = templates[n % len(templates)]
-        if live:
-            blocks = blocks[: next(i for i, b in enumerate(blocks) if b.startswith(_LIVE_UNTIL)) + 2]
-        pattern = renamers[n % len(templates)]
-
-        def rename(match: re.Match[bytes], suffix: bytes = b"-b%d" % n) -> bytes:
-            return match.group(0) + suffix
-
-        data = pattern.sub(rename, b"".join(blocks))
-        suffixes: dict[bytes, bytes] = {}
-
-        def channel(match: re.Match[bytes], suffixes: dict[bytes, bytes] = suffixes) -> bytes:
-            new = suffixes.setdefault(match.group(1), b"%08x" % next(channel_serial))
-            return b"-" + new + b";" + match.group(2)
-
-        yield _CHANNEL_SUFFIX.sub(channel, data)
+async def _raw_split(port: int) -> dict[str, Any]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+    await reader.readline()
+    writer.write(f"Action: Login\r\nActionID: 1\r\nUsername: bench\r\nSecret: {SECRET}\r\n\r\n".encode())
+    events, tail = 0, b""
+    while data := await reader.read(1 << 18):
+        data = tail + data
+        cut = data.rfind(b"\r\n\r\n")
+        if cut < 0:
+            tail = data
+            continue
+        tail = data[cut + 4 :]
+        for text in data[:cut].decode("utf-8", "replace").split("\r\n\r\n"):
+            fields = {}
+            for line in text.split("\r\n"):
+                name, _, value = line.partition(": ")
+                fields[name] = value
+            events += "Event" in fields
+    writer.close()
+    return {"events": events}
 
 
-class Server:
-    """Greets, accepts any Login, then sends ``stream``; answers Ping and Logoff like Asterisk."""
+async def _panoramisk(port: int) -> dict[str, Any]:
+    from panoramisk import Manager
 
-    def __init__(self, stream: bytes) -> None:
-        self.stream = stream
-        self.port = free_port()
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+    count = 0
 
-    def __enter__(self) -> Server:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
+    def on_event(_manager: Any, _event: Any) -> None:
+        nonlocal count
+        count += 1
 
-    def __exit__(self, *exc_info: object) -> None:
-        assert self._loop is not None
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+    def on_disconnect(_manager: Any, _exc: Any) -> None:
+        if not ended.done():
+            ended.set_result(None)
 
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self._ready.set()
-        await self._stop.wait()
-        server.close()
-        await server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
-        parser = MessageParser()
-        streaming: asyncio.Task[None] | None = None
-        try:
-            while data := await reader.read(65536):
-                for request in parser.feed(data):
-                    action, action_id = (request.action or "").lower(), request.action_id or ""
-                    answer = {"login": "Success", "logoff": "Goodbye"}.get(action, "Success")
-                    writer.write(
-                        f"Response: {answer}\r\nActionID: {action_id}\r\nMessage: ok\r\n\r\n".encode()
-                    )
-                    if action == "login":
-                        writer.write(
-                            b"Event: FullyBooted\r\nPrivilege: system,all\r\nStatus: Fully Booted\r\n\r\n"
-                        )
-                        streaming = asyncio.create_task(self._send(writer))
-                    elif action == "logoff":
-                        writer.close()
-        except ConnectionError:
-            pass
-        finally:
-            if streaming is not None:
-                streaming.cancel()
-            writer.close()
-
-    async def _send(self, writer: asyncio.StreamWriter) -> None:
-        view = memoryview(self.stream)
-        for start in range(0, len(view), 1 << 16):
-            writer.write(view[start : start + (1 << 16)])
-            await writer.drain()
-
-
-# --- the clients, each run in a fresh interpreter ------------------------------------------------
-
-
-async def _bare(port: int) -> dict[str, float]:
-    from panoramisk import Manager  # only the baseline needs it
-
-    done = asyncio.Event()
     manager = Manager(
-        host="127.0.0.1", port=port, username="gateway", secret=SECRET, ping_delay=3600, ping_interval=3600,
-        loop=asyncio.get_running_loop(),
-    )  # fmt: skip
-    manager.register_event(
-        "UserEvent", lambda _, event: done.set() if event.UserEvent == "BenchDone" else None
+        loop=loop, host="127.0.0.1", port=port, username="bench", secret=SECRET, on_disconnect=on_disconnect
     )
-    started = time.perf_counter()
+    manager.register_event("*", on_event)
     manager.connect()
-    await done.wait()
-    elapsed = time.perf_counter() - started
+    await ended
     manager.close()
-    return {"seconds": elapsed}
+    return {"events": count}
 
 
-async def _full(port: int) -> dict[str, float]:
-    from gateway.ami.client import AmiClient, AmiSettings
+async def _cacofonisk(port: int) -> dict[str, Any]:
+    from cacofonisk.reporters import BaseReporter
+    from cacofonisk.runners.ami_runner import AmiRunner
+
+    errors: collections.Counter[str] = collections.Counter()
+
+    class Runner(AmiRunner):  # type: ignore[misc]
+        def on_event(self, manager: Any, event: Any) -> None:
+            try:
+                self.ami_managers[manager].on_event(event)
+            except Exception as exc:  # its asserts must not make asyncio drop the connection
+                errors[f"{type(exc).__name__} on {event.get('Event')}"] += 1
+
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[None] = loop.create_future()
+    runner = Runner([f"tcp://bench:{SECRET}@127.0.0.1:{port}"], BaseReporter())
+    runner.attach_all()
+    count = 0
+    for manager in runner.ami_managers:
+        manager.on_disconnect = lambda *_: ended.done() or ended.set_result(None)
+        dispatch = manager.dispatch
+
+        def counting(event: Any, dispatch: Callable[[Any], Any] = dispatch) -> Any:
+            nonlocal count
+            count += 1
+            return dispatch(event)
+
+        manager.dispatch = counting
+    await ended
+    for manager in runner.ami_managers:
+        manager.close()
+    return {"events": count, "tracker_errors": sum(errors.values())}
+
+
+async def _gateway(port: int) -> dict[str, Any]:
+    from gateway.ami.client import AmiClient, AmiSettings, ConnectionState, Phase
     from gateway.calls.resync import TrackerFeed
     from gateway.calls.tracker import CallEnded, Output, Tracker
 
-    outputs: deque[Output] = deque()
-    feed = TrackerFeed(Tracker(), outputs.append)
-    done = asyncio.Event()
+    # Outputs are counted and dropped, as the app's records pipeline consumes them: a list of
+    # every ended call would measure the bench's memory, not the gateway's.
+    outputs: collections.Counter[type] = collections.Counter()
+
+    def sink(output: Output) -> None:
+        outputs[type(output)] += 1
+
+    feed = TrackerFeed(Tracker(), sink)
     client = AmiClient(AmiSettings(port=port, secret=SECRET, ping_interval=3600))
     client.add_event_listener(feed)
-    client.add_event_listener(lambda event: done.set() if event.get("UserEvent") == "BenchDone" else None)
-    started = time.perf_counter()
+    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_state(state: ConnectionState) -> None:
+        # The server closed the stream: the client would back off and reconnect; the run is over.
+        if state.phase is Phase.BACKOFF and not ended.done():
+            ended.set_result(None)
+
+    client.add_state_listener(on_state)
     client.start()
-    await done.wait()
-    elapsed = time.perf_counter() - started
-    rss_mb = _rss_mb()
+    await ended
     await client.close()
-    ended = sum(isinstance(o, CallEnded) for o in outputs)
-    return {"seconds": elapsed, "ended": ended, "live": len(feed.tracker.calls), "rss_mb": rss_mb}
+    return {
+        "events": client.events_received,
+        "calls_ended": outputs[CallEnded],
+        "calls_live": len(feed.tracker.calls),
+        "sessions": client.state.session,
+    }
 
 
-def _rss_mb() -> float:
-    status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+_RUN = {"raw-split": _raw_split, "panoramisk": _panoramisk, "cacofonisk": _cacofonisk, "gateway": _gateway}
 
 
-def _client_main(kind: str, port: int) -> None:
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    logging.basicConfig(level=logging.WARNING)
-    result = asyncio.run(_bare(port) if kind == "bare" else _full(port))
+def _consumer_main(name: str, port: int) -> None:
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    logs = _CountingHandler()
+    logging.getLogger().handlers[:] = [logs]
+    logging.getLogger().setLevel(logging.WARNING)
+    started = time.perf_counter()
+    result = asyncio.run(_RUN[name](port))
+    result["seconds"] = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    result["rss_mb"] = usage.ru_maxrss / 1024
+    result["logs"] = dict(logs.counts)
     print(json.dumps(result))
 
 
-def _run_client(kind: str, stream: bytes) -> dict[str, float]:
-    with Server(stream) as server:
+# --- the runs ------------------------------------------------------------------------------------
+
+
+def _run_once(name: str, stream: amistream.Stream) -> dict[str, Any]:
+    """One server process and one consumer process, pinned apart; the consumer's figures."""
+    here = Path(__file__).resolve().parent
+    server = subprocess.Popen(
+        [sys.executable, str(here / "amistream.py"), "serve", str(stream.path), "--cpu", str(SERVER_CPU)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
         done = subprocess.run(
-            [sys.executable, __file__, "--client", kind, "--port", str(server.port)],
-            capture_output=True, text=True, timeout=600, check=True,
+            [sys.executable, __file__, "--consumer", name, "--port", str(port), "--cpu", str(CONSUMER_CPU)],
+            capture_output=True, text=True, timeout=1800,
         )  # fmt: skip
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        if done.returncode != 0:
+            raise SystemExit(f"{name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+        server.wait(30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["events"] != stream.events:
+        raise SystemExit(f"{name} saw {result['events']:,} events of {stream.events:,}: the run is void")
+    if name == "gateway" and (result["calls_ended"] != stream.calls or result["calls_live"]):
+        raise SystemExit(
+            f"the gateway ended {result['calls_ended']:,} of {stream.calls:,} calls and still holds "
+            f"{result['calls_live']:,}: the stream or the tracker is broken"
+        )
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
-    parser.add_argument("--calls", type=int, default=1500, help="calls in the throughput stream")
-    parser.add_argument("--live", type=int, default=5000, help="calls left up for the memory figure")
-    parser.add_argument("--runs", type=int, default=3, help="runs of each client; the best is reported")
-    parser.add_argument("--client", choices=["bare", "full"], help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=1000, help="calls in the stream (default 1000)")
+    parser.add_argument("--full", action="store_true", help=f"the full stream: {FULL_CALLS:,} calls")
+    parser.add_argument("--in-flight", type=int, default=200, help="calls up at once (default 200)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each consumer; the median counts")
+    parser.add_argument("--only", help="comma-separated consumers (default: all)")
+    parser.add_argument("--consumer", choices=CONSUMERS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.client:
-        _client_main(args.client, args.port)
+    if args.consumer:
+        amistream.pin(args.cpu)
+        _consumer_main(args.consumer, args.port)
         return
 
-    stream = b"".join(calls(args.calls)) + SENTINEL
-    events = stream.count(b"\r\n\r\n")
-    print(
-        f"stream: {args.calls:,} calls from traces {', '.join(TEMPLATES)}: {events:,} events, {len(stream) / 1e6:.1f} MB"
-    )
-    best: dict[str, float] = {}
+    names = args.only.split(",") if args.only else list(CONSUMERS)
+    stream = amistream.build(FULL_CALLS if args.full else args.calls, args.in_flight)
+    print(f"stream: {stream.describe()}")
+    print(f"server on CPU {SERVER_CPU}, consumer on CPU {CONSUMER_CPU}; load average {_load()} at start")
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for _ in range(args.runs):
-        for kind in ("bare", "full"):
-            result = _run_client(kind, stream)
-            best[kind] = min(best.get(kind, result["seconds"]), result["seconds"])
-    if result["ended"] != args.calls:
-        raise SystemExit(
-            f"the tracker ended {result['ended']:.0f} of {args.calls} calls: the stream is broken"
+        for name in names:
+            results[name].append(_run_once(name, stream))
+    print(f"load average {_load()} at the end (1, 5, 15 min; 2 cores)")
+    rate = {
+        name: statistics.median(stream.events / r["seconds"] for r in runs) for name, runs in results.items()
+    }
+    per_cpu = {
+        name: statistics.median(stream.events / r["cpu_s"] for r in runs) for name, runs in results.items()
+    }
+    rss = {name: max(r["rss_mb"] for r in runs) for name, runs in results.items()}
+    base = rate.get("panoramisk")
+    # Events per CPU second of the consumer: steadier than the wall clock on a shared machine.
+    print(
+        f"{'consumer':<12} {'events/s':>10} {'x panoramisk':>13} {'events/cpu-s':>13} {'peak RSS MB':>12}  notes"
+    )
+    for name, runs in results.items():
+        ratio = f"{rate[name] / base:.2f}" if base else "-"
+        spread = ", ".join(f"{stream.events / r['seconds']:,.0f}" for r in runs)
+        notes = {
+            k: v for k, v in runs[-1].items() if k not in ("events", "seconds", "cpu_s", "rss_mb", "logs")
+        }
+        notes.update(runs[-1]["logs"])
+        print(
+            f"{name:<12} {rate[name]:>10,.0f} {ratio:>13} {per_cpu[name]:>13,.0f} {rss[name]:>12.1f}  "
+            f"runs: {spread}; {notes}"
         )
-    bare_rate, full_rate = events / best["bare"], events / best["full"]
-    print(f"bare panoramisk 1.4 Manager, no handlers:   {bare_rate:>9,.0f} events/s (best of {args.runs})")
-    print(
-        f"gateway AmiClient + TrackerFeed + Tracker:  {full_rate:>9,.0f} events/s (best of {args.runs}, every call ended)"
-    )
+    if "gateway" in rate and base and "cacofonisk" in rate:
+        peers = max(rss[name] for name in ("panoramisk", "cacofonisk"))
+        print(
+            f"ingest: ratio {rate['gateway'] / base:.2f} vs panoramisk, "
+            f"{rate['gateway'] / rate['cacofonisk']:.2f} vs cacofonisk; gateway {rate['gateway']:,.0f} events/s, "
+            f"peak RSS {rss['gateway']:.0f} MB = {rss['gateway'] / peers:.2f}x the peers' {peers:.0f} MB"
+        )
 
-    live_stream = b"".join(calls(args.live, live=True)) + SENTINEL
-    live_events = live_stream.count(b"\r\n\r\n")
-    live = _run_client("full", live_stream)
-    print(f"live: {live['live']:,.0f} calls up after {live_events:,} events, RSS {live['rss_mb']:.0f} MB")
-    print(
-        f"ingest: ratio {full_rate / bare_rate:.2f}, {full_rate:,.0f} events/s full path, "
-        f"RSS {live['rss_mb']:.0f} MB at {live['live']:,.0f} live calls"
-    )
+
+def _load() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.amistream import pin  # noqa: E402
 from gateway.merge.loader import load_config  # noqa: E402
 from gateway.sim.manager import ManagerUser  # noqa: E402
 from gateway.sim.people import CallerBehaviour, Endpoints, SeatBehaviour  # noqa: E402
@@ -37,6 +38,7 @@ from gateway.sim.traffic import TrafficGenerator  # noqa: E402
 
 SECRET = "bench-secret"
 PROBE_EVERY = 0.1  # seconds between clock-lag probes
+SIM_CPU, CONSUMER_CPU = 0, 1  # the simulator on one core, the client on the other
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Result:
 
 def _consumer(port: int, username: str, ready: Any, out: Any) -> None:
     """A separate process: log in, read everything until the server closes, report the count."""
+    pin(CONSUMER_CPU)
 
     async def main() -> int:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -132,10 +135,11 @@ def main() -> None:
     )
     parser.add_argument("--seats", type=int, default=500, help="seats logged in (default: %(default)s)")
     parser.add_argument("--baseline-seconds", type=float, default=12.0)
-    parser.add_argument("--client", choices=("all", "controller"), default="all",
-                        help="all: the client reads every class unfiltered (worst case, default); "
-                             "controller: the rendered controller user's classes and filter")  # fmt: skip
+    parser.add_argument("--client", choices=("all", "controller"), default="controller",
+                        help="controller: the rendered controller user's classes and filter, as the "
+                             "gateway logs in (default); all: every class unfiltered (the worst case)")  # fmt: skip
     args = parser.parse_args()
+    pin(SIM_CPU)
     print(f"simulator bench: rendered hotline_merge.yaml, {args.seats}+ seats, {args.rate:g} arrivals/s, "
           f"real time, one core", flush=True)  # fmt: skip
     base = asyncio.run(run(args.rate, args.baseline_seconds, args.seats, with_client=False))

@@ -422,7 +422,8 @@ class AmiClient:
     # --- called from the protocol ----------------------------------------------------------------
 
     def _on_message(self, proto: _AmiProtocol, message: Message) -> None:
-        action_id = message.action_id
+        # Nothing is waiting for an answer most of the time: the ActionID need not be looked up.
+        action_id = message.action_id if self._pending or self._expired else None
         if action_id is not None:
             pending = self._pending.get(action_id)
             if pending is not None and pending.feed(message):

@@ -133,19 +133,21 @@ class Node:
             return LinkView(ami=state.phase.value, stale=True, reason="正在与Asterisk重新同步")
         return LinkView(ami=state.phase.value, stale=False, reason="")
 
-    def snapshot(self) -> Snapshot:
-        """This node's live state plus the other nodes' (from Redis), with the shared KPIs."""
-        wall = dt.datetime.now(dt.UTC)
-        own = build_snapshot(
+    def own_snapshot(self) -> Snapshot:
+        """This node's live state alone, with the shared KPIs: what it mirrors to the others."""
+        return build_snapshot(
             tracker=self.tracker,
             plan=self.plan,
             book=self.book,
             link=self.link(),
             now=time.monotonic(),
-            wall=wall,
+            wall=dt.datetime.now(dt.UTC),
             resolution=self.resolution,
         )
-        return merge_live(own, self.peers, now=wall.timestamp())
+
+    def snapshot(self, own: Snapshot | None = None) -> Snapshot:
+        """This node's live state plus the other nodes' (from Redis), with the shared KPIs."""
+        return merge_live(own or self.own_snapshot(), self.peers, now=time.time())
 
     async def send(self, action: safety.Action) -> ActionResult:
         """Send an AMI action, timing it for /metrics."""
@@ -357,12 +359,14 @@ async def _ticker(node: Node) -> None:
         waiting = sum(len(q.waiting) for q in node.tracker.queues.values())
         node.kpi_store.add_gauge(node.book.sample("waiting", wall.timestamp(), waiting))
         node.metrics.observe_tracker(node.tracker, now)
-        snapshot = node.snapshot()
-        node.hub.publish(snapshot)
+        own = node.own_snapshot()
+        node.hub.publish(node.snapshot(own))
         if now >= next_mirror:
             next_mirror = now + MIRROR_EVERY_S
             node.book.prune(wall.timestamp())
-            node.redis_ok = await _share(node, snapshot, wall.timestamp())
+            # Only its own part: a mirror of the merged picture would carry the others' seats
+            # back to them, growing every second with each node that mirrors.
+            node.redis_ok = await _share(node, own, wall.timestamp())
         if now >= next_feedback:
             next_feedback = now + FEEDBACK_EVERY_S
             await _refresh_resolution(node, wall)

@@ -157,6 +157,12 @@ class EventFilter:
     def __bool__(self) -> bool:
         return bool(self.include or self.exclude or self.include_names)
 
+    def accepts_name(self, name: str) -> bool | None:
+        """The verdict when the name alone decides it (only ``name(X)`` includes), else None."""
+        if self.include or self.exclude:
+            return None
+        return not self.include_names or name.lower() in self.include_names
+
     def accepts(self, name: str, headers: Headers, text: str) -> bool:
         included = name.lower() in self.include_names or any(
             c.matches(name, headers, text) for c in self.include
@@ -186,6 +192,7 @@ class Session(asyncio.Protocol):
         self.actions_handled = 0
         self.stalled: list[bytes] | None = None  # output held back while the PBX stalls
         self._held_input: list[bytes] = []
+        self._output: list[bytes] = []  # written since the last flush (one send per loop pass)
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -235,6 +242,17 @@ class Session(asyncio.Protocol):
         if self.stalled is not None:
             self.stalled.append(data)
             return
+        # Everything written in one pass of the event loop (the timers due together, an action's
+        # whole answer) leaves in one send: a syscall per event was most of the server's cost.
+        if not self._output:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._output.append(data)
+
+    def _flush(self) -> None:
+        data = b"".join(self._output)
+        self._output.clear()
+        if self.closing or self.transport is None or not data:
+            return
         if self.transport.get_write_buffer_size() > MAX_OUTPUT_BYTES:
             log.warning("sim: AMI client %s too slow, dropping it", self.remote)
             self.abort()
@@ -256,6 +274,7 @@ class Session(asyncio.Protocol):
         """Close after what was written (Logoff, failed login, shutdown)."""
         if self.closing:
             return
+        self._flush()
         self.closing = True
         self.server.sessions.discard(self)
         self.server.refresh_interest()
@@ -263,6 +282,7 @@ class Session(asyncio.Protocol):
             self.transport.close()
 
     def abort(self) -> None:
+        self._output.clear()
         self.closing = True
         self.server.sessions.discard(self)
         self.server.refresh_interest()
@@ -352,9 +372,12 @@ class AmiServer:
         for session in list(self.sessions):
             if not session.reads(category):
                 continue
+            verdict = session.filters.accepts_name(name)  # most filters need no text: nothing built
+            if verdict is False:
+                continue
             if data is None:
                 data = encode_raw([("Event", name), ("Privilege", f"{category},all"), *headers])
-            if session.filters:
+            if verdict is None:
                 if text is None:
                     text = data.decode("utf-8", "replace")
                 if not session.filters.accepts(name, headers, text):

@@ -136,6 +136,7 @@ class Pbx:
         self.settings = settings or PbxSettings()
         self.rng = random.Random(seed)
         self.channels: dict[str, Channel] = {}
+        self._device_channels: dict[str, dict[str, Channel]] = {}  # Local device -> its channels
         self.astdb: dict[str, str] = {}
         self.apps = apps.APPLICATIONS
         self.queues: QueueEngine = QueueEngine(self)
@@ -280,12 +281,17 @@ class Pbx:
         """``Local/1001@agents-00000001;1`` -> ``Local/1001@agents``."""
         return channel_name.rsplit("-", 1)[0] if channel_name.startswith("Local/") else channel_name
 
+    def _add_channel(self, channel: Channel) -> None:
+        self.channels[channel.name] = channel
+        if channel.name.startswith("Local/"):
+            self._device_channels.setdefault(self.device_of(channel.name), {})[channel.name] = channel
+
     def update_device(self, channel: Channel) -> None:
         device = self.device_of(channel.name)
+        # Only Local channels are named after their device (a PJSIP phone's state is not derived).
         busy = any(
-            c.state in (RINGING, UP) and not c.dead for c in self.channels.values()
-            if c.name.startswith(device + "-")
-        )  # fmt: skip
+            c.state in (RINGING, UP) and not c.dead for c in self._device_channels.get(device, {}).values()
+        )
         self.set_device_state(device, "INUSE" if busy else "NOT_INUSE")
 
     def set_device_state(self, device: str, state: str) -> None:
@@ -390,7 +396,7 @@ class Pbx:
             self.inherit(parent, one)
             self.inherit(parent, two)
         for channel in (one, two):
-            self.channels[channel.name] = channel
+            self._add_channel(channel)
             self.channel_event("Newchannel", channel)
         return one, two
 
@@ -412,7 +418,7 @@ class Pbx:
         if caller is not None:
             channel.cid_num, channel.cid_name = caller.cid_num, caller.cid_name
             channel.conn_num, channel.conn_name = caller.cid_num, caller.cid_name
-        self.channels[channel.name] = channel
+        self._add_channel(channel)
         self.channel_event("Newchannel", channel)
         return channel
 
@@ -592,6 +598,7 @@ class Pbx:
             "Hangup", channel, [("Cause", str(cause)), ("Cause-txt", CAUSE_TEXT.get(cause, "Unknown"))]
         )
         self.channels.pop(channel.name, None)
+        self._device_channels.get(self.device_of(channel.name), {}).pop(channel.name, None)
         self.update_device(channel)
         after = channel.tags.pop("after_hangup", None)
         if after is not None:
@@ -670,4 +677,5 @@ class Pbx:
     def shutdown(self) -> None:
         """All state is lost (a restart): no events, timers cleared by the owner of the clock."""
         self.channels.clear()
+        self._device_channels.clear()
         self._deferred.clear()

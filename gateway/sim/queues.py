@@ -19,6 +19,7 @@ Facts from the traces that shape the code:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -340,7 +341,8 @@ class QueueEngine:
             return False
         prio = _int(channel.variables.get("QUEUE_PRIO"), 0)
         now = pbx.clock.now()
-        index = next((i for i, e in enumerate(queue.entries) if e.prio < prio), len(queue.entries))
+        # Entries are ordered by priority, highest first: the caller goes behind its equals.
+        index = bisect.bisect_right(queue.entries, -prio, key=lambda e: -e.prio)
         entry = QueueEntry(channel, queue, index + 1, now, prio, options)
         queue.entries.insert(index, entry)
         self.queue_device(queue)

@@ -126,6 +126,9 @@ async def test_a_standby_takes_over_a_killed_gateways_node(
         await until(merged, within=10, every=0.1, what="both dashboards merge both nodes")
 
         await asyncio.sleep(3)  # calls in progress on both nodes
+        # Each node mirrors only its own part: a mirror of the merged picture would carry the other
+        # node's seats back to it, and the sum would grow with every mirror (one a second).
+        assert [general(p)["seats"]["logged_in"] for p in (port_1, port_2)] == [members, members]
         g1.send_signal(signal.SIGKILL)
         g1.wait()
         killed = time.monotonic()

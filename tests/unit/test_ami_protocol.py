@@ -62,3 +62,43 @@ def test_a_message_that_never_ends_is_refused() -> None:
         list(parser.feed(lines))
     with pytest.raises(FramingError, match="without an end"):
         list(MessageParser().feed(b"x" * (MAX_MESSAGE_BYTES + 1)))
+
+
+def one_line_at_a_time(stream: bytes) -> list[Message]:
+    """The parser's rules stated plainly: complete lines, one CR stripped, a message per empty line."""
+    messages: list[Message] = []
+    pending: list[tuple[str, str]] = []
+    for raw in stream.split(b"\n")[:-1]:
+        line = raw.decode("utf-8", errors="replace").removesuffix("\r")
+        if not line:
+            if pending:
+                messages.append(Message(pending))
+            pending = []
+            continue
+        name, sep, value = line.partition(":")
+        pending.append((name.strip(), value.removeprefix(" ")) if sep else ("", line))
+    return messages
+
+
+_ODD_TEXT = st.text(alphabet="ab: \t\r\n\x0b\x1c\x85\xa0张\xe4", max_size=30)  # \xe4: a bad UTF-8 byte
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ODD_TEXT, max_size=12), st.lists(st.integers(0, 400), max_size=8))
+def test_odd_text_split_anywhere_parses_like_one_line_at_a_time(lines: list[str], cuts: list[int]) -> None:
+    """Stray CRs, spaces around names, colons in values, blank runs, Unicode spaces, bad UTF-8."""
+    stream = "\n".join(lines).encode("utf-8").replace("\xe4".encode(), b"\xe4") + b"\r\n\r\n"
+    parser = MessageParser()
+    bounds = [0, *sorted({c for c in cuts if c < len(stream)}), len(stream)]
+    got = [m for a, b in itertools.pairwise(bounds) for m in parser.feed(stream[a:b])]
+    assert got == one_line_at_a_time(stream)
+
+
+def test_lookups_take_the_first_value_and_ignore_case_only_when_spelt_differently() -> None:
+    message = Message([("Event", "A"), ("Variable", "x=1"), ("Variable", "y=2"), ("actionid", "7")])
+    assert (message.event, message["Variable"], message.action_id) == ("A", "x=1", "7")
+    assert message.getall("variable") == ["x=1", "y=2"]
+    assert message.as_dict() == {"Event": "A", "Variable": "x=1", "actionid": "7"}
+    message.add("Channel", "Local/1")
+    assert message.get("CHANNEL") == "Local/1"
+    assert "Missing" not in message
