@@ -49,11 +49,11 @@ from gateway.ami.errors import ActionFailedError, AmiError
 from gateway.calls.model import seat_id_of
 from gateway.calls.resync import Resync
 from gateway.calls.tracker import CallEnded, Output
-from gateway.contract import ENDED_FAMILY, ENDED_KEEP_DAYS, ENDED_LOG_FIELDS, ENDED_LOG_VERSION, Survey
+from gateway.contract import ENDED_FAMILY, ENDED_KEEP_DAYS, ENDED_LOG_FIELDS, ENDED_LOG_VERSION
+from gateway.records.build import RecordBuildError, build, pending_callback, survey_result
 from gateway.records.from_calls import RecordBuilder
 from gateway.records.model import (
     LINKEDID_PATTERN,
-    CallbackOutcome,
     CallRecord,
     Origin,
     PhoneNumber,
@@ -226,8 +226,7 @@ def _seat(interface: str | None) -> str | None:
 
 
 def _survey(entry: LoggedCall) -> dict[str, Any] | None:
-    raw = entry.text("survey")
-    result = _member(SurveyResult, SurveyResult.NO_RESPONSE.value if raw == Survey.NO_KEY else raw)
+    result = _member(SurveyResult, survey_result(entry.text("survey")))
     if result is None:
         return None
     key = entry.text("survey_key")
@@ -264,39 +263,33 @@ def build_record(entry: LoggedCall, pbx_node: str, as_of: dt.datetime) -> CallRe
     ] if last_seat and answered is not None else []  # fmt: skip
     category = entry.text("category")
     recording = _valid(_TEXT, entry.text("recording"))
-    fields: dict[str, Any] = {
-        "record_id": record_id_for(pbx_node, entry.linkedid),
-        "revision": revision_for(as_of, Stage.FINAL),
-        "stage": Stage.FINAL,
-        "as_of": as_of,
-        "pbx_node": pbx_node,
-        "linkedid": entry.linkedid,
-        "caller_number": caller,
-        "legacy_line": _valid(_PHONE, entry.text("line")),
-        "merge_mode": _member(MergeMode, entry.text("mode")),
-        "department": _valid(_TEXT, entry.text("department")),
-        "category_code": category if category and CATEGORY_RE.fullmatch(category) else None,
-        "queues": [
+    return build(
+        pbx_node=pbx_node,
+        linkedid=entry.linkedid,
+        stage=Stage.FINAL,
+        as_of=as_of,
+        disposition=disposition,
+        origin=Origin.PBX_LOG,
+        caller_number=caller,
+        legacy_line=_valid(_PHONE, entry.text("line")),
+        merge_mode=_member(MergeMode, entry.text("mode")),
+        department=_valid(_TEXT, entry.text("department")),
+        category_code=category if category and CATEGORY_RE.fullmatch(category) else None,
+        queues=[
             {"queue": queue, "joined_at": _at(waited_from), "left_at": _at(left), "result": result}
         ] if queue and joined is not None else [],
-        "seat_ids": seat_ids,
-        "times": {"arrived_at": _at(arrived), "queue_joined_at": _at(joined), "answered_at": _at(answered),
-                  "ended_at": _at(ended)},
-        "durations": {"wait_s": max(0.0, left - waited_from) if joined is not None else 0.0, "ring_s": 0.0,
-                      "talk_s": max(0.0, talk_s), "hold_s": 0.0, "wrap_up_s": None},
-        "handovers": [],
-        "legs": legs,
-        "recordings": [recording] if recording else [],
-        "survey": _survey(entry),
-        "disposition": {"abandoned_after_s": None, "emergency_service": None, "callback_number": None}
-        | disposition,
-        "callback": {
-            "number": caller, "queue": queue, "requested_at": _at(callback_at), "joined_at": _at(waited_from),
-            "outcome": CallbackOutcome.PENDING, "attempts": 0, "last_attempt_at": None, "linkedid": None,
-        } if callback_at is not None else None,
-        "origin": Origin.PBX_LOG,
-    }  # fmt: skip
-    return CallRecord.model_validate(fields)
+        seat_ids=seat_ids,
+        times={"arrived_at": _at(arrived), "queue_joined_at": _at(joined), "answered_at": _at(answered),
+               "ended_at": _at(ended)},
+        durations={"wait_s": max(0.0, left - waited_from) if joined is not None else 0.0, "ring_s": 0.0,
+                   "talk_s": max(0.0, talk_s), "hold_s": 0.0, "wrap_up_s": None},
+        handovers=[],
+        legs=legs,
+        recordings=[recording] if recording else [],
+        survey=_survey(entry),
+        callback=pending_callback(caller, queue, _at(callback_at), _at(waited_from))
+        if callback_at is not None else None,
+    )  # fmt: skip
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -482,7 +475,7 @@ class Backstop:
                 continue
             try:
                 record = build_record(entry, self.pbx_node, as_of)
-            except ValidationError as exc:  # a bug: build_record takes only what the contract accepts
+            except RecordBuildError as exc:  # a bug: build_record takes only what the contract accepts
                 log.error("backstop.unbuildable", linkedid=entry.linkedid, error=str(exc))
                 continue
             found.append((record, recorded is not None))

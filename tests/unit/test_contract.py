@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from gateway.calls.state import CALL_FIELDS
 from gateway.calls.tracker import HANDLED_EVENTS
 from gateway.contract import CALL_VARIABLES, TRACKED_EVENTS, TRACKER_EVENTS
 
@@ -19,6 +20,4 @@ def test_the_tracker_handles_exactly_the_events_the_contract_lets_through() -> N
 
 
 def test_a_resync_asks_for_every_call_variable_the_tracker_reads() -> None:
-    from gateway.calls.tracker import _CALL_FIELDS
-
-    assert tuple(_CALL_FIELDS) == CALL_VARIABLES
+    assert tuple(CALL_FIELDS) == CALL_VARIABLES

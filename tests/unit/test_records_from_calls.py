@@ -55,12 +55,9 @@ def _replay_01_with(injections: dict[float, Message], after_end: Message) -> lis
     for seconds, message in recorded("01"):
         while pending and pending[0][0] <= seconds:
             at, injected = pending.pop(0)
-            tracker.apply(injected, at, wall(at))
-            outputs += tracker.drain()
-        tracker.apply(message, seconds, wall(seconds))
-        outputs += tracker.drain()
-    tracker.apply(after_end, 9.0, wall(9.0))
-    return outputs + tracker.drain()
+            outputs += tracker.apply(injected, at, wall(at))
+        outputs += tracker.apply(message, seconds, wall(seconds))
+    return outputs + tracker.apply(after_end, 9.0, wall(9.0))
 
 
 def test_interim_records_then_the_final_one_then_a_late_survey() -> None:
@@ -107,10 +104,10 @@ def test_an_emergency_number_the_contract_cannot_name_is_reported_as_external() 
     outputs: list[Output] = []
     for seconds, message in recorded("01"):
         if seconds > 3.0 and not outputs:
-            tracker.apply(_user_event("HotlineHandover", Kind="emergency", Target="999"), 3.0, wall(3.0))
-            outputs += tracker.drain()
-        tracker.apply(message, seconds, wall(seconds))
-        outputs += tracker.drain()
+            outputs += tracker.apply(
+                _user_event("HotlineHandover", Kind="emergency", Target="999"), 3.0, wall(3.0)
+            )
+        outputs += tracker.apply(message, seconds, wall(seconds))
     records = RecordBuilder("pbx-1").records(outputs, now=10.0)
     (final,) = records  # no interim record: the contract has no such emergency service
     assert final.handovers[0].target_kind is TargetKind.EXTERNAL
