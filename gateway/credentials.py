@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from gateway import keys
 from gateway.audit import AuditEntry, AuditLog
 from gateway.errors import GatewayError
+from gateway.logging import configure_logging
 from gateway.redisconn import redis_from_env
 from gateway.sessions import SessionStore
 
@@ -175,6 +176,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    configure_logging("INFO")  # the audit line to stderr: stdout carries only the token
     return asyncio.run(_run(args))
 
 

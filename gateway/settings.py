@@ -129,6 +129,7 @@ class Settings:
                 f"set the environment variable(s) {', '.join(missing)} ({ENV_FEEDBACK_TOKEN} is the "
                 "order system's own token for posting feedback, distinct from the gateway's)"
             )
+        seats = seat_tokens(env.get(ENV_ROLE_TOKENS["seat"], ""))  # a seat-less token: its own message
         _check_secrets(env, config.ami.secret_env, config.ami.admin_secret_env, config.order_system.token_env)
         secret = env.get(ENV_SESSION_SECRET, "")
         return cls(
@@ -154,7 +155,7 @@ class Settings:
             role_tokens={
                 role: frozenset(_tokens(env, ENV_ROLE_TOKENS[role])) for role in ("supervisor", "admin")
             },
-            seat_tokens=seat_tokens(env.get(ENV_ROLE_TOKENS["seat"], "")),
+            seat_tokens=seats,
             redis_sentinels=parse_sentinels(env.get(ENV_REDIS_SENTINELS, "")),
             redis_master=env.get(ENV_REDIS_MASTER, "hotline"),
         )
