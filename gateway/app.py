@@ -53,7 +53,7 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     # The audit middleware sits outside the error middleware: it sees every answer as a status.
     app = web.Application(middlewares=[audit_middleware, error_middleware])
     redis = connect(settings.redis_url, settings.redis_sentinels, settings.redis_master)
-    holder = instance_id()
+    holder = instance_id(settings.spool_dir)  # a restarted instance takes its lease back at once
     node = build_node(settings, redis, holder)
     app[NODE] = node
     app[NODES] = {}
