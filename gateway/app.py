@@ -28,7 +28,7 @@ from gateway.audit import AuditLog
 from gateway.callbacks.http import setup_callbacks
 from gateway.callbacks.service import CallbackService
 from gateway.credentials import CredentialStore
-from gateway.lease import instance_id
+from gateway.lease import instance_id, release_instance_id
 from gateway.node.runtime import Node, build_node, take_over
 from gateway.queues.control import SeatControl
 from gateway.records.client import OrderSystemClient
@@ -92,7 +92,13 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     node.records.add_final_listener(callbacks.on_final_record)
 
     app.cleanup_ctx.extend(
-        [_redis_lifetime, _node_lifetime, _dispatchers_lifetime(dispatchers), _takeover_lifetime(holder)]
+        [
+            _instance_lifetime(holder),
+            _redis_lifetime,
+            _node_lifetime,
+            _dispatchers_lifetime(dispatchers),
+            _takeover_lifetime(holder),
+        ]
     )
     setup_api(app, SeatControl(node.send, lambda: node.plan))
     setup_transfers(app, transfers)
@@ -101,6 +107,16 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     token_env = settings.feedback_token_env
     app.add_routes(feedback_routes(node.feedback, token_env, environ={token_env: settings.feedback_token}))
     return app
+
+
+def _instance_lifetime(holder: str) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Keep this instance's id file locked while it runs (``gateway.lease.instance_id``)."""
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        yield
+        release_instance_id(holder)
+
+    return lifetime
 
 
 async def _redis_lifetime(app: web.Application) -> AsyncIterator[None]:

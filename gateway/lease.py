@@ -49,7 +49,7 @@ return 0
 """
 
 
-_HELD: list[IO[str]] = []  # id files this process holds locked, open for its lifetime
+_HELD: dict[str, IO[str]] = {}  # instance id -> its id file, held open and locked while it runs
 
 
 def instance_id(home: Path | None = None) -> str:
@@ -80,8 +80,15 @@ def instance_id(home: Path | None = None) -> str:
         handle.truncate()
         handle.write(kept + "\n")
         handle.flush()
-    _HELD.append(handle)
+    _HELD[kept] = handle
     return kept
+
+
+def release_instance_id(holder: str) -> None:
+    """Unlock the id file (the instance stops): the next start on this directory takes it."""
+    handle = _HELD.pop(holder, None)
+    if handle is not None:
+        handle.close()
 
 
 class NodeLease:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel
@@ -17,6 +18,17 @@ from redis.asyncio.sentinel import Sentinel
 from gateway.settings import ENV_REDIS_MASTER, ENV_REDIS_SENTINELS, ENV_REDIS_URL, parse_sentinels
 
 TIMEOUT_S = 2.0
+
+
+class SentinelRedis(aioredis.Redis):
+    """The master's client; closing it closes its connections to the sentinels too."""
+
+    sentinel_group: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        for client in self.sentinel_group.sentinels if self.sentinel_group else ():
+            await client.aclose()
 
 
 def connect(url: str, sentinels: Sequence[tuple[str, int]] = (), master: str = "hotline") -> aioredis.Redis:
@@ -28,9 +40,11 @@ def connect(url: str, sentinels: Sequence[tuple[str, int]] = (), master: str = "
             socket_timeout=TIMEOUT_S,
             socket_connect_timeout=TIMEOUT_S,
         )
-        client: aioredis.Redis = sentinel.master_for(
-            master, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S, health_check_interval=10
-        )
+        client = cast(SentinelRedis, sentinel.master_for(
+            master, redis_class=SentinelRedis, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
+            health_check_interval=10,
+        ))  # fmt: skip
+        client.sentinel_group = sentinel
         return client
     return aioredis.Redis.from_url(
         url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S, health_check_interval=10

@@ -143,7 +143,9 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Deliver until ``stop()``; Redis outages are waited out with backoff, never raised."""
-        heartbeat = asyncio.create_task(self._heartbeat(), name=f"{self.consumer}-heartbeat")
+        running = asyncio.current_task()
+        owner = running.get_name() if running else self.consumer
+        heartbeat = asyncio.create_task(self._heartbeat(), name=f"{owner}-heartbeat")
         try:
             await self._deliver_until_stopped()
         finally:
