@@ -156,8 +156,6 @@ class CredentialStore:
 
 # --- the admins' command ---------------------------------------------------------------------
 
-HELP = "manage API credentials in Redis: add, rotate, revoke, list (secrets printed once)"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis-url", default=None, help="default: HOTLINE_REDIS_URL or Sentinel settings")

@@ -29,8 +29,6 @@ from gateway.ordersink.sink import FeedbackPoster, OrderSink
 from gateway.settings import ENV_FEEDBACK_TOKEN, ENV_REDIS_URL, ENV_ROLE_TOKENS, Settings
 from gateway.sim.cli import ServiceOptions, SimulatorService
 
-HELP = "run the embedded demo: simulator + gateway + order sink + dashboard"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("hotline_merge.yaml"), help="merge config")

@@ -75,6 +75,10 @@ class OutboxKeys:
         """A dispatcher's heartbeat (expires soon after it dies): its pending entries are fair game."""
         return f"{self.prefix}:dispatcher:{consumer}:alive"
 
+    def produced(self, record_id: str) -> str:
+        """A record with this id went into the outbox: the order system may post feedback on it."""
+        return f"{self.prefix}:produced:{record_id}"
+
     def final(self, record_id: str) -> str:
         """The backstop's marker: a final record of this call is in the outbox."""
         return f"{self.prefix}:final:{record_id}"

@@ -28,8 +28,6 @@ from gateway.sim.plan import SimPlan, plan_from_config
 from gateway.sim.server import SimOptions, Simulator
 from gateway.sim.traffic import TrafficGenerator
 
-HELP = "run the embedded PBX simulator (AMI over TCP, traffic, fault control) for hotline_merge.yaml"
-
 
 class SimulateError(GatewayError):
     code = "sim.config"
@@ -48,6 +46,7 @@ class ServiceOptions:
     username: str | None = None  # default: ami.username of the config
     secret_env: str | None = None  # default: ami.secret_env of the config
     endpoints: Endpoints | None = None  # how simulated seats and trunk parties behave (default: realistic)
+    start_traffic: bool = True  # False: the caller starts ``traffic`` when it is ready for calls
 
 
 def ami_users(plan: SimPlan, env: Mapping[str, str], *, controller: str, username: str, secret_env: str,
@@ -101,7 +100,7 @@ class SimulatorService:
 
     async def start(self) -> None:
         await self.sim.start()
-        if self.traffic is not None:
+        if self.traffic is not None and self.options.start_traffic:
             self.traffic.start()
         if self.options.control_port is not None:
             self._runner = web.AppRunner(control_app(self.sim, self.traffic))
