@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("gateway.demo", "simulator + gateway + order sink + dashboard"),
     "simulate": ("gateway.sim.cli", "run the embedded PBX simulator (AMI over TCP)"),
     "order-sink": ("gateway.ordersink.sink", "the reference order system (SQLite, deduplicating)"),
+    "credentials": ("gateway.credentials", "API credentials in Redis: add, rotate, revoke, list"),
 }
 
 

@@ -29,6 +29,8 @@ EXPECTED = {
     "records-backstop",
     "dispatcher-0",
     "dispatcher-1",
+    "dispatcher-0-heartbeat",
+    "dispatcher-1-heartbeat",
     "transfers",
     "callbacks",
     "live-hub",

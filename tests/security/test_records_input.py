@@ -23,7 +23,13 @@ from tests.integration.test_transfers import Stack, open_stack
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 # Routes that read no JSON body (a form, or nothing): they must not fail on one either.
-TAKES_NO_BODY = {"/api/config/reload", "/api/transfers/1/complete", "/login", "/logout"}
+TAKES_NO_BODY = {
+    "/api/config/reload",
+    "/api/transfers/1/complete",
+    "/login",
+    "/logout",
+    "/api/sessions/1/revoke",
+}
 
 
 @pytest.fixture
