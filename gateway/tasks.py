@@ -1,4 +1,9 @@
-"""Background tasks: named, logged when they crash, and cancelled with a deadline at shutdown."""
+"""Background tasks: named, logged when they crash, and cancelled with a deadline at shutdown.
+
+A timeout inside a library call (redis-py's socket timeout, ``asyncio.timeout``) can turn a
+cancellation that lands as it expires into a TimeoutError, an OSError that a loop surviving Redis
+outages catches: such a loop calls ``stop_if_cancelled`` each round, or it never stops.
+"""
 
 from __future__ import annotations
 
@@ -32,3 +37,10 @@ async def cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
     _, stuck = await asyncio.wait(tasks, timeout=STOP_TASKS_S) if tasks else (set(), set())
     for task in stuck:
         log.warning("task.stuck_at_shutdown", task=task.get_name())
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop, even if something swallowed the request."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

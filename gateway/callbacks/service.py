@@ -52,7 +52,8 @@ from gateway.ports import Send, TrackerView
 from gateway.records.from_calls import CallbackAttempt, RecordBuilder
 from gateway.records.model import CallbackOutcome, CallRecord
 from gateway.records.outbox import Outbox
-from gateway.transfers.inbox import Inbox, stop_if_cancelled
+from gateway.tasks import stop_if_cancelled
+from gateway.transfers.inbox import Inbox
 
 log = structlog.get_logger(__name__)
 

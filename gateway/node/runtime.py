@@ -55,7 +55,7 @@ from gateway.records.metrics import OutboxMetrics
 from gateway.records.outbox import Outbox
 from gateway.records.spool import Spool
 from gateway.settings import Settings
-from gateway.tasks import cancel_tasks, start_task
+from gateway.tasks import cancel_tasks, start_task, stop_if_cancelled
 from gateway.web.live import LiveHub
 from gateway.web.snapshot import LinkView, Snapshot, as_plain, build_snapshot, merge_live
 
@@ -260,6 +260,7 @@ async def _control(node: Node) -> None:
     """Run the AMI session while this instance holds the node's lease; stand by otherwise."""
     assert node.lease is not None
     while True:
+        stop_if_cancelled()
         try:
             held = await node.lease.acquire()
         except (RedisError, OSError):
@@ -288,6 +289,7 @@ async def take_over(settings: Settings, redis: aioredis.Redis, holder: str, node
     await asyncio.sleep(2 * lease.ttl_ms / 1000)
     try:
         while True:
+            stop_if_cancelled()
             try:
                 held = await (lease.acquire() if runtime is None else lease.renew())
             except (RedisError, OSError):
@@ -319,6 +321,7 @@ def _backstop(node: Node) -> Awaitable[None]:
 async def _pipeline(node: Node) -> None:
     """Tracker outputs -> KPIs and call records, in batches; never blocks the AMI path."""
     while True:
+        stop_if_cancelled()
         batch = [await node.outputs.get()]
         await _handle_outputs(node, batch)
 
@@ -345,6 +348,7 @@ async def _handle_outputs(node: Node, batch: list[Output]) -> None:
 async def _ticker(node: Node) -> None:
     next_mirror = next_feedback = 0.0
     while True:
+        stop_if_cancelled()
         now, wall = time.monotonic(), dt.datetime.now(dt.UTC)
         for output in node.tracker.tick(now, wall):
             node.feed.emit(output)

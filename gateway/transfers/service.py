@@ -41,6 +41,7 @@ from gateway.contract import (
 from gateway.dialplan.routing import handover_extensions
 from gateway.merge.schema import HotlineConfig
 from gateway.ports import PlanSource, Send, TrackerView
+from gateway.tasks import stop_if_cancelled
 from gateway.transfers.errors import (
     CallNotFoundError,
     ModeNotAllowedError,
@@ -55,7 +56,7 @@ from gateway.transfers.errors import (
     TransferRefusedError,
     UnknownTargetError,
 )
-from gateway.transfers.inbox import Inbox, stop_if_cancelled
+from gateway.transfers.inbox import Inbox
 from gateway.transfers.machine import (
     TERMINAL,
     Cancel,
