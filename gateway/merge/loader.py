@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.errors import GatewayError
 from gateway.merge.schema import PATTERN_HINTS, HotlineConfig, semantic_problems
@@ -21,6 +22,7 @@ from gateway.merge.schema import PATTERN_HINTS, HotlineConfig, semantic_problems
 MAX_CONFIG_BYTES = 1 << 20
 
 FieldPath = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -147,9 +149,14 @@ def _compose(text: str, source: str) -> yaml.Node | None:
         raise _fail_at(source, None, f"YAML error: {exc}") from None
 
 
-def parse_config(
-    text: str, source: str = "hotline_merge.yaml", *, today: dt.date | None = None
-) -> HotlineConfig:
+def parse_document(
+    text: str,
+    source: str,
+    model: type[M],
+    semantic: Callable[[M], Iterable[tuple[FieldPath, str]]] | None = None,
+) -> M:
+    """Any YAML document of ours (the merge config, the category tree) into ``model``, or a
+    ``ConfigError`` with every structural and ``semantic`` problem at its line and column."""
     node = _compose(text, source)
     if node is None or not isinstance(node, yaml.MappingNode):
         raise ConfigError([Problem(source, 1, 1, "(document)", "the file must be a mapping of settings")])
@@ -157,19 +164,35 @@ def parse_config(
     data = builder.build(node, ())
     problems = builder.problems
     try:
-        config = HotlineConfig.model_validate(data)
+        document = model.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
             line, column = builder.positions.locate(loc)
             problems.append(Problem(source, line, column, dotted(loc), _message(err)))
         raise ConfigError(_sorted(problems)) from None
-    for loc, message in semantic_problems(config, today=today or dt.date.today()):
+    for loc, message in semantic(document) if semantic else ():
         line, column = builder.positions.locate(loc)
         problems.append(Problem(source, line, column, dotted(loc), message))
     if problems:
         raise ConfigError(_sorted(problems))
-    return config
+    return document
+
+
+def load_document(
+    path: str | Path,
+    model: type[M],
+    semantic: Callable[[M], Iterable[tuple[FieldPath, str]]] | None = None,
+) -> M:
+    path = Path(path)
+    return parse_document(_read_text(path), str(path), model, semantic)
+
+
+def parse_config(
+    text: str, source: str = "hotline_merge.yaml", *, today: dt.date | None = None
+) -> HotlineConfig:
+    day = today or dt.date.today()
+    return parse_document(text, source, HotlineConfig, lambda c: semantic_problems(c, today=day))
 
 
 def load_config(path: str | Path, *, today: dt.date | None = None) -> HotlineConfig:
