@@ -18,6 +18,7 @@ if [ "$job" = test ]; then
   [ -d /usr/share/fonts/opentype/noto ] || debs+=(fonts-noto-cjk)  # Chinese text on the page
   command -v espeak-ng >/dev/null || debs+=(espeak-ng)  # the voice prompt generator's test
   command -v sox >/dev/null || debs+=(sox)
+  command -v redis-sentinel >/dev/null || debs+=(redis-sentinel)  # the Redis failover test
 fi
 if [ ${#debs[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

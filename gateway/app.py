@@ -8,7 +8,9 @@ through one ``web.AppKey``:
 - the dispatchers to the order system, and the watchers of nodes this instance may take over;
 - the transfer and callback services (``gateway.transfers``, ``gateway.callbacks``), given a sender,
   a read-only tracker view, the current plan and Redis (``gateway.ports``);
-- the web: API, seat control (``gateway.queues.control``), feedback routes, dashboard + live hub.
+- the web: identity (``gateway.web.auth``: environment tokens, named credentials and sessions in
+  Redis, throttling), the audit middleware, API, seat control (``gateway.queues.control``),
+  feedback routes, dashboard + live hub.
 Nothing here is needed for a citizen to reach a seat: Asterisk's dialplan does that alone.
 """
 
@@ -18,25 +20,29 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
-import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from gateway.audit import AuditLog
 from gateway.callbacks.http import setup_callbacks
 from gateway.callbacks.service import CallbackService
+from gateway.credentials import CredentialStore
 from gateway.lease import instance_id
 from gateway.node.runtime import Node, build_node, take_over
 from gateway.queues.control import SeatControl
 from gateway.records.client import OrderSystemClient
 from gateway.records.dispatcher import Dispatcher
 from gateway.records.feedback import feedback_routes
+from gateway.redisconn import connect
+from gateway.sessions import SessionStore
 from gateway.settings import Settings
 from gateway.tasks import cancel_tasks, start_task
 from gateway.transfers.http import setup_transfers
 from gateway.transfers.service import TransferService
 from gateway.web.api import NODE, NODES, setup_api
-from gateway.web.auth import AUTH_KEY, Authenticator
+from gateway.web.audit import audit_middleware, setup_audit
+from gateway.web.auth import AUTH_KEY, Authenticator, Throttle
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware
 
@@ -44,15 +50,22 @@ log = structlog.get_logger(__name__)
 
 
 def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
-    app[AUTH_KEY] = Authenticator(settings.role_tokens, settings.session_secret)
-    redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=10
-    )
+    # The audit middleware sits outside the error middleware: it sees every answer as a status.
+    app = web.Application(middlewares=[audit_middleware, error_middleware])
+    redis = connect(settings.redis_url, settings.redis_sentinels, settings.redis_master)
     holder = instance_id()
     node = build_node(settings, redis, holder)
     app[NODE] = node
     app[NODES] = {}
+    app[AUTH_KEY] = Authenticator(
+        role_tokens=settings.role_tokens,
+        seat_tokens=settings.seat_tokens,
+        credentials=CredentialStore(redis),
+        sessions=SessionStore(redis),
+        throttle=Throttle(node.registry),
+        session_secret=settings.session_secret,
+    )
+    setup_audit(app, AuditLog(redis))
 
     transfers = TransferService(
         send=node.send,
@@ -83,7 +96,7 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     )
     setup_api(app, SeatControl(node.send, lambda: node.plan))
     setup_transfers(app, transfers)
-    setup_callbacks(app, callbacks)
+    setup_callbacks(app, callbacks, lambda: node.plan)
     setup_dashboard(app, node.hub)
     token_env = settings.feedback_token_env
     app.add_routes(feedback_routes(node.feedback, token_env, environ={token_env: settings.feedback_token}))

@@ -26,7 +26,7 @@ from gateway.localredis import LocalRedis, free_port
 from gateway.logging import configure_logging
 from gateway.merge.loader import load_config
 from gateway.ordersink.sink import FeedbackPoster, OrderSink
-from gateway.settings import ENV_FEEDBACK_TOKEN, ENV_REDIS_URL, Settings
+from gateway.settings import ENV_FEEDBACK_TOKEN, ENV_REDIS_URL, ENV_ROLE_TOKENS, Settings
 from gateway.sim.cli import ServiceOptions, SimulatorService
 
 HELP = "run the embedded demo: simulator + gateway + order sink + dashboard"
@@ -56,11 +56,15 @@ def demo_environment(base: Mapping[str, str], config_path: Path) -> dict[str, st
         config.ami.admin_secret_env,
         config.order_system.token_env,
         ENV_FEEDBACK_TOKEN,
-        "HOTLINE_SUPERVISOR_TOKENS",
-        "HOTLINE_ADMIN_TOKENS",
-        "HOTLINE_SEAT_TOKENS",
+        ENV_ROLE_TOKENS["supervisor"],
+        ENV_ROLE_TOKENS["admin"],
     ):
-        env.setdefault(name, secrets.token_urlsafe(18))
+        env.setdefault(name, secrets.token_hex(16))
+    # One token per roster seat: a seat token acts only for its own seat.
+    env.setdefault(
+        ENV_ROLE_TOKENS["seat"],
+        ",".join(f"{ext}:{secrets.token_hex(16)}" for g in config.seats for ext in g.extension_list()),
+    )
     return env
 
 

@@ -21,6 +21,13 @@ CALLBACK_RECORDS: Final = f"{PREFIX}:callbacks:records"  # HASH call id -> the c
 RECORDS: Final = f"{PREFIX}:records"
 FEEDBACK: Final = f"{RECORDS}:feedback"
 KPI: Final = f"{PREFIX}:kpi"
+CREDENTIALS: Final = (
+    f"{PREFIX}:credentials"  # HASH credential name -> its salted scrypt hash, role, seat, expiry
+)
+SESSION: Final = f"{PREFIX}:session"  # + ":<id>": a browser session (STRING, expires with it)
+SESSIONS_OF: Final = f"{PREFIX}:sessions"  # + ":<credential name>": SET of its session ids
+AUDIT: Final = f"{PREFIX}:audit"  # STREAM: who did what to what, and every authentication failure
+AUDIT_MAXLEN: Final = 1_000_000  # about a year of a busy centre; trimmed approximately
 
 
 def lease(node: str) -> str:
@@ -32,6 +39,14 @@ def live(node: str) -> str:
 
 
 LIVE_PATTERN: Final = f"{LIVE}:*"  # SCAN match for every node's snapshot
+
+
+def session(session_id: str) -> str:
+    return f"{SESSION}:{session_id}"
+
+
+def sessions_of(name: str) -> str:
+    return f"{SESSIONS_OF}:{name}"
 
 
 def transfer(transfer_id: str) -> str:

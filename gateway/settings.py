@@ -1,7 +1,9 @@
 """Runtime settings: the merge config's path plus what only the environment may hold.
 
-Secrets (AMI secret, order-system token, API tokens) come from environment variables only; the
-YAML names the variables. Missing secrets are reported together, naming each variable.
+Secrets (AMI secret, order-system token, feedback token, API tokens) come from environment
+variables only; the YAML names some of the variables. Missing, placeholder or short secrets are
+reported together, each naming its variable, and the gateway does not start. Seat tokens carry
+their seat: ``HOTLINE_SEAT_TOKENS=1001:<token>,1002:<token>``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ ENV_LOG_LEVEL = "HOTLINE_LOG_LEVEL"
 ENV_SPOOL_DIR = "HOTLINE_SPOOL_DIR"  # where call records wait on disk while Redis is unreachable
 ENV_SESSION_SECRET = "HOTLINE_SESSION_SECRET"  # shared by all instances behind one dashboard URL
 ENV_FEEDBACK_TOKEN = "HOTLINE_FEEDBACK_TOKEN"  # what the order system presents when posting back
+# Redis Sentinel (high availability): "host:port,host:port,..." and the monitored master's name.
+ENV_REDIS_SENTINELS = "HOTLINE_REDIS_SENTINELS"
+ENV_REDIS_MASTER = "HOTLINE_REDIS_MASTER"
 # In containers the AMI host differs from the YAML's (e.g. the compose service name).
 ENV_AMI_HOST = "HOTLINE_AMI_HOST"
 ENV_AMI_PORT = "HOTLINE_AMI_PORT"
@@ -40,8 +45,38 @@ ENV_ROLE_TOKENS = {
 }
 
 
+MIN_SECRET_CHARS = 24
+# Words of example files and tutorials: a secret containing one was never replaced.
+PLACEHOLDERS = ("change-me", "changeme", "change_me", "placeholder", "replace-me", "example", "secret")
+
+
 class SettingsError(GatewayError):
     code = "settings.invalid"
+
+
+def weakness(value: str) -> str | None:
+    """Why ``value`` is not fit to be a credential, or None."""
+    lowered = value.lower()
+    word = next((w for w in PLACEHOLDERS if w in lowered), None)
+    if word is not None:
+        return f"still holds the placeholder {word!r}; make one with: openssl rand -hex 24"
+    if len(value) < MIN_SECRET_CHARS:
+        return f"is {len(value)} characters; at least {MIN_SECRET_CHARS} are needed (openssl rand -hex 24)"
+    return None
+
+
+def seat_tokens(text: str, name: str = ENV_ROLE_TOKENS["seat"]) -> dict[str, str]:
+    """``1001:<token>,...`` -> {token: extension}; a token without its seat is refused."""
+    out: dict[str, str] = {}
+    for number, item in enumerate(filter(None, (p.strip() for p in text.split(","))), start=1):
+        extension, colon, token = item.partition(":")
+        if not colon or not extension.isdigit() or not token:
+            raise SettingsError(
+                f"{name}: item {number} does not name its seat; write EXTENSION:TOKEN, e.g. 1001:<token> "
+                "(a seat token acts only for its own seat)"
+            )
+        out[token] = extension
+    return out
 
 
 @dataclass(frozen=True)
@@ -73,7 +108,12 @@ class Settings:
     feedback_token: str = field(default="", repr=False)
     session_secret: bytes | None = field(default=None, repr=False)
     feedback_token_env: str = ENV_FEEDBACK_TOKEN
-    role_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Bootstrap API tokens from the environment: supervisor and admin tokens by role, and each
+    # seat token with its extension. Named credentials live hashed in Redis (gateway.credentials).
+    role_tokens: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
+    seat_tokens: dict[str, str] = field(default_factory=dict, repr=False)
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_master: str = "hotline"
 
     @classmethod
     def from_env(
@@ -82,11 +122,15 @@ class Settings:
         env = os.environ if env is None else env
         path = Path(config_path or env.get(ENV_CONFIG, "hotline_merge.yaml"))
         config = load_config(path)
-        missing = [
-            name for name in (config.ami.secret_env, config.order_system.token_env) if not env.get(name)
-        ]
+        required = (config.ami.secret_env, config.order_system.token_env, ENV_FEEDBACK_TOKEN)
+        missing = [name for name in required if not env.get(name)]
         if missing:
-            raise SettingsError(f"set the environment variable(s) {', '.join(missing)} (named in {path})")
+            raise SettingsError(
+                f"set the environment variable(s) {', '.join(missing)} ({ENV_FEEDBACK_TOKEN} is the "
+                "order system's own token for posting feedback, distinct from the gateway's)"
+            )
+        seats = seat_tokens(env.get(ENV_ROLE_TOKENS["seat"], ""))  # a seat-less token: its own message
+        _check_secrets(env, config.ami.secret_env, config.ami.admin_secret_env, config.order_system.token_env)
         secret = env.get(ENV_SESSION_SECRET, "")
         return cls(
             config_path=path,
@@ -107,13 +151,47 @@ class Settings:
             takeover_nodes=_nodes(env.get(ENV_TAKEOVER_NODES, "")),
             lease_ttl_ms=_number(env, ENV_LEASE_TTL_MS, 5000, "a lease time in ms", 500, 60_000),
             session_secret=secret.encode() if secret else None,
-            # Without its own variable the order system posts back with the token it is called with.
-            feedback_token=env.get(ENV_FEEDBACK_TOKEN) or env[config.order_system.token_env],
+            feedback_token=env[ENV_FEEDBACK_TOKEN],
             role_tokens={
-                role: frozenset(t.strip() for t in env.get(var, "").split(",") if t.strip())
-                for role, var in ENV_ROLE_TOKENS.items()
+                role: frozenset(_tokens(env, ENV_ROLE_TOKENS[role])) for role in ("supervisor", "admin")
             },
+            seat_tokens=seats,
+            redis_sentinels=parse_sentinels(env.get(ENV_REDIS_SENTINELS, "")),
+            redis_master=env.get(ENV_REDIS_MASTER, "hotline"),
         )
+
+
+def _tokens(env: Mapping[str, str], name: str) -> list[str]:
+    return [t.strip() for t in env.get(name, "").split(",") if t.strip()]
+
+
+def _check_secrets(env: Mapping[str, str], *names: str) -> None:
+    """Every credential the environment holds is strong, or the gateway refuses to start."""
+    problems = []
+    for name in dict.fromkeys((*names, ENV_FEEDBACK_TOKEN, ENV_SESSION_SECRET)):
+        why = weakness(env[name]) if env.get(name) else None
+        if why:
+            problems.append(f"{name} {why}")
+    seat_var = ENV_ROLE_TOKENS["seat"]
+    for var in ENV_ROLE_TOKENS.values():
+        for number, token in enumerate(_tokens(env, var), start=1):
+            why = weakness(token.partition(":")[2] if var == seat_var else token)
+            if why:
+                problems.append(f"{var}: token {number} {why}")
+    if env.get(ENV_FEEDBACK_TOKEN) in {env.get(n) for n in names}:
+        problems.append(f"{ENV_FEEDBACK_TOKEN} must differ from the gateway's own order-system token")
+    if problems:
+        raise SettingsError("refusing weak credentials: " + "; ".join(problems))
+
+
+def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"{ENV_REDIS_SENTINELS}: {item!r} is not HOST:PORT (e.g. 10.0.0.5:26379)")
+        out.append((host, int(port)))
+    return tuple(out)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

@@ -212,6 +212,12 @@ class Call:
         """Seats that answered, in order."""
         return [p.party for p in self.parties if p.kind is PartyKind.SEAT and p.answered_at is not None]
 
+    def has_seat(self, extension: str) -> bool:
+        """The seat is a party now: ringing for or connected to this call."""
+        return any(
+            p.kind is PartyKind.SEAT and p.party == extension and p.ended_at is None for p in self.parties
+        )
+
     def timers(self, now: float) -> dict[str, float]:
         return {
             "wait_s": self.wait.seconds(now),

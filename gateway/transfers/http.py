@@ -2,6 +2,9 @@
 
 - ``POST /api/calls/{call_id}/transfer`` ``{"target", "mode", "override"?}`` (seat or supervisor;
   ``override`` lifts the one-hand-over rule and is for supervisors) -> 201 the transfer;
+A seat may hand over only a call it is connected to, and see, cancel or complete only its own
+hand-overs; supervisors and admins act on every call.
+
 - ``GET /api/transfers/{id}`` -> the transfer, from this node or another node's Redis mirror;
 - ``DELETE /api/transfers/{id}`` -> cancelled (the caller goes back to the seat);
 - ``POST /api/transfers/{id}/complete`` -> a consult whose target answered is handed over.
@@ -20,7 +23,7 @@ from aiohttp import web
 from gateway.tasks import cancel_tasks, start_task
 from gateway.transfers.service import TransferService
 from gateway.vocabulary import HandoverMode
-from gateway.web.auth import Role, require
+from gateway.web.auth import Role, require, require_call_party, require_seat_party
 from gateway.web.errors import HttpError, read_json
 
 TRANSFERS = web.AppKey("transfers", TransferService)
@@ -48,7 +51,9 @@ def _json(body: dict[str, Any], status: int = 200) -> web.Response:
 
 
 async def request_transfer(request: web.Request) -> web.Response:
-    principal = require(request, Role.SEAT, Role.SUPERVISOR)
+    principal = await require(request, Role.SEAT, Role.SUPERVISOR)
+    call_id = request.match_info["call_id"]
+    require_call_party(principal, request.app[TRANSFERS].tracker.calls.get(call_id), call_id)
     body = await read_json(request)
     target, mode, override = body.get("target"), body.get("mode"), body.get("override", False)
     if not isinstance(target, str) or not isinstance(override, bool):
@@ -60,30 +65,34 @@ async def request_transfer(request: web.Request) -> web.Response:
         raise HttpError(
             403, "transfer.override_forbidden", "only a supervisor may override the one-hand-over rule"
         )
-    transfer = await request.app[TRANSFERS].request(
-        request.match_info["call_id"], target, HandoverMode(mode), override=override
-    )
+    transfer = await request.app[TRANSFERS].request(call_id, target, HandoverMode(mode), override=override)
     response = _json({"transfer": transfer.as_json()}, status=201)
     response.headers["Location"] = f"/api/transfers/{transfer.id}"
     return response
 
 
-async def get_transfer(request: web.Request) -> web.Response:
-    require(request, Role.SEAT, Role.SUPERVISOR)
+async def _own_transfer(request: web.Request, what: str) -> dict[str, Any]:
+    """The transfer as JSON, if the caller may see it: a seat only its own hand-overs."""
+    identity = await require(request, Role.SEAT, Role.SUPERVISOR)
     transfer_id = request.match_info["transfer_id"]
     found = await request.app[TRANSFERS].lookup(transfer_id)
     if found is None:
         raise HttpError(404, "transfer.not_found", f"no transfer {transfer_id!r}")
-    return _json({"transfer": found})
+    require_seat_party(identity, str(found["from_seat"]), f"{what} the hand-over {transfer_id}")
+    return found
+
+
+async def get_transfer(request: web.Request) -> web.Response:
+    return _json({"transfer": await _own_transfer(request, "see")})
 
 
 async def cancel_transfer(request: web.Request) -> web.Response:
-    require(request, Role.SEAT, Role.SUPERVISOR)
+    await _own_transfer(request, "cancel")
     transfer = await request.app[TRANSFERS].cancel(request.match_info["transfer_id"])
     return _json({"transfer": transfer.as_json()})
 
 
 async def complete_transfer(request: web.Request) -> web.Response:
-    require(request, Role.SEAT, Role.SUPERVISOR)
+    await _own_transfer(request, "complete")
     transfer = await request.app[TRANSFERS].complete(request.match_info["transfer_id"])
     return _json({"transfer": transfer.as_json()}, status=202)

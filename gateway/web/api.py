@@ -1,6 +1,6 @@
 """The JSON API: live queues, seats and calls; seat control; health, readiness and metrics.
 
-Handlers are thin: they check the role, read the node (``NODE``, and ``NODES`` taken over) or
+Handlers are thin: they check the identity (a seat acts only for its own seat), read the node (``NODE``, and ``NODES`` taken over) or
 hand a seat's request to ``gateway.queues.control``, and return JSON. Errors are raised
 (``HttpError``, ``GatewayError``) and turned into JSON with stable codes by ``error_middleware``.
 """
@@ -21,7 +21,7 @@ from gateway.dialplan.reload import admin_settings, config_digest, reload_config
 from gateway.node.runtime import Node
 from gateway.queues.control import SeatControl, Verb
 from gateway.records.outbox import backlog, dead_letters
-from gateway.web.auth import Role, require
+from gateway.web.auth import Identity, Role, mask_number, require, require_call_party, require_seat_party
 from gateway.web.errors import HttpError, read_json
 from gateway.web.snapshot import as_plain
 
@@ -91,13 +91,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    require(request, *READ)
+    await require(request, *READ)
     body = generate_latest(_node(request).registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def status(request: web.Request) -> web.Response:
-    require(request, *READ)
+    await require(request, *READ)
     node = _node(request)
     state = node.client.state
     last = node.resync.last_completed_at
@@ -124,14 +124,14 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def queues(request: web.Request) -> web.Response:
-    require(request, *READ)
+    await require(request, *READ)
     snapshot = _node(request).snapshot()
     return _json({"stale": snapshot.link.stale, "queues": snapshot.queues, "overall": snapshot.overall})
 
 
 async def agents(request: web.Request) -> web.Response:
     """Every seat of the roster, logged in or not, with its live state."""
-    require(request, *READ)
+    await require(request, *READ)
     node = _node(request)
     now = time.monotonic()
     out = []
@@ -154,7 +154,7 @@ async def agents(request: web.Request) -> web.Response:
 
 
 async def calls(request: web.Request) -> web.Response:
-    require(request, *READ)
+    identity = await require(request, *READ)
     now = time.monotonic()
     runtimes = [r for r in _runtimes(request) if r.controlling]
     live = sorted(
@@ -163,12 +163,15 @@ async def calls(request: web.Request) -> web.Response:
     )
     stale = any(r.tracker.stale for r in runtimes)
     return _json(
-        {"stale": stale, "calls": [_call_summary(call, now) | {"node": node} for node, call in live]}
+        {
+            "stale": stale,
+            "calls": [_call_summary(call, now, identity) | {"node": node} for node, call in live],
+        }
     )
 
 
 async def call_detail(request: web.Request) -> web.Response:
-    require(request, *READ)
+    identity = await require(request, *READ)
     call_id = request.match_info["call_id"]
     call = next((r.tracker.calls[call_id] for r in _runtimes(request) if call_id in r.tracker.calls), None)
     if call is None:
@@ -177,8 +180,9 @@ async def call_detail(request: web.Request) -> web.Response:
             "call.not_found",
             f"no live call {request.match_info['call_id']!r} (ended calls are in the order system)",
         )
+    require_call_party(identity, call, call_id)
     now = time.monotonic()
-    detail = _call_summary(call, now)
+    detail = _call_summary(call, now, identity)
     detail.update(
         {
             "department": call.department,
@@ -223,7 +227,7 @@ async def call_detail(request: web.Request) -> web.Response:
     return _json(detail)
 
 
-def _call_summary(call: Call, now: float) -> dict[str, Any]:
+def _call_summary(call: Call, now: float, viewer: Identity) -> dict[str, Any]:
     waiting = next((v for v in reversed(call.queues) if v.left_at is None and not v.consult), None)
     active = [p.party for p in call.parties if p.active]
     state = (
@@ -233,7 +237,10 @@ def _call_summary(call: Call, now: float) -> dict[str, Any]:
     )
     return {
         "id": call.call_id,
-        "caller": call.caller_number,
+        # A seat sees the whole number only of a call it is on.
+        "caller": call.caller_number
+        if viewer.role is not Role.SEAT or call.has_seat(viewer.seat or "")
+        else mask_number(call.caller_number),
         "legacy_line": call.legacy_line,
         "merge_mode": call.merge_mode,
         "state": state,
@@ -267,8 +274,9 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 async def agent_action(request: web.Request) -> web.Response:
     """Log a seat in or out of its roster queues, or pause/unpause it everywhere (with a reason)."""
-    require(request, Role.SEAT, Role.SUPERVISOR)
+    identity = await require(request, Role.SEAT, Role.SUPERVISOR)
     extension, verb = request.match_info["seat"], request.match_info["verb"]
+    require_seat_party(identity, extension, f"{verb} the login or pause")
     body = await read_json(request) if request.can_read_body else {}
     done = await request.app[SEAT_CONTROL].act(
         extension, cast(Verb, verb), queues=body.get("queues"), reason=body.get("reason")
@@ -278,19 +286,19 @@ async def agent_action(request: web.Request) -> web.Response:
 
 
 async def records_backlog(request: web.Request) -> web.Response:
-    require(request, *READ)
+    await require(request, *READ)
     return _json(await backlog(_node(request).redis))
 
 
 async def records_dead_letters(request: web.Request) -> web.Response:
-    require(request, Role.SUPERVISOR)
+    await require(request, Role.SUPERVISOR)
     letters = await dead_letters(_node(request).redis)
     return _json({"dead_letters": [letter.as_json() for letter in letters]})
 
 
 async def config_reload(request: web.Request) -> web.Response:
     """Validate, render, swap and reload; a bad config answers 422 with every problem, changing nothing."""
-    require(request, Role.ADMIN)
+    await require(request, Role.ADMIN)
     node = _node(request)
     settings = node.settings
     report = await reload_config(

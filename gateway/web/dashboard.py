@@ -4,11 +4,13 @@ Routes: ``GET /dashboard`` (the page; to ``/login`` without a session), ``GET|PO
 ``POST /logout``, ``GET /api/live`` (SSE from the ``LiveHub``), ``GET /api/snapshot`` (the latest
 snapshot as JSON) and ``GET /static/<file>`` (the page's scripts and styles).
 
-The browser logs in once with a supervisor or admin token and then holds a signed session cookie
-(``gateway.web.auth``); the page reads its CSRF token from a meta tag and sends it on logout. The
-login form cannot carry a CSRF token (there is no session yet), so ``POST /login`` requires the
-request's Origin to be this server. Every response gets security headers; the page runs no inline
-script, so the Content-Security-Policy allows scripts from this origin only.
+The browser logs in once with a token (an environment token or a named credential) and then
+holds a session cookie (``gateway.web.auth``; the session itself lives in Redis, so logout ends
+it); supervisors and admins land on the dashboard, seats on their workbench (``SEAT_PAGE``). The
+page reads its CSRF token from a meta tag and sends it on logout. The login form cannot carry a
+CSRF token (there is no session yet), so ``POST /login`` requires the request's Origin to be this
+server. Every response gets security headers; the page runs no inline script, so the
+Content-Security-Policy allows scripts from this origin only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.web.auth import AUTH_KEY, SESSION_COOKIE, SESSION_SECONDS, Role, require
+from gateway.web.auth import AUTH_KEY, IDENTITY, SESSION_COOKIE, SESSION_SECONDS, Identity, Role, require
 from gateway.web.errors import HttpError
 from gateway.web.live import LIVE_HUB, LiveHub
 
@@ -42,10 +44,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
 }
 
-LOGIN_ERRORS = {
-    "invalid": "令牌无效，请检查后重试。",
-    "role": "该令牌没有查看监控大屏的权限（需要值班长或管理员令牌）。",
-}
+LOGIN_ERRORS = {"invalid": "令牌无效或已过期，请检查后重试。"}
+SEAT_PAGE = "/seat"  # the seats' workbench (its own module); seats land there after logging in
 
 _PAGES = web.AppKey("dashboard_pages", dict[str, str])  # templates read once at set-up
 
@@ -85,25 +85,29 @@ def _page(request: web.Request, name: str, status: int = 200, **fields: str) -> 
     )
 
 
-def _session_csrf(request: web.Request) -> str | None:
-    """The CSRF token of a valid supervisor/admin session cookie, or None."""
+async def session_identity(request: web.Request) -> Identity | None:
+    """The identity of the request's session cookie, or None (no cookie, forged, ended)."""
     cookie = request.cookies.get(SESSION_COOKIE)
-    principal = request.app[AUTH_KEY].read_session(cookie) if cookie else None
-    if principal is None or principal.role not in {*PAGE_ROLES, Role.ADMIN}:
-        return None
-    return principal.csrf_token
+    return await request.app[AUTH_KEY].read_session(cookie) if cookie else None
+
+
+def _landing(identity: Identity) -> str:
+    return SEAT_PAGE if identity.role is Role.SEAT else "/dashboard"
 
 
 async def _dashboard(request: web.Request) -> web.Response:
-    csrf = _session_csrf(request)
-    if csrf is None:
+    identity = await session_identity(request)
+    if identity is None:
         raise web.HTTPFound("/login")
-    return _page(request, "dashboard.html", csrf_token=csrf)
+    if identity.role not in {*PAGE_ROLES, Role.ADMIN}:
+        raise web.HTTPFound(_landing(identity))
+    return _page(request, "dashboard.html", csrf_token=identity.csrf_token)
 
 
 async def _login_form(request: web.Request) -> web.Response:
-    if _session_csrf(request) is not None:
-        raise web.HTTPFound("/dashboard")
+    identity = await session_identity(request)
+    if identity is not None:
+        raise web.HTTPFound(_landing(identity))
     return _page(request, "login.html", error="")
 
 
@@ -118,16 +122,17 @@ async def _login(request: web.Request) -> web.Response:
     if not _same_origin(request):
         raise HttpError(403, "auth.origin", "log in from this server's own /login page")
     form = await request.post()
-    token = form.get("token")
-    role = request.app[AUTH_KEY].role_of_token(token.strip()) if isinstance(token, str) else None
-    if role is None:
+    field = form.get("token")
+    token = field.strip() if isinstance(field, str) else ""
+    auth = request.app[AUTH_KEY]
+    identity = await auth.log_in(request, token) if token else None
+    if identity is None:
         return _page(request, "login.html", status=401, error=LOGIN_ERRORS["invalid"])
-    if role not in {*PAGE_ROLES, Role.ADMIN}:
-        return _page(request, "login.html", status=403, error=LOGIN_ERRORS["role"])
-    response = web.Response(status=303, headers={"Location": "/dashboard"})
+    request[IDENTITY] = identity
+    response = web.Response(status=303, headers={"Location": _landing(identity)})
     response.set_cookie(
         SESSION_COOKIE,
-        request.app[AUTH_KEY].new_session(role),
+        await auth.new_session(identity),
         max_age=SESSION_SECONDS,
         path="/",
         httponly=True,
@@ -138,20 +143,21 @@ async def _login(request: web.Request) -> web.Response:
 
 
 async def _logout(request: web.Request) -> web.Response:
-    # Sessions are signed, not stored: logging out forgets the cookie in this browser.
-    require(request, *FEED_ROLES)
+    identity = await require(request, *FEED_ROLES)
+    if identity.via_session:
+        await request.app[AUTH_KEY].end_session(identity)  # server-side: a copied cookie dies too
     response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/", secure=request.secure, httponly=True, samesite="Strict")
     return response
 
 
 async def _live(request: web.Request) -> web.StreamResponse:
-    require(request, *FEED_ROLES)
+    await require(request, *FEED_ROLES)
     return await request.app[LIVE_HUB].stream(request)
 
 
 async def _snapshot(request: web.Request) -> web.Response:
-    require(request, *FEED_ROLES)
+    await require(request, *FEED_ROLES)
     snapshot = request.app[LIVE_HUB].latest
     if snapshot is None:
         raise HttpError(503, "live.not_ready", "no snapshot yet: the gateway is still reading the PBX")

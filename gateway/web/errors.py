@@ -22,10 +22,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class HttpError(GatewayError):
     """An error that carries its own HTTP status (bad input, missing resource, auth)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.headers = headers or {}
 
 
 # Status by code prefix for domain errors that do not carry one; first match wins.
@@ -53,9 +54,15 @@ def status_for(error: GatewayError) -> int:
     return next((status for prefix, status in _STATUS_BY_PREFIX if error.code.startswith(prefix)), 500)
 
 
-def error_response(status: int, code: str, message: str, **extra: object) -> web.Response:
+ERROR_CODE = web.RequestKey("error_code", str)  # the code of the error answered (for the audit)
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: object
+) -> web.Response:
     body = {"error": {"code": code, "message": message, **extra}}
-    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    dumps = lambda o: json.dumps(o, ensure_ascii=False)  # noqa: E731
+    return web.json_response(body, status=status, headers=headers, dumps=dumps)
 
 
 @web.middleware
@@ -68,13 +75,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         extra: dict[str, object] = {"problems": problems} if problems else {}
         if exc.details:
             extra["details"] = exc.details
-        return error_response(status, exc.code, exc.message, **extra)
+        request[ERROR_CODE] = exc.code
+        headers = exc.headers if isinstance(exc, HttpError) else None
+        return error_response(status, exc.code, exc.message, headers, **extra)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        request[ERROR_CODE] = f"http.{exc.status}"
         return error_response(exc.status, f"http.{exc.status}", exc.reason)
     except Exception:
         log.exception("unhandled error", path=request.path, method=request.method)
+        request[ERROR_CODE] = "internal"
         return error_response(500, "internal", "internal error; the gateway log has the details")
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, async_playwright
 
@@ -23,8 +24,8 @@ def hub() -> LiveHub:
 
 
 @pytest.fixture
-async def server(hub: LiveHub) -> AsyncIterator[TestServer]:
-    server = TestServer(make_app(hub), host="127.0.0.1")
+async def server(hub: LiveHub, redis_client: aioredis.Redis) -> AsyncIterator[TestServer]:
+    server = TestServer(make_app(hub, redis_client), host="127.0.0.1")
     await server.start_server()
     yield server
     await server.close()  # a no-op when the test stopped it already

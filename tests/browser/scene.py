@@ -15,14 +15,20 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from prometheus_client import CollectorRegistry
 
+from gateway.audit import AuditLog
+from gateway.credentials import CredentialStore
 from gateway.merge.loader import load_config
 from gateway.merge.schema import HotlineConfig
 from gateway.queues.stats import ALL, CHINA_TZ, Fact, KpiBook, Observation, Rates
+from gateway.sessions import SessionStore
 from gateway.vocabulary import MergeMode
-from gateway.web.auth import AUTH_KEY, Authenticator
+from gateway.web.audit import audit_middleware, setup_audit
+from gateway.web.auth import AUTH_KEY, Authenticator, Throttle
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware
 from gateway.web.live import LiveHub
@@ -32,20 +38,30 @@ ROOT = Path(__file__).resolve().parents[2]
 SUPERVISOR_TOKEN = "sup-7c1e"
 SEAT_TOKEN = "seat-51aa"
 ADMIN_TOKEN = "adm-90d2"
-TOKENS = {
-    "supervisor": frozenset({SUPERVISOR_TOKEN}),
-    "seat": frozenset({SEAT_TOKEN}),
-    "admin": frozenset({ADMIN_TOKEN}),
-}
+SEAT_EXTENSION = "1001"
+TOKENS = {"supervisor": frozenset({SUPERVISOR_TOKEN}), "admin": frozenset({ADMIN_TOKEN})}
 NOW = dt.datetime(2026, 11, 27, 15, 30, tzinfo=CHINA_TZ).timestamp()  # a Friday afternoon
 CHART_HOURS = 6
 CHART_STEP_S = 300
 PAUSE_REASONS = ("午餐", "培训", "班组会", "休息")
 
 
-def make_app(hub: LiveHub, *middlewares: Middleware) -> web.Application:
-    app = web.Application(middlewares=[*middlewares, error_middleware])
-    app[AUTH_KEY] = Authenticator(TOKENS, session_secret=b"s" * 32)
+def make_auth(redis: aioredis.Redis, registry: CollectorRegistry | None = None) -> Authenticator:
+    """The gateway's authenticator with this scene's environment tokens, sessions in ``redis``."""
+    return Authenticator(
+        role_tokens=TOKENS,
+        seat_tokens={SEAT_TOKEN: SEAT_EXTENSION},
+        credentials=CredentialStore(redis),
+        sessions=SessionStore(redis),
+        throttle=Throttle(registry or CollectorRegistry()),
+        session_secret=b"s" * 32,
+    )
+
+
+def make_app(hub: LiveHub, redis: aioredis.Redis, *middlewares: Middleware) -> web.Application:
+    app = web.Application(middlewares=[*middlewares, audit_middleware, error_middleware])
+    app[AUTH_KEY] = make_auth(redis)
+    setup_audit(app, AuditLog(redis))
     setup_dashboard(app, hub)
     return app
 

@@ -25,6 +25,7 @@ from gateway.sim.people import CallerBehaviour, Endpoints, SeatBehaviour
 from gateway.sim.server import Simulator
 from gateway.web.api import NODE
 from tests.conftest import ROOT
+from tests.support.seats import bearer
 
 CONFIG = ROOT / "hotline_merge.yaml"
 TIME_SCALE = 0.02  # 50 simulated seconds per real second
@@ -47,16 +48,22 @@ class Stack:
         assert app is not None
         return app[NODE]
 
-    def headers(self, role: str = "supervisor") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.env[f'HOTLINE_{role.upper()}_TOKENS']}"}
+    def headers(self, role: str = "supervisor", seat: str | None = None) -> dict[str, str]:
+        return bearer(self.env, role, seat)
 
     async def get(self, path: str, role: str = "supervisor") -> Any:
         response = await self.client.get(path, headers=self.headers(role))
         assert response.status == 200, await response.text()
         return await response.json()
 
-    async def post(self, path: str, body: dict[str, object] | None = None, role: str = "supervisor") -> Any:
-        response = await self.client.post(path, json=body or {}, headers=self.headers(role))
+    async def post(
+        self,
+        path: str,
+        body: dict[str, object] | None = None,
+        role: str = "supervisor",
+        seat: str | None = None,
+    ) -> Any:
+        response = await self.client.post(path, json=body or {}, headers=self.headers(role, seat))
         assert response.status == 200, await response.text()
         return await response.json()
 

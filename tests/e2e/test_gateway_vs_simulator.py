@@ -28,8 +28,8 @@ async def test_500_calls_with_seat_changes_match_the_simulator(stack: Stack) -> 
     await until(lambda: _ready(stack), within=10, every=0.1, what="gateway ready")
 
     # Seats change state while calls flow: one pauses with a reason, one logs out, one logs out and in.
-    await stack.post("/api/agents/1001/pause", {"reason": "小休"}, role="seat")
-    await stack.post("/api/agents/1002/logout", role="seat")
+    await stack.post("/api/agents/1001/pause", {"reason": "小休"}, role="seat", seat="1001")
+    await stack.post("/api/agents/1002/logout", role="seat", seat="1002")
     await stack.post("/api/agents/1003/logout")
     await stack.post("/api/agents/1003/login")
     await stack.post("/api/agents/2001/pause", {"reason": "培训"})

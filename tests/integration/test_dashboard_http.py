@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from http.cookies import SimpleCookie
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.typedefs import Handler
@@ -64,8 +65,8 @@ def hub(ticks: Ticks) -> LiveHub:
 
 
 @pytest.fixture
-async def client(hub: LiveHub) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(make_app(hub), host="127.0.0.1")) as client:
+async def client(hub: LiveHub, redis_client: aioredis.Redis) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(make_app(hub, redis_client), host="127.0.0.1")) as client:
         yield client
 
 
@@ -134,7 +135,7 @@ async def test_login_sets_a_strict_httponly_cookie_and_the_page_carries_csrf(cli
     assert "secure" not in header.lower()
     cookie = set_cookie(response)[SESSION_COOKIE].value
     assert client.app is not None
-    principal = client.app[AUTH_KEY].read_session(cookie)
+    principal = await client.app[AUTH_KEY].read_session(cookie)
     assert principal is not None
     assert principal.role is Role.SUPERVISOR
     page = await client.get("/dashboard")
@@ -149,13 +150,15 @@ async def test_admin_may_log_in_too(client: Client) -> None:
     assert (await login(client, ADMIN_TOKEN)).status == 303
 
 
-async def test_login_over_https_sets_a_secure_cookie(hub: LiveHub) -> None:
+async def test_login_over_https_sets_a_secure_cookie(hub: LiveHub, redis_client: aioredis.Redis) -> None:
     @web.middleware
     async def tls_terminated(request: web.Request, handler: Handler) -> web.StreamResponse:
         # What a trusted TLS-terminating proxy's middleware does: mark the request as https.
         return await handler(request.clone(scheme="https"))
 
-    async with TestClient(TestServer(make_app(hub, tls_terminated), host="127.0.0.1")) as client:
+    async with TestClient(
+        TestServer(make_app(hub, redis_client, tls_terminated), host="127.0.0.1")
+    ) as client:
         response = await login(client, Origin=origin(client, "https"))
         assert response.status == 303
         morsel = set_cookie(response)[SESSION_COOKIE]
@@ -170,7 +173,6 @@ async def test_login_over_https_sets_a_secure_cookie(hub: LiveHub) -> None:
     ("token", "headers", "status", "says"),
     [
         ("wrong", {}, 401, "令牌无效"),
-        (SEAT_TOKEN, {}, 403, "没有查看监控大屏的权限"),
         (SUPERVISOR_TOKEN, {"Origin": "https://evil.example"}, 403, "auth.origin"),
         (SUPERVISOR_TOKEN, {"Origin": ""}, 403, "auth.origin"),
     ],
@@ -190,10 +192,25 @@ async def test_logout_needs_the_csrf_header(client: Client) -> None:
     assert client.app is not None
     refused = await client.post("/logout")
     assert (refused.status, (await refused.json())["error"]["code"]) == (403, "auth.csrf")
-    done = await client.post("/logout", headers={CSRF_HEADER: client.app[AUTH_KEY].csrf_token(cookie)})
+    identity = await client.app[AUTH_KEY].read_session(cookie)
+    assert identity is not None
+    done = await client.post("/logout", headers={CSRF_HEADER: identity.csrf_token})
     assert done.status == 204
     assert set_cookie(done)[SESSION_COOKIE]["max-age"] == "0"
     assert (await client.get("/dashboard", allow_redirects=False)).status == 302
+
+
+async def test_seats_log_in_to_their_workbench(client: Client) -> None:
+    response = await login(client, SEAT_TOKEN)
+    assert (response.status, response.headers["Location"]) == (303, "/seat")
+    cookie = set_cookie(response)[SESSION_COOKIE].value
+    assert client.app is not None
+    identity = await client.app[AUTH_KEY].read_session(cookie)
+    assert identity is not None
+    assert (identity.role, identity.seat) == (Role.SEAT, "1001")
+    # The supervisors' page sends a seat to its own.
+    page = await client.get("/dashboard", allow_redirects=False)
+    assert (page.status, page.headers["Location"]) == (302, "/seat")
 
 
 async def test_feeds_need_a_role(client: Client, hub: LiveHub) -> None:
@@ -231,10 +248,10 @@ async def test_the_stream_coalesces_to_the_latest_snapshot_per_tick(
             assert (await next_event(late))["id"] == "100"
 
 
-async def test_a_quiet_stream_sends_heartbeats(ticks: Ticks) -> None:
+async def test_a_quiet_stream_sends_heartbeats(ticks: Ticks, redis_client: aioredis.Redis) -> None:
     hub = LiveHub(heartbeat_s=0.01, pace=ticks.wait)
     async with (
-        TestClient(TestServer(make_app(hub), host="127.0.0.1")) as client,
+        TestClient(TestServer(make_app(hub, redis_client), host="127.0.0.1")) as client,
         live_stream(client) as stream,
     ):
         ping = await next_event(stream)

@@ -27,7 +27,7 @@ def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
 def test_demo_shows_live_calls_and_stops_on_ctrl_c() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env["HOTLINE_SUPERVISOR_TOKENS"] = "demo-test-token"
+    env["HOTLINE_SUPERVISOR_TOKENS"] = "demo-test-token-0123456789abcdef"
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "demo", "--http-port", str(port), "--rate", "5", "--seed", "7"],
         cwd=ROOT,
@@ -48,7 +48,7 @@ def test_demo_shows_live_calls_and_stops_on_ctrl_c() -> None:
                 continue
             if status != 200:
                 continue
-            _, queues = _get(base + "/api/queues", "demo-test-token")
+            _, queues = _get(base + "/api/queues", "demo-test-token-0123456789abcdef")
             overall = queues["overall"]
             assert isinstance(overall, dict)
             offered = overall["today"]["offered"]

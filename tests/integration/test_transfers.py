@@ -50,6 +50,7 @@ from gateway.transfers.service import TransferService
 from gateway.web.api import NODE
 from tests.conftest import ROOT
 from tests.support.polling import until
+from tests.support.seats import bearer, seat_on
 
 TIME_SCALE = 0.05  # 20 simulated seconds per real second
 HANDOVER_TIMEOUT_S = 5  # handover.consult_timeout_s in the test config (the schema's minimum)
@@ -103,9 +104,19 @@ class Stack:
     async def api(
         self, method: str, path: str, body: dict[str, Any] | None = None, *, role: str = "seat"
     ) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.env[f'HOTLINE_{role.upper()}_TOKENS']}"}
+        """As ``role``; a seat is the one the path concerns (its own, its call's, its transfer's)."""
+        headers = bearer(self.env, role, self._seat_of(path) if role == "seat" else None)
         response = await self.client.request(method, path, json=body, headers=headers)
         return response.status, await response.json()
+
+    def _seat_of(self, path: str) -> str | None:
+        kind, _, ident = path.removeprefix("/api/").partition("/")
+        ident = ident.partition("/")[0]
+        if kind == "agents":
+            return ident
+        if kind == "transfers" and ident in self.transfers.transfers:
+            return self.transfers.transfers[ident].from_seat
+        return seat_on(self.gateway.tracker.calls.get(ident)) if kind == "calls" else None
 
     async def transfer(
         self, call_id: str, target: str, mode: str, *, role: str = "seat", **extra: Any
@@ -680,7 +691,7 @@ async def test_another_instance_reads_the_transfer_from_redis_but_only_its_node_
     await stack.state_of(transfer["id"], "ringing")
     other = await start_gateway(stack.env, stack.config, stack.sim, controlling=False)  # a standby of pbx-1
     try:
-        headers = {"Authorization": f"Bearer {stack.env['HOTLINE_SUPERVISOR_TOKENS']}"}
+        headers = bearer(stack.env, "supervisor")
         response = await other.get(f"/api/transfers/{transfer['id']}", headers=headers)
         mirrored = (await response.json())["transfer"]
         assert (response.status, mirrored["state"], mirrored["node"]) == (200, "ringing", "pbx-1")

@@ -1,22 +1,20 @@
-"""Roles, bearer tokens, dashboard session cookies and CSRF, over real HTTP on loopback."""
+"""Roles, bearer tokens, server-side sessions and CSRF, over real HTTP on loopback and a real Redis."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.errors import GatewayError
-from gateway.web.auth import AUTH_KEY, CSRF_HEADER, SESSION_COOKIE, Authenticator, Role, require
+from gateway.web.auth import AUTH_KEY, CSRF_HEADER, SESSION_COOKIE, Identity, Role, require
 from gateway.web.errors import error_middleware
+from tests.browser.scene import ADMIN_TOKEN, SEAT_TOKEN, make_auth
 
-TOKENS = {
-    "supervisor": frozenset({"sup-token"}),
-    "seat": frozenset({"seat-token"}),
-    "admin": frozenset({"adm"}),
-}
+Client = TestClient[web.Request, web.Application]
 
 
 class BoomError(GatewayError):
@@ -24,12 +22,12 @@ class BoomError(GatewayError):
 
 
 async def read(request: web.Request) -> web.Response:
-    principal = require(request, Role.SUPERVISOR, Role.SEAT)
-    return web.json_response({"role": principal.role.value})
+    identity = await require(request, Role.SUPERVISOR, Role.SEAT)
+    return web.json_response({"role": identity.role.value, "seat": identity.seat})
 
 
 async def act(request: web.Request) -> web.Response:
-    require(request, Role.SUPERVISOR)
+    await require(request, Role.SUPERVISOR)
     return web.json_response({"ok": True})
 
 
@@ -38,9 +36,9 @@ async def boom(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
+async def client(redis_client: aioredis.Redis) -> AsyncIterator[Client]:
     app = web.Application(middlewares=[error_middleware])
-    app[AUTH_KEY] = Authenticator(TOKENS, session_secret=b"k" * 32)
+    app[AUTH_KEY] = make_auth(redis_client)
     app.router.add_get("/read", read)
     app.router.add_post("/act", act)
     app.router.add_get("/boom", boom)
@@ -48,47 +46,52 @@ async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
         yield client
 
 
-async def test_bearer_tokens_and_roles(client: TestClient[web.Request, web.Application]) -> None:
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_bearer_tokens_and_roles(client: Client) -> None:
     response = await client.get("/read")
     assert response.status == 401
     assert (await response.json())["error"]["code"] == "auth.required"
-    response = await client.get("/read", headers={"Authorization": "Bearer nope"})
+    response = await client.get("/read", headers=bearer("nope"))
     assert (response.status, (await response.json())["error"]["code"]) == (401, "auth.invalid_token")
-    response = await client.get("/read", headers={"Authorization": "Bearer seat-token"})
-    assert await response.json() == {"role": "seat"}
-    response = await client.post("/act", headers={"Authorization": "Bearer seat-token"})
+    response = await client.get("/read", headers=bearer(SEAT_TOKEN))
+    assert await response.json() == {"role": "seat", "seat": "1001"}  # the seat token names its seat
+    response = await client.post("/act", headers=bearer(SEAT_TOKEN))
     assert response.status == 403
     assert "supervisor" in (await response.json())["error"]["message"]
-    response = await client.post("/act", headers={"Authorization": "Bearer adm"})
+    response = await client.post("/act", headers=bearer(ADMIN_TOKEN))
     assert response.status == 200  # admin may do everything
 
 
-async def test_session_cookie_needs_csrf_for_changes(
-    client: TestClient[web.Request, web.Application],
-) -> None:
-    auth = client.app[AUTH_KEY] if client.app else None
-    assert auth is not None
-    cookie = auth.new_session(Role.SUPERVISOR)
+async def test_session_cookie_needs_csrf_for_changes(client: Client) -> None:
+    assert client.app is not None
+    auth = client.app[AUTH_KEY]
+    cookie = await auth.new_session(Identity(Role.SUPERVISOR, "env:test"))
+    identity = await auth.read_session(cookie)
+    assert identity is not None
     client.session.cookie_jar.update_cookies({SESSION_COOKIE: cookie})
     assert (await client.get("/read")).status == 200
     assert (await client.post("/act")).status == 403
-    ok = await client.post("/act", headers={CSRF_HEADER: auth.csrf_token(cookie)})
+    ok = await client.post("/act", headers={CSRF_HEADER: identity.csrf_token})
     assert ok.status == 200
 
 
-def test_forged_or_expired_sessions_are_refused() -> None:
-    auth = Authenticator(TOKENS, session_secret=b"k" * 32)
-    cookie = auth.new_session(Role.SUPERVISOR, now=1000.0)
-    assert auth.read_session(cookie, now=1001.0) is not None
-    assert auth.read_session(cookie, now=1000.0 + 13 * 3600) is None
-    forged = cookie.replace("supervisor", "admin", 1)
-    assert auth.read_session(forged, now=1001.0) is None
-    assert Authenticator(TOKENS, session_secret=b"x" * 32).read_session(cookie, now=1001.0) is None
+async def test_forged_or_ended_sessions_are_refused(redis_client: aioredis.Redis) -> None:
+    auth = make_auth(redis_client)
+    cookie = await auth.new_session(Identity(Role.SUPERVISOR, "wang"))
+    identity = await auth.read_session(cookie)
+    assert identity is not None
+    assert identity.name == "wang"
+    session_id, _, signature = cookie.rpartition(".")
+    assert await auth.read_session(f"{session_id}x.{signature}") is None  # forged: not signed
+    assert await auth.read_session(cookie + "x") is None
+    await auth.end_session(identity)
+    assert await auth.read_session(cookie) is None  # ended in Redis: the copied cookie is dead
 
 
-async def test_domain_errors_map_to_json_with_stable_codes(
-    client: TestClient[web.Request, web.Application],
-) -> None:
+async def test_domain_errors_map_to_json_with_stable_codes(client: Client) -> None:
     response = await client.get("/boom")
     assert response.status == 409
     assert await response.json() == {
