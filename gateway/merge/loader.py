@@ -8,9 +8,9 @@ in ``schema.py``; this module only makes sure each complaint names the exact pla
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import yaml

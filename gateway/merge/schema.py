@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from gateway.masking import CallerMask
 from gateway.vocabulary import CATEGORY, DTMF_KEY, HandoverMode, MergeMode, anchored
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -255,14 +256,6 @@ class Ami(_Model):
     @classmethod
     def _secret_env(cls, value: str) -> str:
         return _env_name(value, "AMI secret")
-
-
-class CallerMask(StrEnum):
-    """How the seats' workbench shows a caller's number (the work order always has it whole)."""
-
-    NONE = "none"  # 13912345678
-    MIDDLE = "middle"  # 139****5678: enough to confirm with the caller, not to copy
-    ALL_BUT_LAST4 = "all_but_last4"  # *******5678
 
 
 class Workbench(_Model):

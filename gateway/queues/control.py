@@ -16,7 +16,9 @@ from gateway.dialplan.routing import SeatPlan
 from gateway.errors import GatewayError
 from gateway.ports import PlanSource, Send
 
-Verb = Literal["login", "logout", "pause", "unpause"]
+# "ready": end the wrap-up now (就绪). Asterisk keeps wrap-up per queue member and has no action to
+# end it, so the seat leaves the queues it is in and joins them again, as a fresh member.
+Verb = Literal["login", "logout", "pause", "unpause", "ready"]
 
 
 class SeatControlError(GatewayError):
@@ -86,12 +88,17 @@ def _actions(
         ]
     if verb == "logout":
         return [safety.queue_remove(q, seat.interface) for q in queues]
-    if verb == "pause" and reason is not None and reason not in reasons:
+    if verb == "ready":
+        removals = [safety.queue_remove(q, seat.interface) for q in queues]
+        return removals + _actions(seat, "login", queues, None, reasons)
+    if verb == "unpause" or reason is None:
+        return [safety.queue_pause(seat.interface, verb == "pause")]
+    if not isinstance(reason, str) or reason not in reasons:
         raise InvalidReasonError(
             f"pause reason {reason!r} is not one of workbench.pause_reasons: {'、'.join(reasons)}",
             seat=seat.extension,
         )
-    return [safety.queue_pause(seat.interface, verb == "pause", reason=reason if verb == "pause" else None)]
+    return [safety.queue_pause(seat.interface, True, reason=reason)]
 
 
 def _queues_of(seat: SeatPlan, requested: object) -> list[str]:

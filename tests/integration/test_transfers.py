@@ -254,14 +254,15 @@ async def open_stack(
 
 
 async def start_gateway(
-    env: dict[str, str], config: Path, sim: Simulator, *, controlling: bool = True
+    env: dict[str, str], config: Path, sim: Simulator, *, controlling: bool = True, dispatchers: int = 0
 ) -> TestClient[web.Request, web.Application]:
     """The gateway app on loopback, its deadlines on the simulator's clock.
 
     ``controlling``: wait until it holds the node (its lease) and has resynced with the
-    simulator; otherwise it is a standby instance, serving the API from Redis.
+    simulator; otherwise it is a standby instance, serving the API from Redis. ``dispatchers``:
+    how many deliver records to the order system (none: tests read the outbox).
     """
-    app = init_app(Settings.from_env(env, config_path=config), dispatchers=0)
+    app = init_app(Settings.from_env(env, config_path=config), dispatchers=dispatchers)
     app[TRANSFERS].clock = sim.clock.now
     app[TRANSFERS].tick_s = 0.01
     app[CALLBACKS].tick_s = 0.02
