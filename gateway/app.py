@@ -58,7 +58,7 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     # A bad category tree stops the start, naming its file and line, like a bad merge config.
     tree = load_tree(tree_path(settings.config, settings.config_path))
     redis = connect(settings.redis_url, settings.redis_sentinels, settings.redis_master)
-    holder = instance_id()
+    holder = instance_id(settings.spool_dir)  # a restarted instance takes its lease back at once
     node = build_node(settings, redis, holder)
     app[NODE] = node
     app[NODES] = {}

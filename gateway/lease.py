@@ -9,9 +9,12 @@ two controllers for a moment are harmless, because every call record is idempote
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import uuid
+from pathlib import Path
+from typing import IO
 
 import redis.asyncio as aioredis
 
@@ -46,9 +49,39 @@ return 0
 """
 
 
-def instance_id() -> str:
-    """Unique per process, readable in Redis: host, pid and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+_HELD: list[IO[str]] = []  # id files this process holds locked, open for its lifetime
+
+
+def instance_id(home: Path | None = None) -> str:
+    """Unique per instance, readable in Redis: host and a random suffix (plus the pid without ``home``).
+
+    With ``home`` (the instance's spool directory) the id is kept there under an exclusive lock,
+    so an instance a supervisor restarts takes its own lease back at once instead of waiting out
+    its TTL; a second live process on the same directory cannot take the lock and gets its own id.
+    """
+    fresh = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if home is None:
+        return fresh
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        handle = (home / "instance-id").open("a+", encoding="ascii")
+    except OSError:
+        return fresh
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return fresh  # another live instance owns this directory's id
+    handle.seek(0)
+    kept = handle.read().strip()
+    if not (kept and len(kept) <= 200 and kept.isprintable()):
+        kept = fresh
+        handle.seek(0)
+        handle.truncate()
+        handle.write(kept + "\n")
+        handle.flush()
+    _HELD.append(handle)
+    return kept
 
 
 class NodeLease:

@@ -37,10 +37,12 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from gateway.demo import demo_environment
-from gateway.localredis import LocalRedis, free_port
+from gateway.localredis import LocalRedis, LocalSentinels, free_port
 from gateway.merge.loader import load_config
 from gateway.records.model import record_id_for
 from gateway.records.outbox import backlog
+from gateway.redisconn import connect
+from gateway.settings import ENV_REDIS_MASTER, ENV_REDIS_SENTINELS, parse_sentinels
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "hotline_merge.yaml"
@@ -139,8 +141,10 @@ class SystemStack:
     workdir: Path
     timing: Timing = TEST
     dispatchers: int = 0  # separate dispatcher processes; the gateway then runs none itself
+    sentinel: bool = False  # Redis as master + replica + three sentinels, reached through Sentinel
     env: dict[str, str] = field(default_factory=dict)
-    redis: LocalRedis | None = None
+    redis: LocalRedis | None = None  # the (first) master
+    sentinels: LocalSentinels | None = None
     processes: dict[str, Process] = field(default_factory=dict)
     http: aiohttp.ClientSession | None = None
     node: str = ""
@@ -161,7 +165,12 @@ class SystemStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = load_config(CONFIG)
         self.node = config.ami.node_id
-        self.redis = LocalRedis(data_dir=self.workdir / "redis").start()
+        if self.sentinel:
+            self.sentinels = LocalSentinels(self.workdir / "redis")
+            await asyncio.to_thread(self.sentinels.start)
+            self.redis = self.sentinels.master
+        else:
+            self.redis = LocalRedis(data_dir=self.workdir / "redis").start()
         ports = {name: free_port() for name in ("ami", "control", "sink", "http")}
         self.env = demo_environment(os.environ, CONFIG) | {
             "HOTLINE_CONFIG": str(CONFIG), "HOTLINE_REDIS_URL": self.redis.url, "HOTLINE_LOG_LEVEL": "WARNING",
@@ -170,6 +179,10 @@ class SystemStack:
             "HOTLINE_HTTP_HOST": "127.0.0.1", "HOTLINE_HTTP_PORT": str(ports["http"]),
             "HOTLINE_SPOOL_DIR": str(self.workdir / "spool"), "HOTLINE_DIALPLANS_DIR": str(self.workdir / "dialplans"),
         }  # fmt: skip
+        if self.sentinels is not None:
+            self.env |= {ENV_REDIS_SENTINELS: self.sentinels.addresses, ENV_REDIS_MASTER: LocalSentinels.NAME}
+        # Dispatcher processes find Redis as the gateway does (through the sentinels, if any).
+        redis_args = [] if self.sentinels is not None else ["--redis-url", self.redis.url]
         self.control_url = f"http://127.0.0.1:{ports['control']}"
         self.sink_url = f"http://127.0.0.1:{ports['sink']}"
         self.gateway_url = f"http://127.0.0.1:{ports['http']}"
@@ -191,7 +204,7 @@ class SystemStack:
         }  # fmt: skip
         for i in range(self.dispatchers):
             self.processes[f"dispatcher-{i}"] = Process(f"dispatcher-{i}", [
-                sys.executable, "-m", "gateway.records.dispatcher", "--redis-url", self.redis.url,
+                sys.executable, "-m", "gateway.records.dispatcher", *redis_args,
                 "--order-url", self.env["HOTLINE_ORDER_URL"], "--token-env", self.token_env,
                 "--consumer", f"dispatcher-{i}", "--timeout-s", "2", "--retry-cap-s", "1", "--claim-idle-ms", "6000",
             ], self.env, logs)  # fmt: skip
@@ -208,8 +221,16 @@ class SystemStack:
             await process.stop()
         if self.http is not None:
             await self.http.close()
-        if self.redis is not None:
+        if self.sentinels is not None:
+            self.sentinels.close()
+        elif self.redis is not None:
             self.redis.close()
+
+    def redis_client(self) -> aioredis.Redis:
+        """A client of whichever Redis is the master now."""
+        assert self.redis is not None
+        addresses = parse_sentinels(self.sentinels.addresses) if self.sentinels else ()
+        return connect(self.redis.url, addresses, LocalSentinels.NAME)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.tail()}" for p in self.processes.values())
@@ -311,8 +332,7 @@ class SystemStack:
         return None
 
     async def dead_letters(self) -> int:
-        assert self.redis is not None
-        client = aioredis.Redis.from_url(self.redis.url)
+        client = self.redis_client()
         try:
             return (await backlog(client)).dead_letters
         finally:
@@ -357,6 +377,12 @@ async def redis_restarted(stack: SystemStack) -> None:
     await asyncio.to_thread(stack.redis.start)
 
 
+async def redis_master_failover(stack: SystemStack) -> None:
+    """The Redis master killed (SIGKILL) under traffic; the sentinels promote the replica."""
+    assert stack.sentinels is not None
+    await asyncio.to_thread(stack.sentinels.fail_over)
+
+
 async def order_system_down(stack: SystemStack) -> None:
     """The order system killed and down for ``order_down_s``, then back with its data."""
     sink = stack.processes["sink"]
@@ -386,6 +412,7 @@ class Fault:
     name: str
     inject: Inject
     dispatchers: int = 0  # separate dispatcher processes
+    sentinel: bool = False  # Redis behind Sentinel
 
 
 FAULTS = (
@@ -395,6 +422,7 @@ FAULTS = (
     Fault("order system down", order_system_down),
     Fault("AMI stall", ami_stalled),
     Fault("dispatcher kill -9", dispatcher_killed, dispatchers=2),
+    Fault("Redis master failover", redis_master_failover, sentinel=True),
 )
 
 
@@ -418,7 +446,7 @@ class FaultResult:
 
 async def run_fault(fault: Fault, workdir: Path, timing: Timing = TEST) -> FaultResult:
     """One fault on a fresh stack, measured as the module docstring says."""
-    async with SystemStack(workdir, timing, dispatchers=fault.dispatchers) as stack:
+    async with SystemStack(workdir, timing, dispatchers=fault.dispatchers, sentinel=fault.sentinel) as stack:
         await asyncio.sleep(timing.warmup_s)
         await fault.inject(stack)
         recovery = await stack.until_caught_up(timing.within_s)

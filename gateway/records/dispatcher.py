@@ -4,7 +4,10 @@ Owns at-least-once delivery: an entry leaves the stream (XACK + XDEL, one MULTI)
 order system confirmed it (2xx, or 409 naming the same key) or refused it (other 4xx: the entry
 moves to the dead-letter stream in the same MULTI). Everything else is retried with exponential
 backoff and jitter, for as long as it takes; the order system deduplicates by Idempotency-Key, so
-a retry after an unrecorded success is harmless.
+a retry after an unrecorded success is harmless. A long backoff is not slept out: every
+``probe_s`` (jittered) one record of the batch is sent alone, and the first one the order
+system settles ends the wait, so the batch goes out within about a second of its return. After
+a Redis error the next step itself is the probe, at most ``probe_s`` later.
 
 Several dispatchers (processes or tasks) share the group. Each reads a batch and posts it
 concurrently; a dispatcher that is killed leaves its batch pending, and another takes it over
@@ -40,6 +43,7 @@ from gateway.logging import configure_logging
 from gateway.records.client import Answer, OrderSystemClient, Result
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.outbox import REDIS_FAILURES, StreamEntry, backlog, stream_entries
+from gateway.redisconn import redis_from_env
 
 log = structlog.get_logger(__name__)
 
@@ -55,14 +59,19 @@ class DispatcherConfigError(GatewayError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with "equal jitter": half the step fixed, half random."""
+    """Exponential backoff with "equal jitter": half the step fixed, half random; probes between."""
 
     base_s: float = 0.5
     cap_s: float = 30.0
+    probe_s: float = 1.0  # how often a peer that is down is probed (one record, or one Redis step)
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         step = min(self.cap_s, self.base_s * 2.0 ** min(attempt - 1, 30))
         return step / 2 + rng.uniform(0, step / 2)
+
+    def probe_gap(self, rng: random.Random) -> float:
+        """Half to all of ``probe_s``: dispatchers that failed together do not probe in step."""
+        return self.probe_s * rng.uniform(0.5, 1.0)
 
 
 def default_consumer_name() -> str:
@@ -134,7 +143,8 @@ class Dispatcher:
                     self._group_ready = False
                 failures += 1
                 self._reread_own = True
-                delay = self.retry.delay(failures, self._rng)
+                # Redis answers a step or not: the step is the probe, so no long sleep.
+                delay = min(self.retry.delay(failures, self._rng), self.retry.probe_gap(self._rng))
                 log.warning(
                     "dispatcher_redis_error", consumer=self.consumer, error=repr(exc), retry_in_s=delay
                 )
@@ -216,8 +226,10 @@ class Dispatcher:
             if self._metrics:
                 for _, answer in retry:
                     self._metrics.attempts_failed.labels(reason=answer.reason).inc()
-            if await self._sleep(delay):
+            if await self._wait_for_order_system(delay, min(asked, self.retry.cap_s), pending):
                 return  # stopping: the entries stay pending for whoever runs next
+            if not pending:
+                return  # the probe settled the last one
             # Re-claiming resets their idle time, so no other dispatcher takes them over meanwhile;
             # an entry that is no longer pending was settled by another dispatcher: drop it.
             still_pending = await self._redis.xclaim(
@@ -229,6 +241,34 @@ class Dispatcher:
                 for entry_id in still_pending
             }
             pending = [entry for entry in pending if entry[0] in ours]
+
+    async def _wait_for_order_system(
+        self, delay: float, not_before: float, pending: list[StreamEntry]
+    ) -> bool:
+        """Wait up to ``delay``, probing with ``pending[0]`` alone every ``probe_s`` after the order
+        system's Retry-After (``not_before``); a probe it settles ends the wait (and leaves
+        ``pending``). No probe starts that could outlast ``delay``: the owner's quiet time stays
+        within what ``claim_idle_ms`` allows. True if stopped."""
+        start = time.monotonic()
+        deadline, earliest = start + delay, start + not_before
+        while True:
+            now = time.monotonic()
+            nap = min(deadline, max(earliest, now + self.retry.probe_gap(self._rng))) - now
+            if await self._sleep(max(0.0, nap)):
+                return True
+            if time.monotonic() + self._client.timeout_s >= deadline:
+                return await self._sleep(max(0.0, deadline - time.monotonic()))
+            probe = pending[0]
+            answer = await self._submit(probe[1])
+            if answer.result is not Result.RETRY:
+                await self._settle([(probe, answer)])
+                pending.remove(probe)
+                log.info(
+                    "dispatcher_peer_back",
+                    consumer=self.consumer,
+                    waited_s=round(time.monotonic() - start, 3),
+                )
+                return False
 
     async def _submit(self, fields: dict[str, bytes]) -> Answer:
         if "key" not in fields or "record" not in fields:
@@ -296,7 +336,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m gateway.records.dispatcher",
         description="deliver call records from the Redis outbox to the order system until SIGTERM",
     )
-    parser.add_argument("--redis-url", required=True)
+    parser.add_argument(
+        "--redis-url", default=None, help="default: HOTLINE_REDIS_URL or the Sentinel settings"
+    )
     parser.add_argument("--order-url", required=True, help="the order system's work-orders URL (POST)")
     parser.add_argument("--timeout-s", type=float, default=5.0)
     parser.add_argument("--token-env", required=True, help="NAME of the env var holding the bearer token")
@@ -310,7 +352,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    redis = aioredis.Redis.from_url(args.redis_url)
+    redis = redis_from_env(args.redis_url)
     try:
         async with OrderSystemClient(args.order_url, args.timeout_s, args.token_env) as client:
             dispatcher = Dispatcher(

@@ -652,8 +652,8 @@ async def test_requests_that_cannot_be_carried_out_get_stable_errors(stack: Stac
         await stack.pause(seat)
     stack.dial_in("citizen-1")  # queued, not yet with a seat: both general seats are paused
     await until(lambda: "citizen-1" in stack.gateway.tracker.calls, "the call is known")
-    for call_id, body, status, code in cases:
-        got, answer = await stack.api("POST", f"/api/calls/{call_id}/transfer", body)
+    for call_id, body, status, code in cases:  # no seat is on the call: a supervisor asks
+        got, answer = await stack.api("POST", f"/api/calls/{call_id}/transfer", body, role="supervisor")
         assert (got, answer["error"]["code"]) == (status, code), (body, answer)
     await stack.pause("1001", paused=False)
     await stack.talking("citizen-1", "1001")

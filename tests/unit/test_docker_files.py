@@ -33,7 +33,7 @@ from gateway.dialplan import cli as render_cli
 from gateway.dialplan.render import PROMPTS, RECORDINGS_ROOT, TRUNK, render
 from gateway.dialplan.routing import build_routing
 from gateway.merge.loader import load_config
-from gateway.settings import ENV_ROLE_TOKENS
+from gateway.settings import ENV_FEEDBACK_TOKEN, ENV_ROLE_TOKENS
 from tests.conftest import ROOT
 from tests.support.dialplan_walk import parse as parse_dialplan
 
@@ -52,6 +52,7 @@ SECRET_NAMES = frozenset(
         CONFIG.ami.secret_env,
         CONFIG.ami.admin_secret_env,
         CONFIG.order_system.token_env,
+        ENV_FEEDBACK_TOKEN,
         *ENV_ROLE_TOKENS.values(),
         "HOTLINE_CARRIER_SECRET",
     }
@@ -183,7 +184,8 @@ def test_secrets_come_only_from_the_env_file() -> None:
     example = env_example()
     assert set(example) >= SECRET_NAMES, SECRET_NAMES - set(example)
     for key in SECRET_NAMES - {"HOTLINE_CARRIER_SECRET"}:  # optional, empty unless registering
-        assert example[key].startswith("change-me"), key
+        value = example[key].partition(":")[2] if key == ENV_ROLE_TOKENS["seat"] else example[key]
+        assert value.startswith("change-me"), key  # seat tokens: EXTENSION:TOKEN
     assert example["HOTLINE_CARRIER_SECRET"] == ""
 
 
@@ -220,7 +222,7 @@ _ASSIGNMENT = re.compile(
 # What a written-down secret would look like: a bare run of secret-ish characters...
 _LITERAL = re.compile(r"[A-Za-z0-9._~+/=@%:-]{8,}")
 # ...unless it is a placeholder or names the variable that holds the secret.
-_PLACEHOLDER = re.compile(r"change-me.*|HOTLINE_[A-Z_]+")
+_PLACEHOLDER = re.compile(r"([0-9]+:)?change-me.*|HOTLINE_[A-Z_]+")  # seat tokens: EXTENSION:change-me...
 # A long mixed-case alphanumeric run is what generated passwords and tokens look like.
 _HIGH_ENTROPY = re.compile(r"(?<![A-Za-z0-9_+/=-])[A-Za-z0-9_+/=-]{20,}(?![A-Za-z0-9_+/=-])")
 
