@@ -120,7 +120,7 @@ class RecordBuilder:
 
     def _ended(self, call: calls.Call, now: float, draft: WorkOrderDraft | None) -> CallRecord:
         attempt = self._callbacks.pop(call.call_id, None)
-        amended = self._answered_callback(call, attempt, now) if attempt is not None else None
+        amended = self._answered_callback(call, attempt, now, draft) if attempt is not None else None
         # A call back whose original record is gone is still reported, as a call of its own.
         return amended or self.final(call, now, draft)
 
@@ -161,12 +161,18 @@ class RecordBuilder:
         update = {"outcome": outcome, "attempts": attempts, "last_attempt_at": at}
         return self._amend_callback(call_id, update, {}, at)
 
-    def _answered_callback(self, call: calls.Call, attempt: CallbackAttempt, now: float) -> CallRecord | None:
-        """The answered call back ``call`` has ended: its legs join the original call's record."""
+    def _answered_callback(
+        self, call: calls.Call, attempt: CallbackAttempt, now: float, draft: WorkOrderDraft | None
+    ) -> CallRecord | None:
+        """The answered call back ``call`` has ended: its legs join the original call's record, and
+        what the seat wrote on it (the call back's outcome) becomes that record's draft."""
         final = self._finals.get(attempt.call_id)
         if final is None or call.ended_at is None:
             return None
         extra = {
+            "work_order": draft.model_dump()
+            if draft
+            else (final.work_order and final.work_order.model_dump()),
             "legs": [*(leg.model_dump() for leg in final.legs), *(self._leg(p, now) for p in call.parties)],
             "queues": [*(v.model_dump() for v in final.queues), *self._visits(call)],
             "seat_ids": list(dict.fromkeys([*final.seat_ids, *call.seat_ids])),

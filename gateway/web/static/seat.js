@@ -130,7 +130,8 @@ function renderHandover(call) {
   const buttons = (handover?.targets || []).map((target) => {
     const button = document.createElement("button");
     button.type = "button";
-    button.textContent = target.key ? `${target.label} (Alt+${target.key})` : target.label;
+    const own = !target.enabled && target.why !== handover.blocked ? `（${target.why}）` : "";
+    button.textContent = (target.key ? `${target.label} (Alt+${target.key})` : target.label) + own;
     button.dataset.testid = `handover-${target.target || target.kind}-${target.mode}`;
     button.dataset.key = target.key || "";
     button.className = target.kind;
