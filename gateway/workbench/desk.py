@@ -100,25 +100,35 @@ class Desk:
 
     # --- the view ----------------------------------------------------------------------------------
 
-    def view(self, seat: str, now: float | None = None) -> dict[str, Any]:
+    def view(
+        self, seat: str, now: float | None = None, calls: dict[str, list[Call]] | None = None
+    ) -> dict[str, Any]:
+        """The seat's view; ``calls``: every seat's current calls (``calls_by_seat``), if at hand."""
         moment = time.monotonic() if now is None else now
-        calls = sorted(
-            (c for c in self.tracker.calls.values() if c.has_seat(seat)), key=lambda c: c.arrived_at
-        )
-        if calls:
-            self.last_call[seat] = calls[-1].call_id
-        current = calls[-1] if calls else self.tracker.calls.get(self.last_call.get(seat, ""))
+        mine = (self.calls_by_seat() if calls is None else calls).get(seat, [])
+        answered = [c for c in mine if (party := _party_of(c, seat)) and party.answered_at is not None]
+        if answered:  # a call that only rang here (another seat took it) does not take the draft
+            self.last_call[seat] = answered[-1].call_id
+        current = mine[-1] if mine else self.tracker.calls.get(self.last_call.get(seat, ""))
         stale, reason = self.link()
         return {
             "seat": self._seat(seat, moment),
             "call": self._pop(current, seat, moment) if current is not None else None,
-            "other_calls": max(0, len(calls) - 1),
-            "last_call_id": self.last_call.get(seat),
+            "other_calls": max(0, len(mine) - 1),
+            "draft_call_id": self.last_call.get(seat),
             "callbacks": self._waiting_callbacks(seat),
             "stale": stale,
             "stale_reason": reason,
             "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
+
+    def calls_by_seat(self) -> dict[str, list[Call]]:
+        """Each seat's calls now (ringing or connected), oldest first: one pass over the calls."""
+        out: dict[str, list[Call]] = {}
+        for call in sorted(self.tracker.calls.values(), key=lambda c: c.arrived_at):
+            for seat in {p.party for p in call.parties if p.kind is PartyKind.SEAT and p.ended_at is None}:
+                out.setdefault(seat, []).append(call)
+        return out
 
     def _seat(self, extension: str, now: float) -> dict[str, Any]:
         plan = self.plan()
@@ -281,8 +291,9 @@ class Desk:
     def publish_views(self, now: float) -> None:
         watched = [t.removeprefix(TOPIC_PREFIX) for t in self.topics() if t.startswith(TOPIC_PREFIX)]
         wanted: set[str] = set()
+        calls = self.calls_by_seat() if watched else {}
         for seat in watched:
-            view = self.view(seat, now)
+            view = self.view(seat, now, calls)
             call = view["call"]
             if call is not None:
                 wanted.add(call["call_id"])

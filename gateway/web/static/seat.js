@@ -300,8 +300,9 @@ function render() {
   const banner = $("stale-banner");
   banner.hidden = !view.stale;
   banner.textContent = view.stale ? `数据可能不是最新：${view.stale_reason}` : "";
-  const callId = view.call ? view.call.call_id : view.last_call_id;
-  if (callId) openDraft(callId, view.call);
+  // The form follows the call the seat answered last; a call that only rings here pops, no more.
+  const callId = view.draft_call_id;
+  if (callId) openDraft(callId, view.call && view.call.call_id === callId ? view.call : null);
 }
 
 function alive() {
