@@ -81,6 +81,10 @@ class OutboxKeys:
     def seen(self, idempotency_key: str) -> str:
         return f"{self.prefix}:seen:{idempotency_key}"
 
+    def alive(self, consumer: str) -> str:
+        """A dispatcher's heartbeat (expires soon after it dies): its pending entries are fair game."""
+        return f"{self.prefix}:dispatcher:{consumer}:alive"
+
     def final(self, record_id: str) -> str:
         """The backstop's marker: a final record of this call is in the outbox."""
         return f"{self.prefix}:final:{record_id}"

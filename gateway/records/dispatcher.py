@@ -10,8 +10,10 @@ system settles ends the wait, so the batch goes out within about a second of its
 a Redis error the next step itself is the probe, at most ``probe_s`` later.
 
 Several dispatchers (processes or tasks) share the group. Each reads a batch and posts it
-concurrently; a dispatcher that is killed leaves its batch pending, and another takes it over
-with XAUTOCLAIM once it has been idle ``claim_idle_ms``. While retrying, the owner re-claims its
+concurrently; a dispatcher that is killed leaves its batch pending, and another takes it over:
+at once when the dead one's heartbeat key (``OutboxKeys.alive``, refreshed by a task of its
+own every ``HEARTBEAT_S``) has expired, else with XAUTOCLAIM once it has been idle
+``claim_idle_ms``. While retrying, the owner re-claims its
 entries (XCLAIM JUSTID) after every backoff so a live dispatcher is never robbed; hence
 ``claim_idle_ms`` must exceed one backoff plus one request. After a Redis error a dispatcher first
 re-reads its own pending entries.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import random
@@ -51,6 +54,9 @@ CLAIM_CHECK_S = 1.0  # how often a dispatcher looks for entries a dead one left 
 METRICS_REFRESH_S = 1.0
 CLAIM_IDLE_MARGIN = 1.5  # event-loop lag and Redis round trips on top of the worst case
 FORGET_CONSUMERS_IDLE_MS = 3_600_000  # consumers with nothing pending, unseen for an hour, are gone
+HEARTBEAT_S = 0.5  # a live dispatcher's heartbeat period; the key lives ``HEARTBEAT_TTL_MS``
+HEARTBEAT_TTL_MS = 2000
+ORPHAN_MIN_IDLE_MS = 1000  # two survivors do not both take a dead one's entries
 
 
 class DispatcherConfigError(GatewayError):
@@ -76,6 +82,10 @@ class RetryPolicy:
 
 def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _stream_reply(raw: object) -> object:
@@ -133,6 +143,22 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Deliver until ``stop()``; Redis outages are waited out with backoff, never raised."""
+        heartbeat = asyncio.create_task(self._heartbeat(), name=f"{self.consumer}-heartbeat")
+        try:
+            await self._deliver_until_stopped()
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self) -> None:
+        """Say this dispatcher lives, apart from deliveries (a slow order system must not hide it)."""
+        while not self._stop.is_set():
+            with contextlib.suppress(*REDIS_FAILURES):
+                await self._redis.set(self.keys.alive(self.consumer), b"1", px=HEARTBEAT_TTL_MS)
+            await self._sleep(HEARTBEAT_S)
+
+    async def _deliver_until_stopped(self) -> None:
         failures = 0
         while not self._stop.is_set():
             try:
@@ -186,6 +212,9 @@ class Dispatcher:
         return stream_entries(_stream_reply(raw))
 
     async def _take_over(self) -> list[StreamEntry]:
+        orphans = await self._take_orphans()
+        if orphans:
+            return orphans
         reply = await self._redis.xautoclaim(
             self.keys.stream,
             self.keys.group,
@@ -200,6 +229,35 @@ class Dispatcher:
         if entries:
             log.warning("dispatcher_took_over", consumer=self.consumer, entries=len(entries))
         return entries
+
+    async def _take_orphans(self) -> list[StreamEntry]:
+        """The pending entries of dispatchers whose heartbeat has expired (killed), claimed now."""
+        summary = await self._redis.xpending(self.keys.stream, self.keys.group)
+        holders = [_text(c["name"]) for c in (summary.get("consumers") or []) if int(c["pending"]) > 0]
+        for holder in holders:
+            if holder == self.consumer or await self._redis.exists(self.keys.alive(holder)):
+                continue
+            held = await self._redis.xpending_range(
+                self.keys.stream,
+                self.keys.group,
+                min="-",
+                max="+",
+                count=self._batch_size,
+                consumername=holder,
+            )
+            ids: list[int | bytes | str | memoryview[int]] = [_text(p["message_id"]) for p in held]
+            if not ids:
+                continue
+            claimed = await self._redis.xclaim(
+                self.keys.stream, self.keys.group, self.consumer, ORPHAN_MIN_IDLE_MS, ids
+            )
+            entries = stream_entries(claimed)
+            if entries:
+                log.warning(
+                    "dispatcher_took_over_dead", consumer=self.consumer, dead=holder, entries=len(entries)
+                )
+                return entries
+        return []
 
     async def _deliver(self, entries: Sequence[StreamEntry]) -> None:
         pending = list(entries)
