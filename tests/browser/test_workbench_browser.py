@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 from playwright.async_api import Page, expect
 
+from gateway.dialplan.routing import seat_interface
 from gateway.localredis import LocalRedis
 from gateway.ordersink.examples import answered_call
 from gateway.ordersink.sink import OrderSink
@@ -216,3 +217,21 @@ def _orders(sink: OrderSink) -> list[dict[str, Any]]:
 async def shoot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / name))
+
+
+async def test_ready_now_ends_the_wrap_up_as_asterisk_sees_it(
+    redis_server: LocalRedis, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    # A wrap-up far longer than the test: only "ready now" can end it.
+    async with open_stack(redis_server, redis_client, tmp_path, wrapup_s=600) as stack:
+        stack.dial_in("citizen-4", number=LINE, caller=CALLER)
+        await stack.talking("citizen-4", "1001")
+        stack.caller_hangs_up("citizen-4")
+        seats = stack.gateway.tracker.seats
+        await until(lambda: seats["1001"].state.value == "wrap_up", "1001 wrapping up")
+        status, answer = await api(stack, "POST", "/api/agents/1001/ready", seat="1001")
+        assert status == 200, answer
+        assert [r["action"] for r in answer["results"]] == ["QueueRemove", "QueueAdd"]
+        await until(lambda: seats["1001"].state.value == "ready", "1001 ready again")
+        member = stack.sim.pbx.queues.queues["hotline-general"].member(seat_interface("1001"))
+        assert member is not None and member.wrapup_until == 0.0  # Asterisk's view: no wrap-up left
