@@ -162,6 +162,8 @@ async def test_a_seat_cannot_see_or_act_on_another_seats_call(stack: Stack) -> N
     ):
         status, answer = await api(stack, method, path, seat="1002", body=body)
         assert status == 403, (method, path, answer)
+    status, answer = await api(stack, "GET", "/api/seats/1001/setup")  # a supervisor sees every seat's
+    assert (status, answer["role"], answer["pause_reasons"][0]) == (200, "supervisor", "小休")
     status, answer = await api(
         stack, "PUT", "/api/calls/citizen-2/draft", seat="1001", body={"summary": "我的"}
     )
@@ -234,4 +236,5 @@ async def test_ready_now_ends_the_wrap_up_as_asterisk_sees_it(
         assert [r["action"] for r in answer["results"]] == ["QueueRemove", "QueueAdd"]
         await until(lambda: seats["1001"].state.value == "ready", "1001 ready again")
         member = stack.sim.pbx.queues.queues["hotline-general"].member(seat_interface("1001"))
-        assert member is not None and member.wrapup_until == 0.0  # Asterisk's view: no wrap-up left
+        assert member is not None
+        assert member.wrapup_until == 0.0  # Asterisk's view: no wrap-up left
