@@ -38,7 +38,7 @@ from gateway.ami.client import AmiClient, AmiSettings, ConnectionState
 from gateway.ami.errors import AmiError
 from gateway.ami.result import ActionResult
 from gateway.calls.resync import Resync, TrackerFeed
-from gateway.calls.tracker import CallEnded, Output, QueueRules, Tracker
+from gateway.calls.tracker import CallEnded, CallUpdate, Output, QueueRules, Tracker, UpdateKind
 from gateway.contract import CONTROLLER_USER_WRITE
 from gateway.dialplan.reload import config_digest, read_applied
 from gateway.dialplan.routing import RoutingPlan, build_routing
@@ -346,7 +346,7 @@ async def _handle_outputs(node: Node, batch: list[Output | DraftSaved]) -> None:
     outputs = [o for o in batch if not isinstance(o, DraftSaved)]
     for observation in node.recorder.observe_outputs(outputs):
         node.kpi_store.add(node.book.record(observation))
-    drafts = await _drafts_of(node, [o.call.call_id for o in outputs if isinstance(o, CallEnded)])
+    drafts = await _drafts_of(node, [call_id for o in outputs if (call_id := _drafted(o))])
     records = node.records.records(outputs, time.monotonic(), drafts)
     # After the records of this batch: a draft saved as its call ended is in that call's final
     # record already (read above), or amends it now.
@@ -354,6 +354,16 @@ async def _handle_outputs(node: Node, batch: list[Output | DraftSaved]) -> None:
     if records:
         via = await node.outbox.append_many(records)
         log.info("records.appended", count=len(records), via=via.value)
+
+
+def _drafted(output: Output) -> str | None:
+    """The call whose record carries the seats' draft: the final one, and the interim one for
+    110/119/120/122."""
+    if isinstance(output, CallEnded):
+        return output.call.call_id
+    if isinstance(output, CallUpdate) and output.kind is UpdateKind.EMERGENCY_HANDOVER:
+        return output.call_id
+    return None
 
 
 async def _drafts_of(node: Node, call_ids: list[str]) -> dict[str, WorkOrderDraft]:

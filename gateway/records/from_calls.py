@@ -105,14 +105,15 @@ class RecordBuilder:
     ) -> list[CallRecord]:
         """Records for a batch of the tracker's outputs; ``now`` is the tracker's monotonic time.
 
-        ``drafts``: the seats' work-order drafts of the calls that ended, by call id.
+        ``drafts``: the seats' work-order drafts of the calls that ended or were handed to
+        110/119/120/122, by call id (the linkage gets what the seat wrote before handing over).
         """
         built = []
         for output in outputs:
             record = (
                 self._ended(output.call, now, (drafts or {}).get(output.call.call_id))
                 if isinstance(output, CallEnded)
-                else self.update(output, now)
+                else self.update(output, now, (drafts or {}).get(output.call_id))
             )
             if record is not None:
                 built.append(record)
@@ -205,7 +206,9 @@ class RecordBuilder:
         self.remember(record)
         return record
 
-    def update(self, update: CallUpdate, now: float) -> CallRecord | None:
+    def update(
+        self, update: CallUpdate, now: float, draft: WorkOrderDraft | None = None
+    ) -> CallRecord | None:
         if update.kind is UpdateKind.LATE_SURVEY:
             return self._late_survey(update)
         call = update.call
@@ -224,7 +227,7 @@ class RecordBuilder:
         if emergency is None or service is None:
             return None
         disposition = {"kind": DispositionKind.EMERGENCY_HANDOVER, "emergency_service": service}
-        return self._build(call, now, Stage.INTERIM, emergency.at, disposition)
+        return self._build(call, now, Stage.INTERIM, emergency.at, disposition, draft)
 
     def _late_survey(self, update: CallUpdate) -> CallRecord | None:
         final = self._finals.get(update.call_id)

@@ -9,20 +9,24 @@ is always for a condition (Playwright's ``expect``, ``until``), never for a time
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
 from playwright.async_api import Page, expect
 
 from gateway.dialplan.routing import seat_interface
+from gateway.keys import OutboxKeys
 from gateway.localredis import LocalRedis
 from gateway.ordersink.examples import answered_call
 from gateway.ordersink.sink import OrderSink
+from gateway.sim.people import FarEnd
 from tests.browser.chromium import Console
 from tests.integration.test_transfers import Stack, open_stack, start_gateway
 from tests.support.polling import until
@@ -238,3 +242,50 @@ async def test_ready_now_ends_the_wrap_up_as_asterisk_sees_it(
         member = stack.sim.pbx.queues.queues["hotline-general"].member(seat_interface("1001"))
         assert member is not None
         assert member.wrapup_until == 0.0  # Asterisk's view: no wrap-up left
+
+
+async def test_the_page_says_when_its_data_is_stale_and_recovers(stack: Stack, page: Page) -> None:
+    await seat_page(page, stack, "1001")
+    banner = page.get_by_test_id("stale-banner")
+    await expect(banner).to_be_hidden()
+    restart = asyncio.create_task(stack.sim.shutdown(restart=True, downtime=100.0))  # 5 s at TIME_SCALE
+    await expect(banner).to_contain_text("数据可能不是最新")
+    await restart
+    await expect(banner).to_be_hidden(timeout=15_000)  # resynced: the state is Asterisk's again
+    await expect(page.get_by_test_id("seat-state")).to_have_attribute("data-state", "ready")
+
+
+async def test_a_hand_over_to_110_tells_the_linkage_what_the_seat_wrote(stack: Stack) -> None:
+    """The interim record sent at the 110 hand-over carries the draft saved before it."""
+    stack.phones.script["110"] = FarEnd(2.0, True, None)
+    stack.dial_in("citizen-5", number=LINE, caller=CALLER)
+    await stack.talking("citizen-5", "1001")
+    body = {
+        "summary": "市民称店内有人持刀闹事",
+        "urgent": True,
+        "handling": "dispatch",
+        "department": "市场监督管理局",
+    }
+    status, _ = await api(stack, "PUT", "/api/calls/citizen-5/draft", seat="1001", body=body)
+    assert status == 200
+    status, answer = await api(
+        stack, "POST", "/api/calls/citizen-5/transfer", seat="1001", body={"target": "110", "mode": "blind"}
+    )
+    assert status == 201, answer
+    interim: list[dict[str, Any]] = []
+
+    async def sent() -> bool:
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await stack.redis.xrange(OutboxKeys().stream))
+        interim[:] = [
+            r
+            for _, fields in entries
+            if (r := json.loads(fields[b"record"]))["linkedid"] == "citizen-5" and r["stage"] == "interim"
+        ]
+        return bool(interim)
+
+    await until(sent, "the interim record of the 110 hand-over")
+    assert interim[0]["disposition"]["emergency_service"] == "110"
+    assert (interim[0]["work_order"]["summary"], interim[0]["work_order"]["urgent"]) == (
+        body["summary"],
+        True,
+    )
