@@ -284,9 +284,10 @@ class Desk:
                         await self._refresh_callbacks()
                     self.publish_views(now)
                     await asyncio.sleep(self.tick_s)
-            finally:
+            finally:  # lookups under way end before their client's session closes
                 for task in self._tasks:
                     task.cancel()
+                await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def publish_views(self, now: float) -> None:
         watched = [t.removeprefix(TOPIC_PREFIX) for t in self.topics() if t.startswith(TOPIC_PREFIX)]

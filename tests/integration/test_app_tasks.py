@@ -29,10 +29,13 @@ EXPECTED = {
     "records-backstop",
     "dispatcher-0",
     "dispatcher-1",
+    "pbx-1-0-heartbeat",  # each dispatcher's liveness key (gateway/records/dispatcher.py)
+    "pbx-1-1-heartbeat",
     "transfers",
     "callbacks",
     "live-hub",
     "ami-session",
+    "seat-desk",
 }
 
 
