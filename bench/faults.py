@@ -3,7 +3,8 @@
 The faults and the accounting of the fault suite (``bench/harness/system.py``), run longer:
 gateway kill -9 (restarted 1 s later, as a supervisor would), simulator (Asterisk) restart, Redis
 killed and back after 10 s, the order system down for a full 60 s, AMI stalled for 10 s (past the
-gateway's watchdog), one of two dispatcher processes killed -9. Each fault runs on a fresh stack
+gateway's watchdog), one of two dispatcher processes killed -9, the Redis master killed -9 with
+a replica and three sentinels on loopback (the replica promoted). Each fault runs on a fresh stack
 of real processes with the simulator at 20x (two calls a second in real time, Beijing's peak).
 Every server started here listens on 127.0.0.1 and is stopped at the end.
 

@@ -48,6 +48,7 @@ from tests.real.asterisk import (
     namespace_works,
 )
 from tests.real.phones import DEAD_SEAT, SLOW_SEAT, Phones
+from tests.support.seats import bearer
 
 CONFIG = ROOT / "hotline_merge.yaml"
 # Seats with phones: general seats handed out one per test, the slow and the dead one, and the
@@ -128,14 +129,29 @@ class RealStack:
     _pool: list[str] = field(default_factory=lambda: list(GENERAL_POOL))
 
     # -- gateway HTTP -------------------------------------------------------------------------
-    def headers(self, role: str = "supervisor") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.env[f'HOTLINE_{role.upper()}_TOKENS'].split(',')[0]}"}
+    async def headers(self, role: str = "supervisor", path: str = "") -> dict[str, str]:
+        """As ``role``; a seat is the one the path concerns (its own, its call's, its transfer's)."""
+        return bearer(self.env, role, await self._seat_of(path) if role == "seat" else None)
+
+    async def _seat_of(self, path: str) -> str | None:
+        kind, _, rest = path.removeprefix("/api/").partition("/")
+        ident = rest.partition("/")[0]
+        if kind == "agents":
+            return ident
+        if kind == "calls":
+            status, call = await self.request("GET", f"/api/calls/{ident}")
+            return call["seats"][-1] if status == 200 and call["seats"] else None
+        if kind == "transfers":
+            status, found = await self.request("GET", f"/api/transfers/{ident}")
+            return str(found["transfer"]["from_seat"]) if status == 200 else None
+        return None
 
     async def request(
         self, method: str, path: str, body: object = None, role: str = "supervisor", base: str | None = None
     ) -> tuple[int, Any]:
+        headers = await self.headers(role, path)
         async with self.http.request(
-            method, (base or self.gateway_url) + path, json=body, headers=self.headers(role)
+            method, (base or self.gateway_url) + path, json=body, headers=headers
         ) as response:
             return response.status, await response.json(content_type=None)
 
