@@ -45,6 +45,9 @@ from gateway.web.audit import audit_middleware, setup_audit
 from gateway.web.auth import AUTH_KEY, Authenticator, Throttle
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware
+from gateway.web.seat import setup_seat
+from gateway.workbench.categories import CategoryTree, load_tree, tree_path
+from gateway.workbench.desk import Desk
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +55,8 @@ log = structlog.get_logger(__name__)
 def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     # The audit middleware sits outside the error middleware: it sees every answer as a status.
     app = web.Application(middlewares=[audit_middleware, error_middleware])
+    # A bad category tree stops the start, naming its file and line, like a bad merge config.
+    tree = load_tree(tree_path(settings.config, settings.config_path))
     redis = connect(settings.redis_url, settings.redis_sentinels, settings.redis_master)
     holder = instance_id(settings.spool_dir)  # a restarted instance takes its lease back at once
     node = build_node(settings, redis, holder)
@@ -105,6 +110,7 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     setup_transfers(app, transfers)
     setup_callbacks(app, callbacks, lambda: node.plan)
     setup_dashboard(app, node.hub)
+    setup_seat(app, _desk(settings, node, transfers, callbacks, tree), node, tree)
     token_env = settings.feedback_token_env
     app.add_routes(feedback_routes(node.feedback, token_env, environ={token_env: settings.feedback_token}))
     return app
@@ -118,6 +124,38 @@ def _instance_lifetime(holder: str) -> Callable[[web.Application], AsyncIterator
         release_instance_id(holder)
 
     return lifetime
+
+
+def _desk(
+    settings: Settings, node: Node, transfers: TransferService, callbacks: CallbackService, tree: CategoryTree
+) -> Desk:
+    """The seats' workbench views, with their own order-system client (a short timeout for the pop)."""
+    config = settings.config
+    token_env = config.order_system.token_env
+    history = OrderSystemClient(
+        settings.order_url,
+        config.workbench.history_timeout_s,
+        token_env,
+        connections=8,
+        environ={token_env: settings.order_token},
+    )
+
+    def link() -> tuple[bool, str]:
+        view = node.link()
+        return view.stale, view.reason
+
+    return Desk(
+        tracker=node.tracker,
+        plan=lambda: node.plan,
+        config=config,
+        tree=tree,
+        transfers=transfers,
+        pending_callbacks=callbacks.pending,
+        history=history,
+        publish=node.hub.publish_to,
+        topics=node.hub.topics,
+        link=link,
+    )
 
 
 async def _redis_lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -26,7 +26,7 @@ from gateway.localredis import LocalRedis, free_port
 from gateway.logging import configure_logging
 from gateway.merge.loader import load_config
 from gateway.ordersink.sink import FeedbackPoster, OrderSink
-from gateway.settings import ENV_FEEDBACK_TOKEN, ENV_REDIS_URL, ENV_ROLE_TOKENS, Settings
+from gateway.settings import ENV_FEEDBACK_TOKEN, ENV_REDIS_URL, ENV_ROLE_TOKENS, Settings, seat_tokens
 from gateway.sim.cli import ServiceOptions, SimulatorService
 
 
@@ -80,8 +80,11 @@ async def _demo(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     if args.duration is not None:
         loop.call_later(args.duration, stop.set)
-    async with _stack(args) as (url, token):
+    async with demo_stack(args) as (url, env):
+        token = env[ENV_ROLE_TOKENS["supervisor"]]
+        seat_token = {seat: t for t, seat in seat_tokens(env[ENV_ROLE_TOKENS["seat"]]).items()}.get("1001")
         print(f"\n12345 hotline demo is running.\n  dashboard:  {url}/dashboard\n  login token: {token}")
+        print(f"  seat 1001's workbench: {url}/seat  (log in with its token: {seat_token})")
         print("  API:        curl -H 'Authorization: Bearer <token>' " + url + "/api/queues")
         print("Ctrl-C stops everything.\n", flush=True)
         await stop.wait()
@@ -89,7 +92,8 @@ async def _demo(args: argparse.Namespace) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _stack(args: argparse.Namespace) -> AsyncIterator[tuple[str, str]]:
+async def demo_stack(args: argparse.Namespace) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The demo's processes in this one; yields the gateway's URL and the environment (tokens)."""
     with contextlib.ExitStack() as sync_stack:
         data = args.data or Path(
             sync_stack.enter_context(tempfile.TemporaryDirectory(prefix="hotline-demo-"))
@@ -125,7 +129,7 @@ async def _stack(args: argparse.Namespace) -> AsyncIterator[tuple[str, str]]:
         await runner.setup()
         try:
             await web.TCPSite(runner, "127.0.0.1", gateway_port).start()
-            yield gateway_url, env["HOTLINE_SUPERVISOR_TOKENS"]
+            yield gateway_url, env
         finally:
             await runner.cleanup()
             await simulator.stop()

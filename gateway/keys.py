@@ -21,6 +21,8 @@ CALLBACK_RECORDS: Final = f"{PREFIX}:callbacks:records"  # HASH call id -> the c
 RECORDS: Final = f"{PREFIX}:records"
 FEEDBACK: Final = f"{RECORDS}:feedback"
 KPI: Final = f"{PREFIX}:kpi"
+DRAFT: Final = f"{PREFIX}:draft"  # + ":<call id>": HASH version, draft (the seats' work-order draft)
+SEAT_LAST_CALL: Final = f"{PREFIX}:seat-last-call"  # + ":<extension>": the call its draft is for
 CREDENTIALS: Final = (
     f"{PREFIX}:credentials"  # HASH credential name -> its salted scrypt hash, role, seat, expiry
 )
@@ -47,6 +49,14 @@ def session(session_id: str) -> str:
 
 def sessions_of(name: str) -> str:
     return f"{SESSIONS_OF}:{name}"
+
+
+def draft(call_id: str) -> str:
+    return f"{DRAFT}:{call_id}"
+
+
+def seat_last_call(extension: str) -> str:
+    return f"{SEAT_LAST_CALL}:{extension}"
 
 
 def transfer(transfer_id: str) -> str:

@@ -14,9 +14,10 @@ from functools import partial
 from aiohttp import web
 
 from gateway.callbacks.service import CallbackService
+from gateway.masking import mask_number
 from gateway.ports import PlanSource
 from gateway.tasks import cancel_tasks, start_task
-from gateway.web.auth import Role, mask_number, require
+from gateway.web.auth import Role, require
 
 CALLBACKS = web.AppKey("callbacks", CallbackService)
 _PLAN: web.AppKey[PlanSource] = web.AppKey("callbacks_plan")  # which queues each seat serves

@@ -134,6 +134,9 @@ def _on_member_removed(
     interface = f.get("Interface", "")
     seat = st.seats.get(seat_id_of(interface)) if interface else None
     if seat is not None and seat.memberships.pop(f.get("Queue", ""), None) is not None:
+        if not seat.memberships:  # app_queue keeps wrap-up per member: a member re-added has none
+            seat.wrap_up_until = None
+            st.wrapping.discard(seat.seat_id)
         refresh_seat(st, seat, now, wall)
 
 

@@ -105,6 +105,7 @@ class RoutingPlan:
     survey_timeout_s: int
     emergency_targets: dict[str, str]  # "110" -> dial string, hand-over only
     seats: dict[str, SeatPlan] = field(default_factory=dict)  # by extension
+    pause_reasons: tuple[str, ...] = ()  # the only reasons a seat may pause with (workbench)
 
 
 def seat_interface(extension: str) -> str:
@@ -160,6 +161,7 @@ def build_routing(config: HotlineConfig, *, today: dt.date | None = None) -> Rou
             for group in config.seats
             for ext in group.extension_list()
         },
+        pause_reasons=tuple(config.workbench.pause_reasons),
     )
 
 

@@ -16,10 +16,10 @@ import os
 import stat
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -37,6 +37,7 @@ _TEXT_TAGS = {f"{_YAML}timestamp"}
 _COLLECTION_TAGS = {f"{_YAML}map", f"{_YAML}seq"}
 
 FieldPath = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -240,9 +241,16 @@ def _compose(text: str, source: str) -> yaml.Node | None:
         raise _fail_at(source, None, f"YAML error: {exc}") from None
 
 
-def parse_config(
-    text: str, source: str = "hotline_merge.yaml", *, today: dt.date | None = None
-) -> HotlineConfig:
+def parse_document(
+    text: str,
+    source: str,
+    model: type[M],
+    semantic: Callable[[M], Iterable[tuple[FieldPath, str]]] | None = None,
+    copies: Callable[[M], Iterable[tuple[FieldPath, str, FieldPath]]] | None = None,
+) -> M:
+    """Any YAML document of ours (the merge config, the category tree) into ``model``, or a
+    ``ConfigError`` with every structural and ``semantic`` problem at its line and column, and
+    every one of ``copies`` (place, message, place of the first copy) naming the first copy's line."""
     node = _compose(text, source)
     if node is None or not isinstance(node, yaml.MappingNode):
         raise ConfigError([Problem(source, 1, 1, "(document)", "the file must be a mapping of settings")])
@@ -250,7 +258,7 @@ def parse_config(
     data = builder.build(node, ())
     problems = builder.problems
     try:
-        config = HotlineConfig.model_validate(data)
+        document = model.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
@@ -259,16 +267,32 @@ def parse_config(
             line, column = builder.positions.locate(loc)
             problems.append(Problem(source, line, column, dotted(loc), _message(err)))
         raise ConfigError(_sorted(problems)) from None
-    for loc, message in semantic_problems(config, today=today or dt.date.today()):
+    for loc, message in semantic(document) if semantic else ():
         line, column = builder.positions.locate(loc)
         problems.append(Problem(source, line, column, dotted(loc), message))
-    for loc, message, first in duplicates(config):
+    for loc, message, first in copies(document) if copies else ():
         line, column = builder.positions.locate(loc)
         where = f"{dotted(first)}, line {builder.positions.locate(first)[0]}"
         problems.append(Problem(source, line, column, dotted(loc), f"{message} (first at {where})"))
     if problems:
         raise ConfigError(_sorted(problems))
-    return config
+    return document
+
+
+def load_document(
+    path: str | Path,
+    model: type[M],
+    semantic: Callable[[M], Iterable[tuple[FieldPath, str]]] | None = None,
+) -> M:
+    path = Path(path)
+    return parse_document(_read_text(path), str(path), model, semantic)
+
+
+def parse_config(
+    text: str, source: str = "hotline_merge.yaml", *, today: dt.date | None = None
+) -> HotlineConfig:
+    day = today or dt.date.today()
+    return parse_document(text, source, HotlineConfig, lambda c: semantic_problems(c, today=day), duplicates)
 
 
 def load_config(path: str | Path, *, today: dt.date | None = None) -> HotlineConfig:

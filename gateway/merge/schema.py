@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from gateway.masking import CallerMask
 from gateway.merge.dialplan_text import dial_string, dialplan_text
 from gateway.vocabulary import CATEGORY, DTMF_KEY, HandoverMode, MergeMode, anchored
 
@@ -289,6 +290,29 @@ class Ami(_Model):
         return _env_name(value, "AMI secret")
 
 
+class Workbench(_Model):
+    """The seats' workbench (/seat): pause reasons, caller masking, the category tree, history."""
+
+    pause_reasons: list[ShortText] = Field(
+        default_factory=lambda: ["小休", "培训", "会议", "用餐"], min_length=1, max_length=30
+    )
+    caller_mask: CallerMask = CallerMask.MIDDLE
+    # A YAML file in the GB/T 39666 style, relative to this file; unset: the bundled tree.
+    category_tree: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]{1,200}$")] | None = None
+    history_days: Annotated[int, Field(ge=1, le=365)] = 30
+    history_timeout_s: Annotated[float, Field(gt=0, le=5)] = 1.0
+
+    @field_validator("pause_reasons")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        twice = sorted({r for r in value if value.count(r) > 1})
+        if twice:
+            raise ValueError(f"each pause reason once; repeated: {', '.join(twice)}")
+        if any(len(r) > 80 for r in value):
+            raise ValueError("a pause reason is at most 80 characters (Asterisk's QueuePause Reason)")
+        return value
+
+
 class HotlineConfig(_Model):
     version: Literal[1]
     hotline: Hotline
@@ -301,6 +325,7 @@ class HotlineConfig(_Model):
     callback: Callback
     order_system: OrderSystem
     ami: Ami
+    workbench: Workbench = Field(default_factory=Workbench)
 
     def queue(self, name: str) -> Queue:
         return next(q for q in self.queues if q.name == name)

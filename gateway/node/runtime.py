@@ -4,7 +4,8 @@ The AMI read path only updates the tracker and puts outputs on a queue (``Tracke
 await on Redis or HTTP happens in the node's tasks, each started once by ``Node.start``:
 
 - ``lease``: runs the AMI session while this instance holds the node's lease (home node only);
-- ``records-pipeline``: tracker outputs -> KPIs and call records -> outbox (Redis Stream, or the spool);
+- ``records-pipeline``: tracker outputs -> KPIs and call records (with the seats' work-order drafts)
+  -> outbox (Redis Stream, or the spool); a draft saved after its call's final record -> a new revision;
 - ``ticker``: a few times a second, lets time pass in the tracker, counts KPIs, publishes the
   dashboard snapshot to the live hub; every second shares with the other instances through Redis
   (KPI buckets both ways, this node's live state out, the other nodes' in): a side branch, the
@@ -36,7 +37,7 @@ from gateway.ami.client import AmiClient, AmiSettings, ConnectionState
 from gateway.ami.errors import AmiError
 from gateway.ami.result import ActionResult
 from gateway.calls.resync import Resync, TrackerFeed
-from gateway.calls.tracker import Output, QueueRules, Tracker
+from gateway.calls.tracker import CallEnded, CallUpdate, Output, QueueRules, Tracker, UpdateKind
 from gateway.contract import CONTROLLER_USER_WRITE
 from gateway.dialplan.reload import config_digest, read_applied
 from gateway.dialplan.routing import RoutingPlan, build_routing
@@ -49,14 +50,16 @@ from gateway.queues.recorder import KpiRecorder
 from gateway.queues.stats import CHINA_TZ, KpiBook
 from gateway.records.backstop import Backstop
 from gateway.records.feedback import FeedbackStore
-from gateway.records.from_calls import RecordBuilder
+from gateway.records.from_calls import DraftSaved, RecordBuilder
 from gateway.records.metrics import OutboxMetrics
+from gateway.records.model import WorkOrderDraft
 from gateway.records.outbox import Outbox
 from gateway.records.spool import Spool
 from gateway.settings import Settings
 from gateway.tasks import cancel_tasks, start_task, stop_if_cancelled
 from gateway.web.live import LiveHub
 from gateway.web.snapshot import LinkView, Peer, Snapshot, as_plain, build_snapshot, merge_live, read_peer
+from gateway.workbench.drafts import DraftStore
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +88,9 @@ class Node:
     outbox: Outbox
     records: RecordBuilder
     feedback: FeedbackStore
-    outputs: asyncio.Queue[Output] = field(default_factory=asyncio.Queue)
+    drafts: DraftStore
+    # The tracker's outputs and the drafts saved, in one queue: one task handles both in order.
+    outputs: asyncio.Queue[Output | DraftSaved] = field(default_factory=asyncio.Queue)
     resolution: tuple[float | None, int] = (None, 0)
     redis_ok: bool = False
     started: float = field(default_factory=time.monotonic)
@@ -217,7 +222,7 @@ def build_node(settings: Settings, redis: aioredis.Redis, holder: str) -> Node:
             write_classes=frozenset(CONTROLLER_USER_WRITE.split(",")),
         )
     )
-    outputs: asyncio.Queue[Output] = asyncio.Queue()
+    outputs: asyncio.Queue[Output | DraftSaved] = asyncio.Queue()
     feed = TrackerFeed(tracker, outputs.put_nowait)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
     node = Node(
@@ -241,6 +246,7 @@ def build_node(settings: Settings, redis: aioredis.Redis, holder: str) -> Node:
         ),
         records=RecordBuilder(settings.node_id),
         feedback=FeedbackStore(redis),
+        drafts=DraftStore(redis),
         outputs=outputs,
         lease=NodeLease(redis, settings.node_id, holder, ttl_ms=settings.lease_ttl_ms),
     )
@@ -336,15 +342,41 @@ async def _flush_outputs(node: Node) -> None:
         await _handle_outputs(node, batch)
 
 
-async def _handle_outputs(node: Node, batch: list[Output]) -> None:
+async def _handle_outputs(node: Node, batch: list[Output | DraftSaved]) -> None:
     while not node.outputs.empty():
         batch.append(node.outputs.get_nowait())
-    for observation in node.recorder.observe_outputs(batch):
+    outputs = [o for o in batch if not isinstance(o, DraftSaved)]
+    for observation in node.recorder.observe_outputs(outputs):
         node.kpi_store.add(node.book.record(observation))
-    records = node.records.records(batch, time.monotonic())
+    drafts = await _drafts_of(node, [call_id for o in outputs if (call_id := _drafted(o))])
+    records = node.records.records(outputs, time.monotonic(), drafts)
+    # After the records of this batch: a draft saved as its call ended is in that call's final
+    # record already (read above), or amends it now.
+    records += [r for o in batch if isinstance(o, DraftSaved) and (r := node.records.draft_saved(o))]
     if records:
         via = await node.outbox.append_many(records)
         log.info("records.appended", count=len(records), via=via.value)
+
+
+def _drafted(output: Output) -> str | None:
+    """The call whose record carries the seats' draft: the final one, and the interim one for
+    110/119/120/122."""
+    if isinstance(output, CallEnded):
+        return output.call.call_id
+    if isinstance(output, CallUpdate) and output.kind is UpdateKind.EMERGENCY_HANDOVER:
+        return output.call_id
+    return None
+
+
+async def _drafts_of(node: Node, call_ids: list[str]) -> dict[str, WorkOrderDraft]:
+    """The seats' drafts of calls that just ended; without Redis their records go without them."""
+    if not call_ids:
+        return {}
+    try:
+        return await node.drafts.get_many(call_ids)
+    except (RedisError, OSError) as exc:
+        log.warning("records.drafts_unreadable", calls=len(call_ids), error=str(exc))
+        return {}
 
 
 async def _ticker(node: Node) -> None:

@@ -35,6 +35,7 @@ from gateway.logging import configure_logging
 from gateway.records.feedback import FEEDBACK_PATH, FollowUpResult
 from gateway.records.model import CallRecord, Stage
 from gateway.records.tokens import bearer_matches, token_from_env
+from gateway.vocabulary import PHONE_RE
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +54,9 @@ CREATE TABLE IF NOT EXISTS work_orders (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+-- the caller-history lookup (GET /work-orders?caller_number=...&since=...)
+CREATE INDEX IF NOT EXISTS work_orders_by_caller
+    ON work_orders (json_extract(record, '$.caller_number'), created_at);
 CREATE TABLE IF NOT EXISTS deliveries (
     idempotency_key TEXT PRIMARY KEY,
     record_id TEXT NOT NULL,
@@ -159,6 +163,27 @@ class SinkStore:
             "work_order_id": work_order_id(row_id), "record_id": record_id, "revision": revision,
             "stage": stage, "created_at": created_at, "updated_at": updated_at, "record": json.loads(record),
         }  # fmt: skip
+
+    def of_caller(self, caller_number: str, since: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The caller's work orders created at or after ``since`` (ISO 8601 UTC), newest first."""
+        rows = self._db.execute(
+            "SELECT id, record_id, created_at, record FROM work_orders "
+            "WHERE json_extract(record, '$.caller_number') = ? AND created_at >= ? "
+            "ORDER BY created_at DESC LIMIT ?",
+            (caller_number, since, limit),
+        ).fetchall()
+        out = []
+        for row_id, record_id, created_at, text in rows:
+            record = json.loads(text)
+            draft = record.get("work_order") or {}
+            out.append({
+                "work_order_id": work_order_id(row_id), "record_id": record_id, "created_at": created_at,
+                "legacy_line": record["legacy_line"], "disposition": record["disposition"]["kind"],
+                "category_code": draft.get("category_code") or record["category_code"],
+                "summary": draft.get("summary") or None, "handling": draft.get("handling"),
+                "urgent": bool(draft.get("urgent")),
+            })  # fmt: skip
+        return out
 
     def delivery_keys(self) -> list[str]:
         return [key for (key,) in self._db.execute("SELECT idempotency_key FROM deliveries ORDER BY rowid")]
@@ -293,6 +318,7 @@ class OrderSink:
         app = web.Application(client_max_size=1 << 20)
         app.add_routes([
             web.post(WORK_ORDERS_PATH, self._post_work_order),
+            web.get(WORK_ORDERS_PATH, self._get_caller_history),
             web.get(WORK_ORDERS_PATH + "/{record_id}", self._get_work_order),
             web.get("/_sink/stats", self._get_stats),
             web.put("/_sink/faults", self._put_faults),
@@ -403,6 +429,22 @@ class OrderSink:
         if order is None:
             return web.json_response({"code": "not_found", "message": "no such record"}, status=404)
         return web.json_response(order)
+
+    async def _get_caller_history(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return self._answer(401, {"code": "unauthorized", "message": "missing or wrong bearer token"})
+        number, since = request.query.get("caller_number", ""), request.query.get("since", "")
+        try:
+            moment = dt.datetime.fromisoformat(since)
+        except ValueError:
+            moment = None
+        if not PHONE_RE.fullmatch(number) or moment is None or moment.tzinfo is None:
+            message = "send caller_number (digits) and since (ISO 8601 with a zone)"
+            return web.json_response({"code": "invalid_query", "message": message}, status=400)
+        if self.faults.delay_s:
+            await asyncio.sleep(self.faults.delay_s)
+        since_utc = moment.astimezone(dt.UTC).isoformat()
+        return web.json_response({"work_orders": self.store.of_caller(number, since_utc)})
 
     async def _get_stats(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

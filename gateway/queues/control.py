@@ -1,6 +1,7 @@
 """Seat control over AMI: log a seat in or out of its roster queues, pause or unpause it everywhere.
 
-Owns the rules (only roster seats, only the queues of their roster, a pause reason is text) and
+Owns the rules (only roster seats, only the queues of their roster, a pause reason is one of the
+config's ``workbench.pause_reasons``) and
 the actions (built by ``gateway.ami.safety`` only). Raises ``SeatControlError`` with stable
 ``agent.*`` codes; the HTTP routes (``gateway.web.api``) read the request and map the codes.
 """
@@ -15,7 +16,9 @@ from gateway.dialplan.routing import SeatPlan
 from gateway.errors import GatewayError
 from gateway.ports import PlanSource, Send
 
-Verb = Literal["login", "logout", "pause", "unpause"]
+# "ready": end the wrap-up now (就绪). Asterisk keeps wrap-up per queue member and has no action to
+# end it, so the seat leaves the queues it is in and joins them again, as a fresh member.
+Verb = Literal["login", "logout", "pause", "unpause", "ready"]
 
 
 class SeatControlError(GatewayError):
@@ -62,13 +65,15 @@ class SeatControl:
                 f"seat {extension!r} is not in the roster (hotline_merge.yaml seats)", seat=extension
             )
         done = []
-        for action in _actions(seat, verb, queues, reason):
+        for action in _actions(seat, verb, queues, reason, self.plan().pause_reasons):
             result = await self.send(action)
             done.append(ActionDone(action.name, action.get("Queue"), result.message))
         return done
 
 
-def _actions(seat: SeatPlan, verb: Verb, requested: object, reason: object) -> list[safety.Action]:
+def _actions(
+    seat: SeatPlan, verb: Verb, requested: object, reason: object, reasons: tuple[str, ...]
+) -> list[safety.Action]:
     queues = _queues_of(seat, requested)
     if verb == "login":
         return [
@@ -83,9 +88,17 @@ def _actions(seat: SeatPlan, verb: Verb, requested: object, reason: object) -> l
         ]
     if verb == "logout":
         return [safety.queue_remove(q, seat.interface) for q in queues]
-    if reason is not None and not isinstance(reason, str):
-        raise InvalidReasonError("reason must be text, e.g. 小休 or 培训", seat=seat.extension)
-    return [safety.queue_pause(seat.interface, verb == "pause", reason=reason if verb == "pause" else None)]
+    if verb == "ready":
+        removals = [safety.queue_remove(q, seat.interface) for q in queues]
+        return removals + _actions(seat, "login", queues, None, reasons)
+    if verb == "unpause" or reason is None:
+        return [safety.queue_pause(seat.interface, verb == "pause")]
+    if not isinstance(reason, str) or reason not in reasons:
+        raise InvalidReasonError(
+            f"pause reason {reason!r} is not one of workbench.pause_reasons: {'、'.join(reasons)}",
+            seat=seat.extension,
+        )
+    return [safety.queue_pause(seat.interface, True, reason=reason)]
 
 
 def _queues_of(seat: SeatPlan, requested: object) -> list[str]:

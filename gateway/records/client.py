@@ -10,15 +10,21 @@ with ``Idempotency-Key`` and a bearer token) and the reading of the answer as on
   the token would only move the backlog elsewhere, so they are retried (and logged as errors);
 - reject: any other 4xx (the record or key is wrong): it goes to the dead-letter stream.
 
+It also asks the order system for a caller's recent work orders (``caller_history``, the lookup
+of docs/order-system.md section 3), for the seats' screen pop: a short timeout, and ``None``
+("unavailable") on any failure, so a slow order system never holds a pop back.
+
 The token is read once, from the environment variable whose NAME is configured.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 import structlog
@@ -108,6 +114,23 @@ class OrderSystemClient:
             return Answer(Result.RETRY, None, "timeout")
         except aiohttp.ClientError as exc:
             return Answer(Result.RETRY, None, f"connection:{type(exc).__name__}")
+
+    async def caller_history(self, caller_number: str, since: dt.datetime) -> list[dict[str, Any]] | None:
+        """The caller's work orders created since ``since``, newest first; None if unavailable."""
+        if self._session is None:
+            raise RuntimeError("OrderSystemClient is used outside 'async with'")
+        query = {"caller_number": caller_number, "since": since.astimezone(dt.UTC).isoformat()}
+        try:
+            async with self._session.get(self.endpoint, params=query, allow_redirects=False) as response:
+                if response.status != 200:
+                    log.warning("order_history_unavailable", status=response.status)
+                    return None
+                body = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            log.warning("order_history_unavailable", error=type(exc).__name__)
+            return None
+        orders = body.get("work_orders") if isinstance(body, dict) else None
+        return [o for o in orders if isinstance(o, dict)] if isinstance(orders, list) else None
 
     async def _read(self, response: aiohttp.ClientResponse, idempotency_key: str) -> Answer:
         status = response.status

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,9 +33,10 @@ from gateway.records.model import (
     EmergencyService,
     Stage,
     SurveyResult,
+    WorkOrderDraft,
     revision_for,
 )
-from gateway.vocabulary import DispositionKind, MergeMode, TargetKind
+from gateway.vocabulary import DispositionKind, MergeMode, PartyKind, TargetKind
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,14 @@ def _enum_value(enum: type[E], value: str | None, what: str, call_id: str) -> E 
     except ValueError:
         log.warning("call_record_value_dropped", call_id=call_id, field=what, value=value)
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftSaved:
+    """A seat saved the work-order draft of ``call_id``: a new revision if its final record is out."""
+
+    call_id: str
+    draft: WorkOrderDraft
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,31 +97,63 @@ class RecordBuilder:
         """The call back ``linkedid`` was never answered: it will not end as a tracked call."""
         self._callbacks.pop(linkedid, None)
 
-    def records(self, outputs: Iterable[Output], now: float) -> list[CallRecord]:
-        """Records for a batch of the tracker's outputs; ``now`` is the tracker's monotonic time."""
+    def records(
+        self,
+        outputs: Iterable[Output],
+        now: float,
+        drafts: Mapping[str, WorkOrderDraft] | None = None,
+    ) -> list[CallRecord]:
+        """Records for a batch of the tracker's outputs; ``now`` is the tracker's monotonic time.
+
+        ``drafts``: the seats' work-order drafts of the calls that ended or were handed to
+        110/119/120/122, by call id (the linkage gets what the seat wrote before handing over).
+        """
         built = []
         for output in outputs:
             record = (
-                self._ended(output.call, now) if isinstance(output, CallEnded) else self.update(output, now)
+                self._ended(output.call, now, (drafts or {}).get(output.call.call_id))
+                if isinstance(output, CallEnded)
+                else self.update(output, now, (drafts or {}).get(output.call_id))
             )
             if record is not None:
                 built.append(record)
         return built
 
-    def _ended(self, call: calls.Call, now: float) -> CallRecord:
+    def _ended(self, call: calls.Call, now: float, draft: WorkOrderDraft | None) -> CallRecord:
         attempt = self._callbacks.pop(call.call_id, None)
-        amended = self._answered_callback(call, attempt, now) if attempt is not None else None
+        amended = self._answered_callback(call, attempt, now, draft) if attempt is not None else None
         # A call back whose original record is gone is still reported, as a call of its own.
-        return amended or self.final(call, now)
+        return amended or self.final(call, now, draft)
 
-    def final(self, call: calls.Call, now: float) -> CallRecord:
+    def final(self, call: calls.Call, now: float, draft: WorkOrderDraft | None = None) -> CallRecord:
         if call.ended_at is None:
             raise RecordBuildError(f"call {call.call_id} has not ended; it has no final record yet")
-        record = self._build(call, now, Stage.FINAL, call.ended_at, self._disposition(call, now))
+        record = self._build(call, now, Stage.FINAL, call.ended_at, self._disposition(call, now), draft)
         self.remember(record)
         for listener in self._final_listeners:
             listener(record)
         return record
+
+    def draft_saved(self, saved: DraftSaved) -> CallRecord | None:
+        """A new revision of the call's final record carrying a newer draft; None while the call is
+        live (its final record will carry the draft) or when the record has this version already."""
+        final = self._finals.get(saved.call_id)
+        draft = saved.draft
+        if final is None or (final.work_order is not None and final.work_order.version >= draft.version):
+            return None
+        # Strictly later than the record it amends, so the order system keeps the newer one.
+        as_of = max(final.as_of + dt.timedelta(milliseconds=1), draft.saved_at)
+        amended = final.model_dump() | {
+            "work_order": draft.model_dump(), "as_of": as_of, "revision": revision_for(as_of, Stage.FINAL),
+        }  # fmt: skip
+        record = validate(amended, saved.call_id)
+        self.remember(record)
+        return record
+
+    def seats_of(self, call_id: str) -> set[str]:
+        """The seats offered or connected to a call whose final record is remembered."""
+        final = self._finals.get(call_id)
+        return {leg.party for leg in final.legs if leg.kind is PartyKind.SEAT} if final else set()
 
     def callback_outcome(
         self, call_id: str, outcome: CallbackOutcome, attempts: int, at: dt.datetime
@@ -121,12 +162,18 @@ class RecordBuilder:
         update = {"outcome": outcome, "attempts": attempts, "last_attempt_at": at}
         return self._amend_callback(call_id, update, {}, at)
 
-    def _answered_callback(self, call: calls.Call, attempt: CallbackAttempt, now: float) -> CallRecord | None:
-        """The answered call back ``call`` has ended: its legs join the original call's record."""
+    def _answered_callback(
+        self, call: calls.Call, attempt: CallbackAttempt, now: float, draft: WorkOrderDraft | None
+    ) -> CallRecord | None:
+        """The answered call back ``call`` has ended: its legs join the original call's record, and
+        what the seat wrote on it (the call back's outcome) becomes that record's draft."""
         final = self._finals.get(attempt.call_id)
         if final is None or call.ended_at is None:
             return None
         extra = {
+            "work_order": draft.model_dump()
+            if draft
+            else (final.work_order and final.work_order.model_dump()),
             "legs": [*(leg.model_dump() for leg in final.legs), *(self._leg(p, now) for p in call.parties)],
             "queues": [*(v.model_dump() for v in final.queues), *self._visits(call)],
             "seat_ids": list(dict.fromkeys([*final.seat_ids, *call.seat_ids])),
@@ -159,7 +206,9 @@ class RecordBuilder:
         self.remember(record)
         return record
 
-    def update(self, update: CallUpdate, now: float) -> CallRecord | None:
+    def update(
+        self, update: CallUpdate, now: float, draft: WorkOrderDraft | None = None
+    ) -> CallRecord | None:
         if update.kind is UpdateKind.LATE_SURVEY:
             return self._late_survey(update)
         call = update.call
@@ -178,7 +227,7 @@ class RecordBuilder:
         if emergency is None or service is None:
             return None
         disposition = {"kind": DispositionKind.EMERGENCY_HANDOVER, "emergency_service": service}
-        return self._build(call, now, Stage.INTERIM, emergency.at, disposition)
+        return self._build(call, now, Stage.INTERIM, emergency.at, disposition, draft)
 
     def _late_survey(self, update: CallUpdate) -> CallRecord | None:
         final = self._finals.get(update.call_id)
@@ -236,7 +285,13 @@ class RecordBuilder:
         return pending_callback(request.number, request.queue, request.at, request.joined_at)
 
     def _build(
-        self, call: calls.Call, now: float, stage: Stage, as_of: dt.datetime, disposition: dict[str, Any]
+        self,
+        call: calls.Call,
+        now: float,
+        stage: Stage,
+        as_of: dt.datetime,
+        disposition: dict[str, Any],
+        draft: WorkOrderDraft | None = None,
     ) -> CallRecord:
         return build(
             pbx_node=self.pbx_node,
@@ -263,6 +318,7 @@ class RecordBuilder:
             recordings=call.recordings,
             survey=self._survey_of(call),
             callback=self._callback(call),
+            work_order=draft.model_dump() if draft is not None else None,
         )
 
     @staticmethod

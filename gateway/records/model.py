@@ -201,6 +201,30 @@ class Survey(_Model):
     at: UtcTime | None
 
 
+class Handling(StrEnum):
+    RESOLVED_ON_CALL = "resolved_on_call"  # 直接办结: the seat answered it on the call
+    DISPATCH = "dispatch"  # 派单: sent to a department to handle
+
+
+class WorkOrderDraft(_Model):
+    """What the seat wrote on the work order (坐席工单草稿), as of its latest save.
+
+    Saved as the seat types; each save has a higher ``version``. A save after the call's final
+    record is a new revision of that record, like a late survey.
+    """
+
+    seat_id: SeatId = Field(description="the seat that saved this version")
+    version: Annotated[int, Field(ge=1)]
+    saved_at: UtcTime
+    summary: Annotated[str, Field(max_length=2000)] = Field(description="诉求摘要, as typed")
+    category_code: Annotated[str, Field(pattern=anchored(CATEGORY))] | None = Field(
+        description="the seat's category from the centre's tree (GB/T 39666); null: not chosen yet"
+    )
+    handling: Handling | None = Field(description="resolved on the call or dispatched; null: not decided")
+    department: ShortText | None = Field(description="the department it is dispatched to (派单)")
+    urgent: bool = Field(description="urgent matters go to the linkage command centre")
+
+
 class Disposition(_Model):
     kind: DispositionKind
     abandoned_after_s: Seconds | None = Field(description="set iff kind is abandoned: wait before hanging up")
@@ -253,6 +277,9 @@ class CallRecord(_Model):
     disposition: Disposition
     callback: Callback | None = Field(
         default=None, description="set when the caller asked to be called back; amended with each outcome"
+    )
+    work_order: WorkOrderDraft | None = Field(
+        default=None, description="the seats' work-order draft (summary, category, handling), if any"
     )
     origin: Origin = Field(
         default=Origin.AMI,

@@ -317,16 +317,22 @@ class TransferService:
 
     # --- checks ----------------------------------------------------------------------------------
 
-    def _check_limit(self, call: Call, override: bool) -> bool:
-        """True when this request goes past the limit (allowed only as a supervisor's override)."""
-        rules = self.config.handover
-        done = [
-            t for t in self.transfers.values() if t.call_id == call.call_id and t.state is State.COMPLETED
-        ]
+    def handovers_used(self, call: Call) -> int:
+        """The hand-overs that count against ``handover.max_per_call`` (done or under way)."""
+        done = [t for t in self.of_call(call.call_id) if t.state is State.COMPLETED]
         seen = [
             h for h in call.handovers if h.outcome in (HandoverOutcome.COMPLETED, HandoverOutcome.PENDING)
         ]
-        used = max(len(done), len(seen))  # the tracker sees this service's hand-overs too
+        return max(len(done), len(seen))  # the tracker sees this service's hand-overs too
+
+    def of_call(self, call_id: str) -> list[Transfer]:
+        """This node's transfers of the call, oldest first."""
+        return [t for t in self.transfers.values() if t.call_id == call_id]
+
+    def _check_limit(self, call: Call, override: bool) -> bool:
+        """True when this request goes past the limit (allowed only as a supervisor's override)."""
+        rules = self.config.handover
+        used = self.handovers_used(call)
         if used < rules.max_per_call:
             return False
         if not override:

@@ -18,10 +18,11 @@ from redis.exceptions import RedisError
 from gateway.calls.model import Call, Party
 from gateway.contract import TRACKED_EVENTS
 from gateway.dialplan.reload import admin_settings, config_digest, reload_config
+from gateway.masking import mask_number
 from gateway.node.runtime import Node
 from gateway.queues.control import SeatControl, Verb
 from gateway.records.outbox import backlog, dead_letters
-from gateway.web.auth import Identity, Role, mask_number, require, require_call_party, require_seat_party
+from gateway.web.auth import Identity, Role, require, require_call_party, require_seat_party
 from gateway.web.errors import HttpError, read_json
 from gateway.web.snapshot import as_plain
 
@@ -43,7 +44,7 @@ def setup_api(app: web.Application, seat_control: SeatControl) -> None:
     app.router.add_get("/api/agents", agents)
     app.router.add_get("/api/calls", calls)
     app.router.add_get("/api/calls/{call_id}", call_detail)
-    app.router.add_post("/api/agents/{seat}/{verb:login|logout|pause|unpause}", agent_action)
+    app.router.add_post("/api/agents/{seat}/{verb:login|logout|pause|unpause|ready}", agent_action)
     app.router.add_get("/api/records/backlog", records_backlog)
     app.router.add_get("/api/records/dead-letters", records_dead_letters)
     app.router.add_post("/api/config/reload", config_reload)
@@ -273,13 +274,18 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 async def agent_action(request: web.Request) -> web.Response:
-    """Log a seat in or out of its roster queues, or pause/unpause it everywhere (with a reason)."""
+    """Log a seat in or out of its roster queues, pause/unpause it everywhere (with a listed reason),
+    or end its wrap-up now (``ready``)."""
     identity = await require(request, Role.SEAT, Role.SUPERVISOR)
     extension, verb = request.match_info["seat"], request.match_info["verb"]
     require_seat_party(identity, extension, f"{verb} the login or pause")
     body = await read_json(request) if request.can_read_body else {}
+    queues = body.get("queues")
+    if verb == "ready" and queues is None:  # the queues it is in now, as Asterisk reports them
+        seat = _node(request).tracker.seats.get(extension)
+        queues = sorted(seat.memberships) if seat is not None else []
     done = await request.app[SEAT_CONTROL].act(
-        extension, cast(Verb, verb), queues=body.get("queues"), reason=body.get("reason")
+        extension, cast(Verb, verb), queues=queues, reason=body.get("reason")
     )
     results = [{"action": d.action, "queue": d.queue, "message": d.message} for d in done]
     return _json({"seat": extension, "verb": verb, "results": results})

@@ -257,8 +257,3 @@ def require_call_party(identity: Identity, call: Call | None, call_id: str) -> N
     """403 unless ``identity`` may act on the call: a seat only on a call it rings for or talks on."""
     if identity.role is Role.SEAT and call is not None and not call.has_seat(identity.seat or ""):
         raise HttpError(403, "auth.not_your_call", f"seat {identity.seat} is not a party to call {call_id}")
-
-
-def mask_number(number: str | None) -> str | None:
-    """A caller's number as a seat that is not on the call may see it: the last 4 digits."""
-    return None if number is None else "*" * max(0, len(number) - 4) + number[-4:]

@@ -54,7 +54,8 @@ def setup_dashboard(app: web.Application, hub: LiveHub) -> None:
     """Add the dashboard's routes to ``app``; ``app[AUTH_KEY]`` must be set before it serves."""
     app[LIVE_HUB] = hub
     pages = {
-        name: (STATIC_DIR / name).read_text(encoding="utf-8") for name in ("dashboard.html", "login.html")
+        name: (STATIC_DIR / name).read_text(encoding="utf-8")
+        for name in ("dashboard.html", "login.html", "seat.html")
     }
     app[_PAGES] = pages
     app.router.add_get("/dashboard", _dashboard)
@@ -76,7 +77,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault(name, value)
 
 
-def _page(request: web.Request, name: str, status: int = 200, **fields: str) -> web.Response:
+def page(request: web.Request, name: str, status: int = 200, **fields: str) -> web.Response:
     text = request.app[_PAGES][name]
     for key, value in fields.items():
         text = text.replace("{{" + key + "}}", html.escape(value))
@@ -101,14 +102,14 @@ async def _dashboard(request: web.Request) -> web.Response:
         raise web.HTTPFound("/login")
     if identity.role not in {*PAGE_ROLES, Role.ADMIN}:
         raise web.HTTPFound(_landing(identity))
-    return _page(request, "dashboard.html", csrf_token=identity.csrf_token)
+    return page(request, "dashboard.html", csrf_token=identity.csrf_token)
 
 
 async def _login_form(request: web.Request) -> web.Response:
     identity = await session_identity(request)
     if identity is not None:
         raise web.HTTPFound(_landing(identity))
-    return _page(request, "login.html", error="")
+    return page(request, "login.html", error="")
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -127,7 +128,7 @@ async def _login(request: web.Request) -> web.Response:
     auth = request.app[AUTH_KEY]
     identity = await auth.log_in(request, token) if token else None
     if identity is None:
-        return _page(request, "login.html", status=401, error=LOGIN_ERRORS["invalid"])
+        return page(request, "login.html", status=401, error=LOGIN_ERRORS["invalid"])
     request[IDENTITY] = identity
     response = web.Response(status=303, headers={"Location": _landing(identity)})
     response.set_cookie(

@@ -6,8 +6,13 @@ snapshot at most ``max_per_second`` times a second and hands the same bytes to e
 Each subscriber holds at most one undelivered message: a newer one replaces it (latest wins), so a
 slow or stalled browser costs one message plus the socket's bounded write buffer, never a queue.
 
+Besides the snapshot every subscriber gets, the hub carries *topics*: a stream opened with
+``topic="seat:1001"`` receives only what is published to that topic (``publish_to``), latest wins
+the same way. The seats' workbench streams each seat its own view this way, and nothing else.
+
 The hub owns delivery and pacing, not what a snapshot contains (``gateway.web.snapshot``) nor who
-may subscribe (the routes in ``gateway.web.dashboard`` check roles before calling ``stream``).
+may subscribe (the routes in ``gateway.web.dashboard`` and ``gateway.web.seat`` check identities
+before calling ``stream``).
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ class SubscriberStats:
 
 
 class _Subscriber:
-    def __init__(self, request: web.Request) -> None:
+    def __init__(self, request: web.Request, topic: str | None) -> None:
         self.request = request
+        self.topic = topic
         self.message: bytes | None = None
         self.wake = asyncio.Event()
         self.writing = False
@@ -71,6 +77,10 @@ class LiveHub:
         self._latest: Snapshot | None = None
         self._version = 0
         self._delivered: bytes | None = None  # the last message handed out; a new subscriber starts here
+        self._snapshot_due = False
+        self._topics: dict[str, str] = {}  # topic -> its latest data (JSON text)
+        self._topics_due: set[str] = set()
+        self._topic_delivered: dict[str, bytes] = {}
         self._changed = asyncio.Event()
         self._subscribers: set[_Subscriber] = set()
         self._closed = False
@@ -82,7 +92,21 @@ class LiveHub:
     def publish(self, snapshot: Snapshot) -> None:
         self._latest = snapshot
         self._version += 1
+        self._snapshot_due = True
         self._changed.set()
+
+    def publish_to(self, topic: str, data: str) -> None:
+        """``data`` (one line of JSON) for the streams of ``topic`` only; unchanged data is not sent."""
+        if self._topics.get(topic) == data:
+            return
+        self._topics[topic] = data
+        self._version += 1
+        self._topics_due.add(topic)
+        self._changed.set()
+
+    def topics(self) -> set[str]:
+        """The topics some stream listens to now."""
+        return {sub.topic for sub in self._subscribers if sub.topic is not None}
 
     def subscribers(self) -> list[SubscriberStats]:
         return [sub.stats() for sub in self._subscribers]
@@ -92,11 +116,19 @@ class LiveHub:
         while True:
             await self._changed.wait()
             self._changed.clear()
-            if self._latest is None:
-                continue
-            self._delivered = _event("snapshot", self._latest.to_json(), self._version)
+            snapshot = None
+            if self._snapshot_due and self._latest is not None:
+                self._snapshot_due = False
+                snapshot = self._delivered = _event("snapshot", self._latest.to_json(), self._version)
+            due, self._topics_due = self._topics_due, set()
+            for topic in due:  # the event's name is the topic's kind: "seat:1001" -> "seat"
+                name = topic.partition(":")[0]
+                self._topic_delivered[topic] = _event(name, self._topics[topic], self._version)
             for sub in self._subscribers:
-                sub.offer(self._delivered)
+                if sub.topic is None and snapshot is not None:
+                    sub.offer(snapshot)
+                elif sub.topic in due:
+                    sub.offer(self._topic_delivered[sub.topic])
             await self._pace()
 
     async def close(self) -> None:
@@ -117,8 +149,8 @@ class LiveHub:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    async def stream(self, request: web.Request) -> web.StreamResponse:
-        """Serve ``text/event-stream``: the latest snapshot now, then each coalesced change."""
+    async def stream(self, request: web.Request, topic: str | None = None) -> web.StreamResponse:
+        """Serve ``text/event-stream``: the latest snapshot (or ``topic``'s data) now, then each change."""
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream; charset=utf-8",
@@ -127,9 +159,10 @@ class LiveHub:
             }
         )
         await response.prepare(request)
-        sub = _Subscriber(request)
-        if self._delivered is not None:
-            sub.offer(self._delivered)
+        sub = _Subscriber(request, topic)
+        first = self._delivered if topic is None else self._topic_delivered.get(topic)
+        if first is not None:
+            sub.offer(first)
         self._subscribers.add(sub)
         try:
             await response.write(f"retry: {RETRY_MS}\n\n".encode())

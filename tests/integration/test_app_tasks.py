@@ -35,6 +35,7 @@ EXPECTED = {
     "callbacks",
     "live-hub",
     "ami-session",
+    "seat-desk",
 }
 
 

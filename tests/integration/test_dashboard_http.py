@@ -324,3 +324,30 @@ async def test_shutdown_ends_every_stream(client: Client, hub: LiveHub) -> None:
 async def _closes(closing: Awaitable[None]) -> None:
     async with asyncio.timeout(GUARD_S):
         await closing
+
+
+async def test_a_topic_stream_carries_only_its_topic(hub: LiveHub, ticks: Ticks) -> None:
+    """The workbench's per-seat streams: seat 1001's stream never carries 1002's data nor snapshots."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return await hub.stream(request, topic=request.match_info["name"])
+
+    app = web.Application()
+    app.router.add_get("/topic/{name}", serve)
+    app.cleanup_ctx.append(hub.lifetime)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        streams = [client.get(f"/topic/seat:{seat}") for seat in ("1001", "1002")]
+        async with streams[0] as mine, streams[1] as other:
+            for stream in (mine, other):
+                await next_event(stream)  # the retry preamble: subscribed
+            await asyncio.sleep(0)
+            assert hub.topics() == {"seat:1001", "seat:1002"}
+            hub.publish(snapshot(1))
+            hub.publish_to("seat:1001", '{"n":1}')
+            event = await next_event(mine)
+            assert (event["event"], event["data"]) == ("seat", '{"n":1}')
+            ticks.release()
+            hub.publish_to("seat:1001", '{"n":1}')  # unchanged: not sent again
+            hub.publish_to("seat:1002", '{"n":2}')
+            assert (await next_event(other))["data"] == '{"n":2}'
+            assert [s.sent for s in sorted(hub.subscribers(), key=lambda s: s.sent)] == [1, 1]

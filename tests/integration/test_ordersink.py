@@ -3,6 +3,7 @@ the gateway's client reads every kind of answer (docs/order-system.md)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import aiohttp
@@ -158,3 +159,29 @@ async def test_every_kind_of_answer_is_read_as_the_contract_says() -> None:
     finally:
         await runner.cleanup()
     assert answers == [expected for *_, expected in SCRIPTED]
+
+
+async def test_a_callers_work_orders_are_found_and_a_slow_answer_reads_as_unavailable(
+    sink: OrderSink,
+) -> None:
+    """The screen pop's lookup (docs/order-system.md section 3): newest first, since a moment."""
+    now = dt.datetime.now(dt.UTC)
+    mine, other = answered_call(1), answered_call(2)  # callers 13800000001 and 13800000002
+    async with _client(sink.url, timeout_s=0.3) as client:
+        for record in (mine, other):
+            await client.submit(record.idempotency_key, record.model_dump_json().encode())
+        found = await client.caller_history("13800000001", now - dt.timedelta(days=30))
+        assert found is not None
+        assert [(o["record_id"], o["legacy_line"], o["category_code"]) for o in found] == [
+            (mine.record_id, "12315", "050100")
+        ]
+        assert await client.caller_history("13800000001", now + dt.timedelta(minutes=1)) == []
+        sink.faults.delay_s = 2.0  # past the client's timeout: the pop shows "unavailable"
+        assert await client.caller_history("13800000001", now - dt.timedelta(days=30)) is None
+    async with aiohttp.ClientSession() as session:
+        bad = await session.get(
+            sink.url,
+            params={"caller_number": "abc", "since": "yesterday"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert bad.status == 400

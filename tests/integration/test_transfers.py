@@ -207,11 +207,11 @@ class Stack:
         return max(found, key=lambda r: int(r["revision"]))
 
 
-def write_test_config(folder: Path) -> Path:
+def write_test_config(folder: Path, *, wrapup_s: int = 0) -> Path:
     """The shipped merge, with a short hand-over timeout and no wrap-up (the tracker's clock is real)."""
     text = (ROOT / "hotline_merge.yaml").read_text(encoding="utf-8")
     text = text.replace("consult_timeout_s: 45", f"consult_timeout_s: {HANDOVER_TIMEOUT_S}")
-    text = re.sub(r"wrapup_s: \d+", "wrapup_s: 0", text)
+    text = re.sub(r"wrapup_s: \d+", f"wrapup_s: {wrapup_s}", text)
     path = folder / "hotline_merge.yaml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -227,10 +227,10 @@ async def stack(
 
 @contextlib.asynccontextmanager
 async def open_stack(
-    redis_server: LocalRedis, redis_client: aioredis.Redis, folder: Path
+    redis_server: LocalRedis, redis_client: aioredis.Redis, folder: Path, *, wrapup_s: int = 0
 ) -> AsyncIterator[Stack]:
     """Simulator (2 seats per queue, no traffic) + the gateway app on loopback, ready and resynced."""
-    config = write_test_config(folder)
+    config = write_test_config(folder, wrapup_s=wrapup_s)
     env = demo_environment({"HOTLINE_REDIS_URL": redis_server.url}, config)
     phones = Phones()
     service = SimulatorService(
@@ -254,14 +254,15 @@ async def open_stack(
 
 
 async def start_gateway(
-    env: dict[str, str], config: Path, sim: Simulator, *, controlling: bool = True
+    env: dict[str, str], config: Path, sim: Simulator, *, controlling: bool = True, dispatchers: int = 0
 ) -> TestClient[web.Request, web.Application]:
     """The gateway app on loopback, its deadlines on the simulator's clock.
 
     ``controlling``: wait until it holds the node (its lease) and has resynced with the
-    simulator; otherwise it is a standby instance, serving the API from Redis.
+    simulator; otherwise it is a standby instance, serving the API from Redis. ``dispatchers``:
+    how many deliver records to the order system (none: tests read the outbox).
     """
-    app = init_app(Settings.from_env(env, config_path=config), dispatchers=0)
+    app = init_app(Settings.from_env(env, config_path=config), dispatchers=dispatchers)
     app[TRANSFERS].clock = sim.clock.now
     app[TRANSFERS].tick_s = 0.01
     app[CALLBACKS].tick_s = 0.02
