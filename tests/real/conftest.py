@@ -142,8 +142,11 @@ class RealStack:
         if kind == "agents":
             return ident
         if kind == "calls":
+            # The latest seat party, even one that left: after a hand-over to 110 the active
+            # parties are the caller's and 110's, and the seat that handed over still asks.
             status, call = await self.request("GET", f"/api/calls/{ident}")
-            return call["seats"][-1] if status == 200 and call["seats"] else None
+            seats = [p["party"] for p in call["parties"] if p["kind"] == "seat"] if status == 200 else []
+            return seats[-1] if seats else None
         if kind == "transfers":
             status, found = await self.request("GET", f"/api/transfers/{ident}")
             return str(found["transfer"]["from_seat"]) if status == 200 else None
