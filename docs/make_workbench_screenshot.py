@@ -24,7 +24,7 @@ from playwright.async_api import async_playwright, expect  # noqa: E402
 
 from gateway.demo import demo_stack  # noqa: E402
 from gateway.localredis import free_port  # noqa: E402
-from tests.browser.chromium import launch, missing_chromium  # noqa: E402
+from tests.browser.chromium import launch, log_in_seat, missing_chromium  # noqa: E402
 from tests.support.seats import bearer, seat_token  # noqa: E402
 
 
@@ -49,10 +49,7 @@ async def main(out: Path) -> None:
             async with async_playwright() as playwright:
                 context = await launch(playwright, Path(profile))
                 page = context.pages[0] if context.pages else await context.new_page()
-                await page.goto(f"{url}/login")
-                await page.get_by_test_id("token").fill(seat_token(env, "1001"))
-                await page.get_by_test_id("login-submit").click()
-                await page.wait_for_url(f"{url}/seat")
+                await log_in_seat(page, url, seat_token(env, "1001"))
                 await talking(url, env, "1001")
                 await expect(page.get_by_test_id("pop")).to_have_attribute("data-phase", "talking")
                 await expect(page.get_by_test_id("history-state")).not_to_have_text("查询中…")

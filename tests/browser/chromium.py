@@ -5,11 +5,13 @@ Shared by the browser tests and ``docs/make_screenshot.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from playwright.async_api import BrowserContext, ConsoleMessage, Error, Page, Playwright
+from playwright.async_api import BrowserContext, ConsoleMessage, Error, Page, Playwright, async_playwright
 
 CHROMIUM = Path(os.environ.get("HOTLINE_CHROMIUM", "/usr/bin/chromium"))
 ARGS = [
@@ -57,6 +59,29 @@ async def log_in(page: Page, base_url: str, token: str) -> None:
     await page.get_by_test_id("token").fill(token)
     await page.get_by_test_id("login-submit").click()
     await page.wait_for_url(re.compile(re.escape(base_url) + r"/dashboard(#.*)?$"))  # #window is the page's
+
+
+@contextlib.asynccontextmanager
+async def open_page(profile: Path, console: Console, timeout_ms: float = 10_000) -> AsyncIterator[Page]:
+    """One page of a fresh Chromium whose complaints go to ``console``; the browser ends on exit."""
+    async with async_playwright() as playwright:
+        context = await launch(playwright, profile)
+        context.set_default_timeout(timeout_ms)
+        page = context.pages[0] if context.pages else await context.new_page()
+        page.on("console", console.on_message)
+        page.on("pageerror", console.on_page_error)
+        try:
+            yield page
+        finally:
+            await context.close()
+
+
+async def log_in_seat(page: Page, base_url: str, token: str) -> None:
+    """Log in with a seat's own token: a seat lands on its workbench (/seat)."""
+    await page.goto(f"{base_url}/login")
+    await page.get_by_test_id("token").fill(token)
+    await page.get_by_test_id("login-submit").click()
+    await page.wait_for_url(re.compile(re.escape(base_url) + r"/seat$"))
 
 
 class Console:

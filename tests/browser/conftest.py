@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page
 
 from gateway.web.live import LiveHub
-from tests.browser.chromium import Console, launch, missing_chromium
+from tests.browser.chromium import Console, missing_chromium, open_page
 from tests.browser.scene import make_app
 
 
@@ -46,11 +46,5 @@ async def page(tmp_path: Path, console: Console) -> AsyncIterator[Page]:
     problem = missing_chromium()
     if problem:
         pytest.fail(problem)
-    async with async_playwright() as playwright:
-        context = await launch(playwright, tmp_path / "chromium-profile")
-        context.set_default_timeout(10_000)
-        page = context.pages[0] if context.pages else await context.new_page()
-        page.on("console", console.on_message)
-        page.on("pageerror", console.on_page_error)
-        yield page
-        await context.close()
+    async with open_page(tmp_path / "chromium-profile", console) as opened:
+        yield opened

@@ -27,7 +27,7 @@ from gateway.localredis import LocalRedis
 from gateway.ordersink.examples import answered_call
 from gateway.ordersink.sink import OrderSink
 from gateway.sim.people import FarEnd
-from tests.browser.chromium import Console
+from tests.browser.chromium import Console, log_in_seat
 from tests.integration.test_transfers import Stack, open_stack, start_gateway
 from tests.support.polling import until
 from tests.support.seats import bearer, seat_token
@@ -57,12 +57,8 @@ async def sink(stack: Stack, tmp_path: Path) -> AsyncIterator[OrderSink]:
 
 
 async def seat_page(page: Page, stack: Stack, extension: str) -> None:
-    """Log in with the seat's own token: a seat lands on its workbench."""
-    base = str(stack.client.make_url(""))
-    await page.goto(f"{base}/login")
-    await page.get_by_test_id("token").fill(seat_token(stack.env, extension))
-    await page.get_by_test_id("login-submit").click()
-    await page.wait_for_url(re.compile(re.escape(base) + r"/seat$"))
+    """The seat's workbench, logged in with its own token; the seat is ready (the stack logs it in)."""
+    await log_in_seat(page, str(stack.client.make_url("")), seat_token(stack.env, extension))
     await expect(page.get_by_test_id("seat-state")).to_have_attribute("data-state", "ready")
 
 

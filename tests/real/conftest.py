@@ -129,9 +129,12 @@ class RealStack:
     _pool: list[str] = field(default_factory=lambda: list(GENERAL_POOL))
 
     # -- gateway HTTP -------------------------------------------------------------------------
-    async def headers(self, role: str = "supervisor", path: str = "") -> dict[str, str]:
-        """As ``role``; a seat is the one the path concerns (its own, its call's, its transfer's)."""
-        return bearer(self.env, role, await self._seat_of(path) if role == "seat" else None)
+    async def headers(
+        self, role: str = "supervisor", path: str = "", seat: str | None = None
+    ) -> dict[str, str]:
+        """As ``role``; a seat is ``seat``, else the one the path concerns (its own, its call's,
+        its transfer's)."""
+        return bearer(self.env, role, (seat or await self._seat_of(path)) if role == "seat" else None)
 
     async def _seat_of(self, path: str) -> str | None:
         kind, _, rest = path.removeprefix("/api/").partition("/")
@@ -139,17 +142,26 @@ class RealStack:
         if kind == "agents":
             return ident
         if kind == "calls":
+            # The latest seat party, even one that left: after a hand-over to 110 the active
+            # parties are the caller's and 110's, and the seat that handed over still asks.
             status, call = await self.request("GET", f"/api/calls/{ident}")
-            return call["seats"][-1] if status == 200 and call["seats"] else None
+            seats = [p["party"] for p in call["parties"] if p["kind"] == "seat"] if status == 200 else []
+            return seats[-1] if seats else None
         if kind == "transfers":
             status, found = await self.request("GET", f"/api/transfers/{ident}")
             return str(found["transfer"]["from_seat"]) if status == 200 else None
         return None
 
     async def request(
-        self, method: str, path: str, body: object = None, role: str = "supervisor", base: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        role: str = "supervisor",
+        base: str | None = None,
+        seat: str | None = None,
     ) -> tuple[int, Any]:
-        headers = await self.headers(role, path)
+        headers = await self.headers(role, path, seat)
         async with self.http.request(
             method, (base or self.gateway_url) + path, json=body, headers=headers
         ) as response:
@@ -296,6 +308,30 @@ class RealStack:
         assert channel is not None, f"seat {seat} has no call on its phone"
         await self.phones_ami.action("Hangup", Channel=channel)
 
+    @contextlib.asynccontextmanager
+    async def held(self, seat: str) -> AsyncIterator[None]:
+        """Calls to ``seat``'s phone ring until ``pick_up`` (its phone otherwise answers at once)."""
+        await self.phones_ami.action("DBPut", Family="held", Key=seat, Val="1")
+        try:
+            yield
+        finally:
+            await self.phones_ami.action("DBDel", Family="held", Key=seat)
+
+    async def pick_up(self, seat: str) -> None:
+        """The held seat presses its phone's answer key (on the next ring if app_queue gave up on
+        this one: its ``timeout`` ends a ring, ``retry`` rings again)."""
+
+        async def answered() -> bool:
+            channel = await self.seat_channel(seat)
+            if channel is None:
+                return False
+            reply = await self.phones_ami.action(
+                "Redirect", Channel=channel, Context="pick-up", Exten="s", Priority="1"
+            )
+            return reply[0].get("Response") == "Success"
+
+        await until(answered, within=30, what=f"seat {seat} picks up")
+
     async def seat_dials(self, seat: str, number: str) -> None:
         """The seat's phone calls ``number`` on the PBX (``*71``, ``*72``), as the seat's account."""
         await self.phones_ami.action(
@@ -308,14 +344,19 @@ class RealStack:
             rows = db.execute("SELECT record FROM work_orders WHERE stage = 'final'").fetchall()
         return [json.loads(r) for (r,) in rows]
 
-    async def order_of(self, caller: str, within: float = 30) -> dict[str, Any]:
+    async def order_of(self, caller: str, within: float = 30, call_id: str | None = None) -> dict[str, Any]:
+        """The final work order of the caller's call (``call_id``: of that one, the caller called before)."""
         found: list[dict[str, Any]] = []
 
         async def arrived() -> bool:
-            found[:] = [o for o in await asyncio.to_thread(self.orders) if o["caller_number"] == caller]
+            found[:] = [
+                o
+                for o in await asyncio.to_thread(self.orders)
+                if o["caller_number"] == caller and call_id in (None, o["linkedid"])
+            ]
             return bool(found)
 
-        await until(arrived, within=within, what=f"the final work order of {caller}")
+        await until(arrived, within=within, what=f"the final work order of {caller} {call_id or ''}")
         assert len(found) == 1, found
         return found[0]
 

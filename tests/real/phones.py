@@ -3,8 +3,9 @@
 - Seat phones: one PJSIP account per seat the tests use, registering to the PBX with the
   password ``docker/gen_seats.py`` generated (digest auth, as a desk phone would), calling from
   127.0.0.1 (``*71``/``*72``) and answering the PBX's calls: at once, after ``SLOW_RING_S``
-  (``SLOW_SEAT``) or never (``DEAD_SEAT``). A seat that answered talks until the test hangs up
-  its channel here (the phone's hang-up key).
+  (``SLOW_SEAT``) or never (``DEAD_SEAT``); a seat the test holds (AstDB ``held/<seat>``, set over
+  AMI) rings until the test picks it up (``Redirect`` to ``pick-up``, the phone's answer key). A
+  seat that answered talks until the test hangs up its channel here (the phone's hang-up key).
 - The carrier trunk, on 127.0.0.2 (the PBX knows it by that source address): places citizens'
   calls to the hotline and the legacy numbers (``Originate PJSIP/<number>@pbx``), and answers what
   the PBX sends it (110/119/120/122, citizens called back).
@@ -111,7 +112,15 @@ exten => {SLOW_SEAT},1,Ringing()
  same => n,Echo()
 exten => {DEAD_SEAT},1,Ringing()
  same => n,Wait(3600)
-exten => _X.,1,Answer()
+exten => _X.,1,GotoIf(${{DB_EXISTS(held/${{EXTEN}})}}?held)
+ same => n,Answer()
+ same => n,Echo()
+ same => n(held),Ringing()
+ same => n,Wait(3600)
+
+; A held phone's answer key.
+[pick-up]
+exten => s,1,Answer()
  same => n,Echo()
 
 ; A citizen's end of a call this side placed: listens until the test hangs up.

@@ -141,7 +141,15 @@ async def test_110_linkage_hand_over(real: RealStack) -> None:
         await transfer_state(real, body["transfer"]["id"], "completed")
         # Asterisk dialled 110 through the carrier trunk and the carrier answered.
         assert await real.seat_channel("110") is not None  # the carrier's 110 side has the call
-        status, body = await transfer(real, citizen.number, "expert-market", "blind")
+        # The seat left with its blind hand-over: it may no longer act on the call; the limit
+        # holds for a supervisor too (without an override).
+        call = await real.wait_live_call(citizen.number)
+        second = f"/api/calls/{call['id']}/transfer"
+        status, body = await real.request(
+            "POST", second, {"target": "expert-market", "mode": "blind"}, "seat", seat=seat
+        )
+        assert (status, body["error"]["code"]) == (403, "auth.not_your_call"), body
+        status, body = await real.request("POST", second, {"target": "expert-market", "mode": "blind"})
         assert (status, body["error"]["code"]) == (409, "transfer.limit"), body
         await real.hang_up(citizen)
         order = await real.order_of(citizen.number)
