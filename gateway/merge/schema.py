@@ -134,6 +134,8 @@ class Queue(_Model):
     retry_s: Annotated[int, Field(ge=0, le=60)] = 2
     wrapup_s: Annotated[int, Field(ge=0, le=600)] = 30
     service_level_s: Annotated[int, Field(ge=1, le=600)] = 15
+    # The share of callers to answer within service_level_s: what staffing is planned for (80/15).
+    service_level_target_pct: Annotated[int, Field(ge=1, le=99)] = 80
     callback_offer_after_s: Seconds | None = None
     overflow_to: QueueName | None = None
     overflow_after_s: Annotated[int, Field(ge=5, le=3600)] | None = None
