@@ -1,0 +1,134 @@
+"""Final call records with known figures, for the reports' tests: one call from a few numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from gateway.queues.stats import CHINA_TZ
+from gateway.records.model import (
+    CallRecord,
+    Disposition,
+    DispositionKind,
+    Durations,
+    EmergencyService,
+    Handover,
+    HandoverMode,
+    HandoverOutcome,
+    HandoverTargetKind,
+    Leg,
+    LegKind,
+    MergeMode,
+    QueueResult,
+    QueueVisit,
+    Stage,
+    Survey,
+    SurveyResult,
+    Times,
+    record_id_for,
+    revision_for,
+)
+
+
+def beijing(year: int, month: int, day: int, hour: int, minute: int, second: float = 0) -> dt.datetime:
+    whole = int(second)
+    return dt.datetime(year, month, day, hour, minute, whole, int((second - whole) * 1e6), tzinfo=CHINA_TZ)
+
+
+def call(
+    arrived: dt.datetime,
+    *,
+    linkedid: str = "1772438400.1",
+    line: str | None = "12315",
+    department: str | None = "市场监督管理局",
+    queues: Sequence[str] = ("hotline-general",),
+    wait_s: float = 10.0,
+    answered: bool = True,
+    talk_s: float = 100.0,
+    hold_s: float = 0.0,
+    wrap_up_s: float | None = 30.0,
+    survey: SurveyResult | None = None,
+    handover: HandoverMode | None = None,
+    to_emergency: bool = False,
+) -> CallRecord:
+    """A citizen's call: queues in ``queues`` in turn (each but the last overflows after
+    ``wait_s``), then answered by seat 1001 after ``wait_s`` in the last one, or abandoned there."""
+    joined = arrived + dt.timedelta(seconds=2)
+    visits = []
+    for queue in queues[:-1]:
+        left = joined + dt.timedelta(seconds=wait_s)
+        visits.append(QueueVisit(queue=queue, joined_at=joined, left_at=left, result=QueueResult.OVERFLOWED))
+        joined = left
+    left = joined + dt.timedelta(seconds=wait_s)
+    result = QueueResult.ANSWERED if answered else QueueResult.ABANDONED
+    visits.append(QueueVisit(queue=queues[-1], joined_at=joined, left_at=left, result=result))
+    first_joined = visits[0].joined_at
+    ended = left + dt.timedelta(seconds=(talk_s + hold_s if answered else 0))
+    legs, handovers = [], []
+    if answered:
+        legs.append(
+            Leg(
+                kind=LegKind.SEAT,
+                party="1001",
+                queue=queues[-1],
+                offered_at=left - dt.timedelta(seconds=1),
+                answered_at=left,
+                ended_at=ended,
+                ring_s=1.0,
+                talk_s=talk_s,
+                hold_s=hold_s,
+                recordings=[],
+            )
+        )
+    if handover is not None:
+        handovers.append(
+            Handover(
+                at=left + dt.timedelta(seconds=10),
+                mode=handover,
+                from_seat="1001",
+                target_kind=HandoverTargetKind.EMERGENCY if to_emergency else HandoverTargetKind.SEAT,
+                target="110" if to_emergency else "2001",
+                emergency_service=EmergencyService.POLICE if to_emergency else None,
+                outcome=HandoverOutcome.COMPLETED,
+                recording=None,
+            )
+        )
+    abandoned = not answered
+    return CallRecord(
+        record_id=record_id_for("pbx-1", linkedid),
+        revision=revision_for(ended, Stage.FINAL),
+        stage=Stage.FINAL,
+        as_of=ended,
+        pbx_node="pbx-1",
+        linkedid=linkedid,
+        caller_number="13800000001",
+        legacy_line=line,
+        merge_mode=MergeMode.MERGED if line else None,
+        department=department,
+        category_code=None,
+        queues=visits,
+        seat_ids=["1001"] if answered else [],
+        times=Times(
+            arrived_at=arrived,
+            queue_joined_at=first_joined,
+            answered_at=left if answered else None,
+            ended_at=ended,
+        ),
+        durations=Durations(
+            wait_s=(left - first_joined).total_seconds(),
+            ring_s=1.0 if answered else 0.0,
+            talk_s=talk_s if answered else 0.0,
+            hold_s=hold_s if answered else 0.0,
+            wrap_up_s=wrap_up_s if answered else None,
+        ),
+        handovers=handovers,
+        legs=legs,
+        recordings=[],
+        survey=Survey(result=survey, key=None, at=ended) if survey else None,
+        disposition=Disposition(
+            kind=DispositionKind.ABANDONED if abandoned else DispositionKind.ANSWERED,
+            abandoned_after_s=(left - first_joined).total_seconds() if abandoned else None,
+            emergency_service=None,
+            callback_number=None,
+        ),
+    )
