@@ -54,11 +54,13 @@ from gateway.records.from_calls import RecordBuilder
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.outbox import Outbox
 from gateway.records.spool import Spool
+from gateway.reports.store import ReportStore
 from gateway.settings import Settings
 from gateway.web.auth import AUTH_KEY, Authenticator
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware
 from gateway.web.live import LIVE_HUB, LiveHub
+from gateway.web.reports import setup_reports
 from gateway.web.snapshot import LinkView, Snapshot, as_plain, build_snapshot, merge_live
 
 log = structlog.get_logger(__name__)
@@ -90,6 +92,8 @@ class Gateway:
     outbox: Outbox
     records: RecordBuilder
     feedback: FeedbackStore
+    reports: ReportStore  # half-hour report buckets, fed by the outbox and the order system's feedback
+    config: HotlineConfig  # the config in force
     outputs: asyncio.Queue[Output] = field(default_factory=asyncio.Queue)
     resolution: tuple[float | None, int] = (None, 0)
     redis_ok: bool = False
@@ -103,6 +107,7 @@ class Gateway:
     def adopt(self, config: HotlineConfig) -> None:
         """Run a new, already validated and applied config: routing plan, queue rules, KPI thresholds."""
         self.plan = build_routing(config)
+        self.config = config
         self.tracker.queue_rules = _queue_rules(self.plan)
         self.book.service_level_s = {q.name: q.service_level_s for q in self.plan.queues.values()}
         log.info("config.adopted", queues=len(self.plan.queues), lines=len(self.plan.routes))
@@ -191,6 +196,7 @@ def build_gateway(settings: Settings, redis: aioredis.Redis, holder: str) -> Gat
     outputs: asyncio.Queue[Output] = asyncio.Queue()
     feed = TrackerFeed(tracker, outputs.put_nowait)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    book = KpiBook(service_level_s={q.name: q.service_level_s for q in plan.queues.values()})
     gateway = Gateway(
         settings=settings,
         plan=plan,
@@ -202,7 +208,7 @@ def build_gateway(settings: Settings, redis: aioredis.Redis, holder: str) -> Gat
         feed=feed,
         resync=Resync(client, feed),
         hub=LiveHub(),
-        book=KpiBook(service_level_s={q.name: q.service_level_s for q in plan.queues.values()}),
+        book=book,
         kpi_store=KpiStore(redis),
         recorder=KpiRecorder(),
         outbox=Outbox(
@@ -212,6 +218,10 @@ def build_gateway(settings: Settings, redis: aioredis.Redis, holder: str) -> Gat
         ),
         records=RecordBuilder(settings.node_id),
         feedback=FeedbackStore(redis),
+        reports=ReportStore(
+            redis, lambda: book.service_level_s, retention_days=settings.reports_retention_days
+        ),
+        config=config,
         outputs=outputs,
         lease=NodeLease(redis, settings.node_id, holder, ttl_ms=settings.lease_ttl_ms),
     )
@@ -223,6 +233,7 @@ def build_gateway(settings: Settings, redis: aioredis.Redis, holder: str) -> Gat
         metrics.ami_up.set(1 if state.ready else 0)
         metrics.reconnects.set(state.reconnects)
 
+    gateway.outbox.listeners.append(gateway.reports.add)
     client.add_event_listener(on_event)
     client.add_event_listener(feed)
     client.add_state_listener(on_state)
@@ -249,8 +260,16 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     setup_api(app)
     setup_transfers(app)
     setup_dashboard(app, gateway.hub)
+    setup_reports(app, gateway.reports, lambda: gateway.config)
     token_env = settings.feedback_token_env
-    app.add_routes(feedback_routes(gateway.feedback, token_env, environ={token_env: settings.feedback_token}))
+    app.add_routes(
+        feedback_routes(
+            gateway.feedback,
+            token_env,
+            environ={token_env: settings.feedback_token},
+            on_feedback=gateway.reports.apply_feedback,
+        )
+    )
     return app
 
 
@@ -290,6 +309,7 @@ def _core_lifetime(dispatchers: int) -> Callable[[web.Application], AsyncIterato
                 _task(_ticker(gateway), "ticker"),
                 _task(gateway.outbox.run_recovery(stop), "spool-recovery"),
                 _task(_backstop(gateway), "records-backstop"),
+                _task(gateway.reports.run(), "reports"),
                 *(_task(worker.run(), f"dispatcher-{i}") for i, worker in enumerate(workers)),
             ]
             try:
@@ -308,6 +328,7 @@ async def _stop_node(gateway: Gateway, tasks: list[asyncio.Task[None]]) -> None:
     await _cancel(tasks)
     await _flush_outputs(gateway)
     await gateway.kpi_store.flush()
+    await gateway.reports.flush()
     if gateway.lease is not None and gateway.controlling:
         with contextlib.suppress(RedisError, OSError):
             await gateway.lease.release()  # a standby may take over at once
@@ -377,6 +398,7 @@ async def _takeover(app: web.Application, settings: Settings, holder: str) -> No
                     _task(_pipeline(runtime), f"records-{runtime.node}"),
                     _task(_ticker(runtime), f"ticker-{runtime.node}"),
                     _task(_backstop(runtime), f"records-backstop-{runtime.node}"),
+                    _task(runtime.reports.run(), f"reports-{runtime.node}"),
                 ]
                 app[NODES][runtime.node] = runtime
                 log.warning("node.taken_over", node=runtime.node)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "gateway.sim.cli",
     "run": "gateway.run",
     "reload": "gateway.dialplan.reload",
+    "staffing": "gateway.reports.staffing",
 }
 
 

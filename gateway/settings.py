@@ -31,6 +31,9 @@ ENV_NODE_ID = "HOTLINE_NODE_ID"  # the Asterisk node this instance controls firs
 # Other nodes this instance takes over when their controller dies: "pbx-2=10.0.0.2:5038,pbx-3=...".
 ENV_TAKEOVER_NODES = "HOTLINE_TAKEOVER_NODES"
 ENV_LEASE_TTL_MS = "HOTLINE_LEASE_TTL_MS"
+ENV_REPORTS_RETENTION_DAYS = "HOTLINE_REPORTS_RETENTION_DAYS"  # how long report buckets are kept
+# A year of monthly rankings, each beside the month before, plus a margin.
+DEFAULT_REPORTS_RETENTION_DAYS = 400
 ENV_DIALPLANS_DIR = "HOTLINE_DIALPLANS_DIR"  # where `render`/`reload` write what Asterisk reads
 # API bearer tokens per role; several tokens per role are separated by commas.
 ENV_ROLE_TOKENS = {
@@ -73,6 +76,7 @@ class Settings:
     feedback_token: str = field(default="", repr=False)
     session_secret: bytes | None = field(default=None, repr=False)
     feedback_token_env: str = ENV_FEEDBACK_TOKEN
+    reports_retention_days: int = DEFAULT_REPORTS_RETENTION_DAYS
     role_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
@@ -106,6 +110,14 @@ class Settings:
             node_id=env.get(ENV_NODE_ID, config.ami.node_id),
             takeover_nodes=_nodes(env.get(ENV_TAKEOVER_NODES, "")),
             lease_ttl_ms=_number(env, ENV_LEASE_TTL_MS, 5000, "a lease time in ms", 500, 60_000),
+            reports_retention_days=_number(
+                env,
+                ENV_REPORTS_RETENTION_DAYS,
+                DEFAULT_REPORTS_RETENTION_DAYS,
+                "a number of days to keep reports",
+                1,
+                3660,
+            ),
             session_secret=secret.encode() if secret else None,
             # Without its own variable the order system posts back with the token it is called with.
             feedback_token=env.get(ENV_FEEDBACK_TOKEN) or env[config.order_system.token_env],

@@ -161,10 +161,11 @@ async def _read(redis_url: str, config: HotlineConfig, first: dt.date, last: dt.
     import redis.asyncio as aioredis
 
     from gateway.reports.store import ReportStore
+    from gateway.settings import DEFAULT_REPORTS_RETENTION_DAYS
 
     redis = aioredis.Redis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
     try:
-        store = ReportStore(redis, lambda: {})
+        store = ReportStore(redis, dict, retention_days=DEFAULT_REPORTS_RETENTION_DAYS)  # reads only
         return staffing(await store.cells(first, last), config)
     finally:
         await redis.aclose()

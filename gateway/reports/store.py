@@ -35,7 +35,6 @@ from gateway.reports.aggregate import Cell, call_cells, contribution, month_of
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_RETENTION_DAYS = 400  # a year of monthly rankings with the month before, plus a margin
 MAX_PENDING = 200_000  # records held while Redis is away (about 100 MB); older ones are dropped
 
 # KEYS[1]: the record's marker. ARGV: part, version, TTL (s), then for part 'call' the increments
@@ -122,7 +121,7 @@ class ReportStore:
         redis: aioredis.Redis,
         service_level_s: Callable[[], Mapping[str, int]],
         *,
-        retention_days: int = DEFAULT_RETENTION_DAYS,
+        retention_days: int,
         keys: ReportKeys | None = None,
     ) -> None:
         self._redis = redis
@@ -192,12 +191,9 @@ class ReportStore:
         return True
 
     async def run(self, interval_s: float = 1.0) -> None:
-        """Background task: flush every ``interval_s``, and once more when stopped."""
-        try:
-            while True:
-                await asyncio.sleep(interval_s)
-                await self.flush()
-        finally:
+        """Background task: flush every ``interval_s`` (the app flushes once more when it stops)."""
+        while True:
+            await asyncio.sleep(interval_s)
             await self.flush()
 
     async def apply_feedback(self, record_id: str, feedback: Resolution | FollowUp) -> None:
