@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.errors import GatewayError
 from gateway.queues.stats import CHINA_TZ
 from gateway.records.model import (
     CallRecord,
@@ -41,7 +42,18 @@ SLOTS_PER_DAY = 24 * 60 // SLOT_MIN
 SHORT_ABANDON_S = 5.0  # callers who hang up this fast never had a chance to be answered
 DEFAULT_SERVICE_LEVEL_S = 15
 ALL = "all"
-SCOPE_KINDS = ("queue", "line", "dept")
+MAX_RANGE_DAYS = 92  # a quarter: what one report reads at once
+
+
+class ReportRangeError(GatewayError):
+    code = "reports.range"
+
+
+def check_range(first: dt.date, last: dt.date) -> None:
+    if last < first:
+        raise ReportRangeError(f"the range ends ({last}) before it starts ({first})")
+    if (last - first).days + 1 > MAX_RANGE_DAYS:
+        raise ReportRangeError(f"at most {MAX_RANGE_DAYS} days at once; {first} .. {last} is longer")
 
 
 def local(moment: dt.datetime) -> dt.datetime:

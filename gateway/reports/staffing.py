@@ -19,8 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from redis.exceptions import RedisError
+
+from gateway.errors import GatewayError
 from gateway.merge.schema import DAYS, HotlineConfig, Queue
-from gateway.reports.aggregate import SLOT_MIN, Cell, local, slot_label
+from gateway.reports.aggregate import SLOT_MIN, Cell, check_range, local, slot_label
 from gateway.reports.erlang import seats_needed, service_level
 
 SLOT_S = SLOT_MIN * 60
@@ -109,6 +112,10 @@ def staffing(cells: Mapping[Cell, Counter[str]], config: HotlineConfig) -> list[
 # The subcommand.
 
 
+class StaffingError(GatewayError):
+    code = "reports.unreachable"
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     today = local(dt.datetime.now(dt.UTC)).date()
     parser.add_argument("--config", default=os.environ.get("HOTLINE_CONFIG", "hotline_merge.yaml"))
@@ -123,8 +130,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from gateway.merge.loader import load_config
 
+    check_range(args.first, args.last)
     config = load_config(Path(args.config))
-    rows = asyncio.run(_read(args.redis_url, config, args.first, args.last))
+    try:
+        rows = asyncio.run(_read(args.redis_url, config, args.first, args.last))
+    except (RedisError, OSError) as exc:
+        raise StaffingError(f"cannot read the report data from {args.redis_url}: {exc}") from None
     shown = [r for r in rows if args.all or r.understaffed]
     print(
         f"{args.first} .. {args.last} (北京时间): {len(rows)} intervals with calls, "

@@ -20,25 +20,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway.errors import GatewayError
 from gateway.merge.schema import HotlineConfig
 from gateway.reports.aggregate import ALL, SLOTS_PER_DAY, Cell, previous_month, slot_label
 from gateway.reports.staffing import SLOT_S, StaffingRow, on_duty
 
-MAX_RANGE_DAYS = 92
 Kind = Literal["text", "int", "rate", "seconds", "number"]
 Value = str | int | float | None
-
-
-class ReportRangeError(GatewayError):
-    code = "reports.range"
-
-
-def check_range(first: dt.date, last: dt.date) -> None:
-    if last < first:
-        raise ReportRangeError(f"the range ends ({last}) before it starts ({first})")
-    if (last - first).days + 1 > MAX_RANGE_DAYS:
-        raise ReportRangeError(f"at most {MAX_RANGE_DAYS} days at once; {first} .. {last} is longer")
 
 
 @dataclass(frozen=True)

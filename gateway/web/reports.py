@@ -23,16 +23,14 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway.merge.schema import HotlineConfig
-from gateway.reports.aggregate import ALL, local, month_of, previous_month
+from gateway.reports.aggregate import ALL, ReportRangeError, check_range, local, month_of, previous_month
 from gateway.reports.export import XLSX_TYPE, to_csv, to_xlsx
 from gateway.reports.staffing import staffing
 from gateway.reports.store import ReportStore
 from gateway.reports.tables import (
     RANKING_SORTS,
-    ReportRangeError,
     Roster,
     Table,
-    check_range,
     interval_table,
     ranking_table,
     scope_names,

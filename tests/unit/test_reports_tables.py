@@ -14,13 +14,11 @@ from openpyxl import load_workbook
 from gateway.merge.loader import load_config
 from gateway.merge.schema import HotlineConfig
 from gateway.records.model import CallRecord
-from gateway.reports.aggregate import ALL, Cell, contribution
+from gateway.reports.aggregate import ALL, Cell, ReportRangeError, check_range, contribution
 from gateway.reports.export import to_csv, to_xlsx
 from gateway.reports.staffing import format_rows, on_duty, staffing
 from gateway.reports.tables import (
-    ReportRangeError,
     Roster,
-    check_range,
     figures,
     interval_table,
     ranking_table,
