@@ -20,41 +20,18 @@ from gateway.cli import main
 from gateway.localredis import LocalRedis
 from gateway.merge.loader import load_config
 from gateway.merge.schema import HotlineConfig
-from gateway.records.feedback import FEEDBACK_PATH, FeedbackStore, feedback_routes
+from gateway.records.feedback import FEEDBACK_PATH
 from gateway.records.model import CallRecord, Stage, Survey, SurveyResult, revision_for
 from gateway.records.outbox import Outbox
 from gateway.records.spool import Spool
 from gateway.reports.store import ReportStore
-from gateway.web.auth import AUTH_KEY, Authenticator
-from gateway.web.dashboard import setup_dashboard
-from gateway.web.errors import error_middleware
-from gateway.web.live import LiveHub
-from gateway.web.reports import setup_reports
-from tests.browser.scene import SEAT_TOKEN, SUPERVISOR_TOKEN, TOKENS
+from tests.browser.scene import SEAT_TOKEN, SUPERVISOR_TOKEN
 from tests.conftest import ROOT
-from tests.support.report_calls import beijing, call
+from tests.support.report_calls import ORDER_TOKEN, beijing, call, reports_app
 
 Client = TestClient[web.Request, web.Application]
 BEARER = {"Authorization": f"Bearer {SUPERVISOR_TOKEN}"}
-ORDER_TOKEN = "order-feedback-token"
 RETENTION_DAYS = 30
-
-
-def reports_app(redis: aioredis.Redis, store: ReportStore, config: HotlineConfig) -> web.Application:
-    """What init_app mounts for reports, with nothing else of the gateway."""
-    app = web.Application(middlewares=[error_middleware])
-    app[AUTH_KEY] = Authenticator(TOKENS, session_secret=b"s" * 32)
-    setup_dashboard(app, LiveHub())
-    setup_reports(app, store, lambda: config)
-    app.add_routes(
-        feedback_routes(
-            FeedbackStore(redis),
-            "ORDER_TOKEN",
-            environ={"ORDER_TOKEN": ORDER_TOKEN},
-            on_feedback=store.apply_feedback,
-        )
-    )
-    return app
 
 
 @pytest.fixture(scope="module")

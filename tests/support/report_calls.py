@@ -1,11 +1,17 @@
-"""Final call records with known figures, for the reports' tests: one call from a few numbers."""
+"""For the reports' tests: final call records with known figures (one call from a few numbers), and
+an app that serves what the gateway mounts for reports and nothing else."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
 
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.merge.schema import HotlineConfig
 from gateway.queues.stats import CHINA_TZ
+from gateway.records.feedback import FeedbackStore, feedback_routes
 from gateway.records.model import (
     CallRecord,
     Disposition,
@@ -28,6 +34,15 @@ from gateway.records.model import (
     record_id_for,
     revision_for,
 )
+from gateway.reports.store import ReportStore
+from gateway.web.auth import AUTH_KEY, Authenticator
+from gateway.web.dashboard import setup_dashboard
+from gateway.web.errors import error_middleware
+from gateway.web.live import LiveHub
+from gateway.web.reports import setup_reports
+from tests.browser.scene import TOKENS
+
+ORDER_TOKEN = "order-feedback-token"
 
 
 def beijing(year: int, month: int, day: int, hour: int, minute: int, second: float = 0) -> dt.datetime:
@@ -132,3 +147,20 @@ def call(
             callback_number=None,
         ),
     )
+
+
+def reports_app(redis: aioredis.Redis, store: ReportStore, config: HotlineConfig) -> web.Application:
+    """What init_app mounts for reports, with nothing else of the gateway."""
+    app = web.Application(middlewares=[error_middleware])
+    app[AUTH_KEY] = Authenticator(TOKENS, session_secret=b"s" * 32)
+    setup_dashboard(app, LiveHub())
+    setup_reports(app, store, lambda: config)
+    app.add_routes(
+        feedback_routes(
+            FeedbackStore(redis),
+            "ORDER_TOKEN",
+            environ={"ORDER_TOKEN": ORDER_TOKEN},
+            on_feedback=store.apply_feedback,
+        )
+    )
+    return app
