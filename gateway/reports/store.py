@@ -4,13 +4,16 @@ Layout (prefix ``hotline:reports``):
 - ``:day:<yyyymmdd>`` one hash per local (Beijing) day, fields ``<slot>|<scope>|<counter>``;
 - ``:month:<yyyy-mm>`` one hash per local month, fields ``<scope>|<counter>`` (the same counts
   without the slot, so the monthly ranking reads one hash instead of a month of days);
-- ``:record:<record id>`` what each record added, so a newer revision (a late survey, a call
-  back's outcome, a backstop correction) replaces its old counts instead of adding to them, and
-  the order system's feedback lands in the call's cells whichever arrives first.
+- ``:record:<record id>:increments`` what each record added (kept ``REPLACE_DAYS``), so a newer
+  revision (a late survey, a call back's outcome, a backstop correction) replaces its old counts
+  instead of adding to them;
+- ``:record:<record id>`` the versions seen and where the call's feedback goes (kept
+  ``FEEDBACK_DAYS``), so the order system's feedback lands in the call's cells whichever of the
+  two arrives first.
 Every change runs one Lua script per record and part (``call``, ``resolution``, ``follow_up``):
 a part with the same or an older version than the stored one changes nothing, so a record seen
-twice (spool recovery, a second instance, a retried post) is counted once. Each key written gets
-the retention as its TTL again, so a bucket lives ``retention_days`` after its last change.
+twice (spool recovery, a second instance, a retried post) is counted once. Each bucket written
+gets the retention as its TTL again, so it lives ``retention_days`` after its last change.
 
 ``add`` is synchronous and never raises (it is the outbox's listener: a report must never cost a
 work order); ``flush`` sends what is pending and keeps it when Redis is away.
@@ -35,15 +38,27 @@ from gateway.reports.aggregate import Cell, call_cells, contribution, month_of
 
 log = structlog.get_logger(__name__)
 
+FLUSH_CHUNK = 500
 MAX_PENDING = 200_000  # records held while Redis is away (about 100 MB); older ones are dropped
 
-# KEYS[1]: the record's marker. ARGV: part, version, TTL (s), then for part 'call' the increments
-# [[key, field, n], ...] and the feedback targets [[key, field prefix], ...]; for the feedback
-# parts the counts [[counter, n], ...], added at the targets the call part stored.
+# Revisions of a record (late survey, call back outcome, backstop correction) come within hours;
+# the order system's feedback within weeks. What a record added is kept that long to be replaced
+# (a copy of the same revision later still counts nothing: the marker knows its version); where
+# its feedback goes, this long to be found.
+REPLACE_DAYS = 2
+FEEDBACK_DAYS = 62
+
+# KEYS: the record's marker (versions, feedback targets, feedback counts), the record's increments.
+# ARGV: part, version, bucket TTL, marker TTL, increments TTL (s), then for part 'call' the
+# increments [[key, field, n], ...] and the feedback targets [[key, field prefix], ...]; for the
+# feedback parts the counts [[counter, n], ...], added at the targets the call part stored.
+# Returns 1 applied, 0 not newer, -1 a newer revision after its record's increments expired.
 _APPLY_PART = """
-local marker, part, ttl = KEYS[1], ARGV[1], tonumber(ARGV[3])
+local marker, increments, part = KEYS[1], KEYS[2], ARGV[1]
 local current = redis.call('HGET', marker, part .. ':v')
 if current and tonumber(current) >= tonumber(ARGV[2]) then return 0 end
+local old_increments = redis.call('GET', increments)
+if part == 'call' and current and not old_increments then return -1 end
 local touched = {}
 local function add(key, field, n)
   redis.call('HINCRBY', key, field, n)
@@ -56,10 +71,8 @@ local function spread(targets, counts, sign)
 end
 local targets = cjson.decode(redis.call('HGET', marker, 'targets') or '[]')
 if part == 'call' then
-  for _, inc in ipairs(cjson.decode(redis.call('HGET', marker, 'call') or '[]')) do
-    add(inc[1], inc[2], -inc[3])
-  end
-  local moved = cjson.decode(ARGV[5])
+  for _, inc in ipairs(cjson.decode(old_increments or '[]')) do add(inc[1], inc[2], -inc[3]) end
+  local moved = cjson.decode(ARGV[7])
   for _, other in ipairs({'resolution', 'follow_up'}) do
     local counts = redis.call('HGET', marker, other)
     if counts then
@@ -68,17 +81,18 @@ if part == 'call' then
       spread(moved, counts, 1)
     end
   end
-  for _, inc in ipairs(cjson.decode(ARGV[4])) do add(inc[1], inc[2], inc[3]) end
-  redis.call('HSET', marker, 'call', ARGV[4], 'targets', ARGV[5])
+  for _, inc in ipairs(cjson.decode(ARGV[6])) do add(inc[1], inc[2], inc[3]) end
+  redis.call('SET', increments, ARGV[6], 'EX', ARGV[5])
+  redis.call('HSET', marker, 'targets', ARGV[7])
 else
   local old = redis.call('HGET', marker, part)
   if old then spread(targets, cjson.decode(old), -1) end
-  spread(targets, cjson.decode(ARGV[4]), 1)
-  redis.call('HSET', marker, part, ARGV[4])
+  spread(targets, cjson.decode(ARGV[6]), 1)
+  redis.call('HSET', marker, part, ARGV[6])
 end
 redis.call('HSET', marker, part .. ':v', ARGV[2])
-redis.call('EXPIRE', marker, ttl)
-for key in pairs(touched) do redis.call('EXPIRE', key, ttl) end
+redis.call('EXPIRE', marker, ARGV[4])
+for key in pairs(touched) do redis.call('EXPIRE', key, ARGV[3]) end
 return 1
 """
 
@@ -95,6 +109,9 @@ class ReportKeys:
 
     def record(self, record_id: str) -> str:
         return f"{self.prefix}:record:{record_id}"
+
+    def increments(self, record_id: str) -> str:
+        return f"{self.prefix}:record:{record_id}:increments"
 
 
 @dataclass(frozen=True)
@@ -175,19 +192,19 @@ class ReportStore:
         )
 
     async def flush(self) -> bool:
-        """Send what is pending; False (and everything kept) if Redis did not take it."""
-        if not self._pending:
-            return True
-        batch, self._pending = self._pending, {}
-        try:
-            await self._run(list(batch.values()))
-        except (RedisError, OSError) as exc:
-            for part in batch.values():
-                known = self._pending.get(part.record_id)
-                if known is None or known.version < part.version:
-                    self._pending[part.record_id] = part
-            log.warning("reports.flush_failed_kept", error=str(exc), pending=self.pending)
-            return False
+        """Send what is pending, ``FLUSH_CHUNK`` records a round trip; False (and what was not
+        sent kept) if Redis did not take it."""
+        batch, self._pending = list(self._pending.values()), {}
+        for start in range(0, len(batch), FLUSH_CHUNK):
+            try:
+                await self._run(batch[start : start + FLUSH_CHUNK])
+            except (RedisError, OSError) as exc:
+                for part in batch[start:]:
+                    known = self._pending.get(part.record_id)
+                    if known is None or known.version < part.version:
+                        self._pending[part.record_id] = part
+                log.warning("reports.flush_failed_kept", error=str(exc), pending=self.pending)
+                return False
         return True
 
     async def run(self, interval_s: float = 1.0) -> None:
@@ -204,15 +221,18 @@ class ReportStore:
         await self._run([_Part(record_id, feedback.kind, version, (counts,))])
 
     async def _run(self, parts: list[_Part]) -> None:
-        ttl = self.retention_days * 86_400
+        ttls = [self.retention_days * 86_400, FEEDBACK_DAYS * 86_400, REPLACE_DAYS * 86_400]
         async with self._redis.pipeline(transaction=False) as pipe:
             for part in parts:
                 await self._apply(
-                    keys=[self.keys.record(part.record_id)],
-                    args=[part.name, part.version, ttl, *part.args],
+                    keys=[self.keys.record(part.record_id), self.keys.increments(part.record_id)],
+                    args=[part.name, part.version, *ttls, *part.args],
                     client=pipe,
                 )
-            await pipe.execute()
+            results = await pipe.execute()
+        for part, result in zip(parts, results, strict=True):
+            if result == -1:
+                log.warning("reports.revision_too_late_kept_first_counts", record_id=part.record_id)
 
     async def cells(self, first: dt.date, last: dt.date) -> dict[Cell, Counter[str]]:
         """Every non-empty cell of the local days ``first`` to ``last`` (inclusive)."""

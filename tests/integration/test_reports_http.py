@@ -24,7 +24,7 @@ from gateway.records.feedback import FEEDBACK_PATH
 from gateway.records.model import CallRecord, Stage, Survey, SurveyResult, revision_for
 from gateway.records.outbox import Outbox
 from gateway.records.spool import Spool
-from gateway.reports.store import ReportStore
+from gateway.reports.store import FEEDBACK_DAYS, REPLACE_DAYS, ReportStore
 from tests.browser.scene import SEAT_TOKEN, SUPERVISOR_TOKEN
 from tests.conftest import ROOT
 from tests.support.report_calls import ORDER_TOKEN, beijing, call, reports_app
@@ -171,9 +171,17 @@ async def test_spooled_records_are_counted_when_recovered_and_buckets_expire(
     assert await store.flush()
     body = await report(client, **{"from": "2026-03-02", "to": "2026-03-02"})
     assert [(r["interval"], r["offered"]) for r in rows(body, "intervals")] == [("23:30-24:00", 1)]
-    for key in await redis_client.keys("hotline:reports:*"):
-        ttl = await redis_client.ttl(key)
-        assert RETENTION_DAYS * 86_400 - 60 < ttl <= RETENTION_DAYS * 86_400, key
+    keys = sorted(k.decode() for k in await redis_client.keys("hotline:reports:*"))
+    for key in keys:
+        days = REPLACE_DAYS if key.endswith(":increments") else FEEDBACK_DAYS if ":record:" in key else RETENTION_DAYS
+        assert days * 86_400 - 60 < await redis_client.ttl(key) <= days * 86_400, key
+    assert len(keys) == 4  # the day, the month, the record's marker and its increments
+    # Past REPLACE_DAYS a newer revision can no longer replace the counts: the first ones stay.
+    await redis_client.delete(store.keys.increments(record.record_id))
+    store.add([with_survey(record, SurveyResult.BASIC, 60)])
+    assert await store.flush()
+    assert await redis_client.hget(store.keys.month("2026-03"), "all|calls") == b"1"
+    assert await redis_client.hget(store.keys.month("2026-03"), "all|survey_basic") is None
 
 
 async def test_flush_keeps_what_redis_did_not_take(config: HotlineConfig) -> None:
