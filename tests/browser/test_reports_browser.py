@@ -97,7 +97,9 @@ async def test_the_reports_page_shows_a_day(
 
     # Export links carry the range; the workbook downloads.
     csv_link = await page.get_by_test_id("export-csv-intervals").get_attribute("href")
-    assert csv_link == "/api/reports/export?from=2026-03-02&to=2026-03-02&scope=all&format=csv&table=intervals"
+    assert (
+        csv_link == "/api/reports/export?from=2026-03-02&to=2026-03-02&scope=all&format=csv&table=intervals"
+    )
     xlsx = page.get_by_test_id("export-xlsx")
     async with page.expect_download() as download_info:
         await xlsx.click()

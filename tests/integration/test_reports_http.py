@@ -173,7 +173,13 @@ async def test_spooled_records_are_counted_when_recovered_and_buckets_expire(
     assert [(r["interval"], r["offered"]) for r in rows(body, "intervals")] == [("23:30-24:00", 1)]
     keys = sorted(k.decode() for k in await redis_client.keys("hotline:reports:*"))
     for key in keys:
-        days = REPLACE_DAYS if key.endswith(":increments") else FEEDBACK_DAYS if ":record:" in key else RETENTION_DAYS
+        days = (
+            REPLACE_DAYS
+            if key.endswith(":increments")
+            else FEEDBACK_DAYS
+            if ":record:" in key
+            else RETENTION_DAYS
+        )
         assert days * 86_400 - 60 < await redis_client.ttl(key) <= days * 86_400, key
     assert len(keys) == 4  # the day, the month, the record's marker and its increments
     # Past REPLACE_DAYS a newer revision can no longer replace the counts: the first ones stay.
