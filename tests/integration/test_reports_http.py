@@ -171,7 +171,9 @@ async def test_spooled_records_are_counted_when_recovered_and_buckets_expire(
     assert await store.flush()
     body = await report(client, **{"from": "2026-03-02", "to": "2026-03-02"})
     assert [(r["interval"], r["offered"]) for r in rows(body, "intervals")] == [("23:30-24:00", 1)]
-    keys = sorted(k.decode() for k in await redis_client.keys("hotline:reports:*"))
+    keys = sorted(
+        k.decode() if isinstance(k, bytes) else k for k in await redis_client.keys("hotline:reports:*")
+    )
     for key in keys:
         days = (
             REPLACE_DAYS
