@@ -1,7 +1,7 @@
 """Who controls which Asterisk node: a lease in Redis per node, renewed while its holder lives.
 
-``SET NX PX`` takes a free lease; renewing and releasing check the holder in a Lua script, so an
-instance never extends or drops a lease another instance took over. When the holder dies its
+Taking, renewing and releasing are Lua scripts that check the holder, so an instance never
+extends or drops a lease another instance took over. When the holder dies its
 lease expires within ``ttl_ms`` and a standby takes the node. While Redis is unreachable nobody
 can take anything over, so the holder keeps controlling its node (better than no controller);
 two controllers for a moment are harmless, because every call record is idempotent by key.
@@ -18,6 +18,19 @@ import redis.asyncio as aioredis
 LEASE_KEY = "hotline:lease:{node}"
 DEFAULT_TTL_MS = 5000
 
+# One script, so the lease cannot expire between "is it free?" and "is it mine?" (a holder that is
+# late to renew, e.g. on a busy machine, would otherwise see neither and give up its node).
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -46,14 +59,13 @@ class NodeLease:
         self.holder = holder
         self.ttl_ms = ttl_ms
         self.key = LEASE_KEY.format(node=node)
+        self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
 
     async def acquire(self) -> bool:
         """Take the lease if it is free (or already ours); renews it when ours."""
-        if await self.redis.set(self.key, self.holder, nx=True, px=self.ttl_ms):
-            return True
-        return await self.renew()
+        return bool(await self._acquire(keys=[self.key], args=[self.holder, self.ttl_ms]))
 
     async def renew(self) -> bool:
         return bool(await self._renew(keys=[self.key], args=[self.holder, self.ttl_ms]))

@@ -197,6 +197,9 @@ class Tracker:
         self._ended_memory = ended_memory
         self._outputs: list[Output] = []
         self._resync_entries: set[tuple[str, str]] = set()
+        # A resync's callers talking to a seat (Queue() bridged): bridge -> (queue, call, leg, joined).
+        self._resync_bridged: dict[str, tuple[str, Call, Leg, float]] = {}
+        self._resync_seat_legs: dict[str, tuple[str, float]] = {}  # bridge -> (seat leg, when rung)
         self._handlers: dict[str, _Handler] = {
             name: getattr(self, method) for name, method in _LIVE_HANDLERS.items()
         }
@@ -251,6 +254,8 @@ class Tracker:
         """Mark everything stale; what the snapshot does not confirm is gone at ``end_resync``."""
         self.stale = True
         self._resync_entries.clear()
+        self._resync_bridged.clear()
+        self._resync_seat_legs.clear()
         for call in self._groups.values():
             for leg in call.legs.values():
                 leg.seen_in_resync = False
@@ -271,6 +276,7 @@ class Tracker:
 
     def end_resync(self, now: float, wall: dt.datetime) -> None:
         """Close what vanished while the link was down: calls end as "ended during PBX outage"."""
+        self._resync_answered(now, wall)
         for call in list(self._groups.values()):
             for leg in [leg for leg in call.legs.values() if not leg.seen_in_resync]:
                 self._leg_gone(call, leg, now, wall, outage=True)
@@ -284,6 +290,34 @@ class Tracker:
                 del seat.memberships[queue]
             self._refresh_seat(seat, now, wall)
         self.stale = False
+
+    def _resync_answered(self, now: float, wall: dt.datetime) -> None:
+        """Callers already talking to a seat are queue visits answered before the snapshot.
+
+        QueueStatus lists only waiting callers: an answered one is a channel still in Queue()
+        sharing a bridge with a seat's AppQueue leg (trace 08). It was answered about when that
+        leg was created (rung); it joined at most its own channel's age ago.
+        """
+        for bridge, (queue, call, leg, joined) in self._resync_bridged.items():
+            if call.legs.get(leg.uniqueid) is not leg or any(
+                v.queue == queue and v.leg == leg.uniqueid for v in call.queues
+            ):
+                continue  # gone since, or known (live events, or an earlier session)
+            seat_leg, answered = self._resync_seat_legs.get(bridge, ("", now))
+            answered = max(joined, answered)
+            call.citizen = True
+            if leg.role is LegRole.OTHER:
+                self._mark_role(call, leg, LegRole.CALLER)
+            visit = QueueVisit(queue, leg.uniqueid, wall - dt.timedelta(seconds=now - joined), joined)
+            visit.left_mono, visit.left_at = answered, wall - dt.timedelta(seconds=now - answered)
+            call.queues.append(visit)
+            self._queue(queue).offered += 1
+            self._count_answered(visit, now, wall)
+            party = self._party_of_leg.get(seat_leg)
+            if party is not None and party.queue is None:
+                party.queue = queue
+        self._resync_bridged.clear()
+        self._resync_seat_legs.clear()
 
     # --- calls and legs ------------------------------------------------------------------------
 
@@ -799,18 +833,21 @@ class Tracker:
             (v for v in reversed(call.queues) if v.leg == via.uniqueid and v.queue == party.queue), None
         )
         if visit is not None and visit.result in (None, QueueResult.TIMEOUT):
-            self._leave_queue(visit, now, wall, QueueResult.ANSWERED)
-            visit.result = QueueResult.ANSWERED
-            figures = self._queue(visit.queue)
-            figures.answered += 1
-            wait = visit.wait_s(now)
-            figures.wait_answered_s += wait
-            if wait <= figures.service_level_s:
-                figures.answered_within_sl += 1
+            self._count_answered(visit, now, wall)
         handover = self._open_handover(call)
         if handover is not None and handover.mode is HandoverMode.BLIND and handover.target == party.queue:
             handover.outcome = HandoverOutcome.COMPLETED
         self._sync_clocks(call, now)
+
+    def _count_answered(self, visit: QueueVisit, now: float, wall: dt.datetime) -> None:
+        self._leave_queue(visit, now, wall, QueueResult.ANSWERED)
+        visit.result = QueueResult.ANSWERED
+        figures = self._queue(visit.queue)
+        figures.answered += 1
+        wait = visit.wait_s(now)
+        figures.wait_answered_s += wait
+        if wait <= figures.service_level_s:
+            figures.answered_within_sl += 1
 
     def _seat_answered(self, call: Call, party: Party, now: float, wall: dt.datetime) -> None:
         party.answered_at = wall
@@ -1120,6 +1157,12 @@ class Tracker:
         call, leg = found
         leg.seen_in_resync = True
         age = _duration_s(f.get("Duration") or f.get("Seconds"))
+        application = f.get("Application")
+        bridge = f.get("BridgeID") or f.get("BridgeId")  # Status / CoreShowChannel
+        if application == "Queue" and bridge and leg.role in (LegRole.CALLER, LegRole.OTHER):
+            queue = _valid((f.get("Data") or f.get("ApplicationData") or "").partition(",")[0], _QUEUE)
+            if queue is not None:
+                self._resync_bridged[bridge] = (queue, call, leg, now - age)
         if leg.role is LegRole.CALLER:
             self._caller_facts(call, f)
             if not call.parties and not call.queues:
@@ -1128,7 +1171,9 @@ class Tracker:
             name, _, value = assignment.partition("=")
             if name.lstrip("_") in _CALL_FIELDS:
                 self._set_field(call, name.lstrip("_"), value)
-        seat = self._seat_of_channel(leg.channel) if f.get("Application") == "AppQueue" else None
+        seat = self._seat_of_channel(leg.channel) if application == "AppQueue" else None
+        if seat is not None and bridge:
+            self._resync_seat_legs[bridge] = (leg.uniqueid, now - age)
         if seat is not None and leg.uniqueid not in self._party_of_leg:
             # A seat talking to a caller since before the outage: its talk time restarts from the leg's age.
             self._mark_role(call, leg, LegRole.SEAT)

@@ -6,7 +6,14 @@ a timer on this clock, so one knob decides how fast the whole PBX runs:
 - real mode: ``time_scale`` real seconds per simulated second (1.0 for the demo, 0.05 in tests);
   a single ``loop.call_at`` handle is armed for the earliest timer, however many calls are up;
 - manual mode: time stands still until a test calls ``advance``; conformance tests use it to
-  replay a recorded trace deterministically.
+  replay a recorded trace deterministically;
+- ``hold``/``resume`` stop real-mode time at a chosen moment (e.g. when a phone is dialled) and let
+  it go on later, so a test can act between two simulated moments however busy the machine is.
+
+A timer callback runs inside the event loop's callback handler, which logs and drops whatever it
+raises. The clock keeps running after an error, and a BaseException that is not an Exception (a
+pytest timeout's ``Failed``, raised by a signal handler in whatever frame is running) leaves the
+loop as SystemExit, the one kind the loop lets through, so the test fails instead of hanging on.
 
 Wall-clock values (Uniqueids, Timestamps) come from ``wall()``: the start epoch plus simulated time.
 """
@@ -51,11 +58,12 @@ class SimClock:
         self._armed: asyncio.TimerHandle | None = None
         self._armed_for = float("inf")
         self._running = False
+        self._held = False
         self._in_run = False  # timers added while running due ones are armed once, afterwards
 
     # -- time -------------------------------------------------------------------------------
     def now(self) -> float:
-        if self.manual or self._loop is None:
+        if self.manual or self._loop is None or self._held:
             return self._now
         return max(self._now, (self._loop.time() - self._origin) / self.time_scale)
 
@@ -93,6 +101,17 @@ class SimClock:
         if self._armed is not None:
             self._armed.cancel()
         self._armed, self._armed_for = None, float("inf")
+
+    def hold(self) -> None:
+        """Real mode: simulated time stands still (no timer fires) until ``resume``."""
+        self._now = self.now()
+        self._held = True
+        self.stop()
+
+    def resume(self) -> None:
+        if self._held:
+            self._held = False
+            self.start(self._loop)
 
     def advance(self, seconds: float) -> None:
         """Manual mode: run every timer due within ``seconds`` of simulated time, in order."""
@@ -134,6 +153,10 @@ class SimClock:
         self._in_run = True
         try:
             self._run_until(self.now())
+        except Exception:
+            raise  # logged by the loop; the finally below keeps the clock going
+        except BaseException as exc:
+            raise SystemExit(f"{exc!r} in a simulator timer") from exc
         finally:
             self._in_run = False
-        self._arm()
+            self._arm()

@@ -53,16 +53,21 @@ class TrafficStats:
 
 
 class TrafficGenerator:
-    """Poisson arrivals at ``rate`` calls per simulated second."""
+    """Poisson arrivals at ``rate`` calls per simulated second; ``limit`` arrivals at most.
+
+    A limit bounds the work a test asks of a busy machine: at a high time scale an unbounded
+    generator offers calls as fast as simulated time runs, however far behind the event loop is.
+    """
 
     def __init__(self, sim: Simulator, *, rate: float, seed: int | None = None,
-                 callers: CallerBehaviour | None = None) -> None:  # fmt: skip
+                 callers: CallerBehaviour | None = None, limit: int | None = None) -> None:  # fmt: skip
         if rate <= 0:
             raise ValueError("traffic rate must be positive")
         self.sim = sim
         self.rate = rate
         self.rng = random.Random(seed)
         self.callers = callers or CallerBehaviour()
+        self.limit = limit
         self.stats = TrafficStats()
         self._timer: Timer | None = None
         self._next_at = 0.0
@@ -111,6 +116,8 @@ class TrafficGenerator:
 
     def _arrival(self) -> None:
         self._schedule()
+        if self.limit is not None and self.stats.offered + self.stats.lost_while_down + 1 >= self.limit:
+            self.stop()  # this arrival is the last
         if self.stats.offered % 100 == 0:
             self.ended_calls()  # keeps the live map small on a long run
         if not self.sim.running:

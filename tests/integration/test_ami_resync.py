@@ -7,13 +7,18 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
+from pathlib import Path
+
+import redis.asyncio as aioredis
 
 from gateway.ami.client import AmiClient, AmiSettings
 from gateway.ami.protocol import Message
-from gateway.calls.model import DispositionKind, SeatState
+from gateway.calls.model import DispositionKind, QueueResult, SeatState
 from gateway.calls.resync import Resync, TrackerFeed
 from gateway.calls.tracker import CallEnded, Output, Tracker
+from gateway.localredis import LocalRedis
 from tests.integration.test_ami_client import replay_answer
+from tests.integration.test_transfers import open_stack
 from tests.support.ami_peer import AmiPeer
 
 
@@ -55,6 +60,10 @@ async def test_snapshot_rebuilds_and_closes_what_vanished_then_again_after_recon
                 assert tracker.calls["caller-s08-798895"].seat_ids == ["1001"]
                 assert tracker.calls["caller-s08b-798895"].caller_number == "13800000009"
                 assert len(tracker.queues["hotline-general"].waiting) == 1
+                # The call talking to 1001 is in no QueueEntry: answered in hotline-general all the same
+                # (offered: the ghost, the waiting caller and it).
+                general = tracker.queues["hotline-general"]
+                assert (general.offered, general.answered) == (3, 1)
                 assert tracker.seats["1001"].state is SeatState.ON_CALL
                 assert tracker.seats["1002"].paused_reason == "break"
 
@@ -97,3 +106,19 @@ async def test_periodic_resync_and_a_failed_snapshot_leaves_the_tracker_stale() 
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+async def test_a_gateway_started_during_a_call_with_a_seat_counts_it_answered_on_the_simulator(
+    redis_server: LocalRedis, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    """Defect 4 of issue 13 on the simulator: its Status answer is trace 08's (caller in Queue(),
+    bridged with the seat's AppQueue leg; no QueueEntry), so a new gateway counts the call answered."""
+    async with open_stack(redis_server, redis_client, tmp_path) as stack:
+        stack.dial_in("citizen-1")
+        await stack.talking("citizen-1", "1001")
+        await stack.restart_gateway()
+        call = stack.call("citizen-1")
+        assert [(v.queue, v.result) for v in call.queues] == [("hotline-general", QueueResult.ANSWERED)]
+        assert [(p.party, p.queue) for p in call.parties if p.active] == [("1001", "hotline-general")]
+        general = stack.gateway.tracker.queues["hotline-general"]
+        assert (general.offered, general.answered) == (1, 1)

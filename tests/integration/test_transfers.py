@@ -8,6 +8,9 @@ every leg with its own times and recordings.
 
 The simulator runs ``TIME_SCALE`` real seconds per simulated second and the transfer service's
 deadlines follow the simulator's clock, so a 5 s hand-over timeout takes a quarter of a second.
+A test that must act while a hand-over rings stops simulated time when the target is dialled
+(``Phones.hold_at``) and lets it go on (``resume``) right before its next step: it never races the
+timeout, however busy the machine.
 The tracker times legs in real seconds, so durations in records are scaled down; tests compare
 moments and orders, not lengths.
 """
@@ -30,13 +33,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import GATEWAY, Gateway, init_app
-from gateway.calls.model import Call, SeatState
+from gateway.calls.model import Call
 from gateway.demo import demo_environment
 from gateway.localredis import LocalRedis
 from gateway.records.outbox import OutboxKeys
 from gateway.settings import Settings
 from gateway.sim.channel import Channel
 from gateway.sim.cli import ServiceOptions, SimulatorService
+from gateway.sim.clock import SimClock
 from gateway.sim.pbx import OriginateRequest
 from gateway.sim.people import Endpoints, FarEnd
 from gateway.sim.server import Simulator
@@ -54,8 +58,13 @@ class Phones(Endpoints):
     """Seats answer after 1 s and stay on until hung up; trunk numbers do what ``script`` says."""
 
     script: dict[str, FarEnd] = field(default_factory=dict)
+    hold_at: set[str] = field(default_factory=set)  # dialling one of these stops simulated time
+    clock: SimClock | None = None
 
     def far_end(self, endpoint: str, rng: Any) -> FarEnd:
+        if endpoint in self.hold_at and self.clock is not None:
+            self.hold_at.clear()
+            self.clock.hold()
         return self.script.get(endpoint, FarEnd(1.0, True, None))
 
 
@@ -145,6 +154,11 @@ class Stack:
         """A seat's phone (PJSIP/<ext>) or a number reached through the trunk hangs up."""
         self.hang_up(lambda c: c.name.startswith("PJSIP/") and c.exten == endpoint, cause=cause)
 
+    def waiting(self, queue: str) -> list[str]:
+        """The legs waiting in ``queue`` as the gateway sees them."""
+        figures = self.gateway.tracker.queues.get(queue)
+        return list(figures.waiting) if figures is not None else []
+
     def call(self, call_id: str) -> Call:
         return self.gateway.tracker.calls[call_id]
 
@@ -158,8 +172,8 @@ class Stack:
     async def pause(self, seat: str, *, paused: bool = True) -> None:
         status, body = await self.api("POST", f"/api/agents/{seat}/{'pause' if paused else 'unpause'}")
         assert status == 200, body
-        await until_true(
-            lambda: (self.gateway.tracker.seats[seat].state is SeatState.PAUSED) == paused,
+        await until_true(  # a seat on a call stays on_call while paused: look at its queues
+            lambda: all(m.paused == paused for m in self.gateway.tracker.seats[seat].memberships.values()),
             f"seat {seat} {'paused' if paused else 'back'}",
         )
 
@@ -226,6 +240,7 @@ async def open_stack(
                        endpoints=phones),
         env,
     )  # fmt: skip
+    phones.clock = service.sim.clock
     await service.start()
     env.update({
         "HOTLINE_AMI_PORT": str(service.sim.port),
@@ -344,12 +359,14 @@ async def test_blind_nobody_answers_and_the_seat_is_gone_so_the_caller_heads_the
     await stack.pause("1002")
     stack.dial_in("citizen-1")
     await stack.talking("citizen-1", "1001")
-    transfer = await stack.transfer("citizen-1", "expert-market", "blind")
-    await stack.state_of(transfer["id"], "ringing")
-    await stack.pause("1001")  # the seat that handed over takes a break
+    await stack.pause("1001")  # the seat takes a break after this call
     stack.dial_in("citizen-2", caller="13900000002")  # waits in the general queue meanwhile
+    await until_true(lambda: stack.waiting("hotline-general") == ["citizen-2-2"], "citizen-2 waiting")
+    transfer = await stack.transfer("citizen-1", "expert-market", "blind")
     ended = await stack.state_of(transfer["id"], "timed_out")
     assert ended["outcome"] == "no_answer"  # experts were rung
+    # Sent back (a Redirect the gateway sends on the timeout) before a seat is free for anyone.
+    await until_true(lambda: "citizen-1-2" in stack.waiting("hotline-general"), "citizen-1 queued again")
     await stack.pause("1002", paused=False)
     # The returned caller is first in line: 1002's first call is citizen-1, though citizen-2 came earlier.
     await stack.talking("citizen-1", "1002")
@@ -383,10 +400,12 @@ async def test_one_key_transfer_to_110_and_the_police_leg_is_in_the_record(stack
 
 async def test_110_busy_fails_and_the_dialplan_gives_the_caller_back_to_the_seat(stack: Stack) -> None:
     stack.phones.script["110"] = FarEnd(30.0, False, None)
+    stack.phones.hold_at.add("110")
     stack.dial_in("citizen-1")
     await stack.talking("citizen-1", "1001")
     transfer = await stack.transfer("citizen-1", "110", "blind")
     await stack.state_of(transfer["id"], "ringing")
+    stack.sim.clock.resume()
     stack.phone_hangs_up("110", cause=17)  # 110's line rejects the call: user busy
     failed = await stack.state_of(transfer["id"], "failed")
     assert (failed["outcome"], failed["reason"]) == ("busy", "110 did not answer the hand-over (BUSY)")
@@ -569,6 +588,7 @@ async def test_seat_leaves_a_threeway_before_110_answers_and_110_is_busy_so_the_
     stack: Stack,
 ) -> None:
     stack.phones.script["110"] = FarEnd(30.0, False, None)
+    stack.phones.hold_at.add("110")
     await stack.pause("1002")
     stack.dial_in("citizen-1")
     await stack.talking("citizen-1", "1001")
@@ -578,6 +598,7 @@ async def test_seat_leaves_a_threeway_before_110_answers_and_110_is_busy_so_the_
     await until_true(lambda: not any(p.active for p in stack.call("citizen-1").parties), "the seat left")
     await stack.pause("1001")
     await stack.pause("1002", paused=False)
+    stack.sim.clock.resume()
     stack.phone_hangs_up("110", cause=17)
     failed = await stack.state_of(transfer["id"], "failed")
     assert failed["outcome"] == "busy"
@@ -630,9 +651,9 @@ async def test_requests_that_cannot_be_carried_out_get_stable_errors(stack: Stac
         ("citizen-1", {"mode": "blind"}, 400, "transfer.invalid_request"),
         ("citizen-1", {"target": "expert-hrss", "mode": "blind"}, 409, "transfer.no_seat"),
     ]
-    stack.dial_in("citizen-1")  # queued, not yet with a seat: both general seats are paused
     for seat in ("1001", "1002"):
         await stack.pause(seat)
+    stack.dial_in("citizen-1")  # queued, not yet with a seat: both general seats are paused
     await until_true(lambda: "citizen-1" in stack.gateway.tracker.calls, "the call is known")
     for call_id, body, status, code in cases:
         got, answer = await stack.api("POST", f"/api/calls/{call_id}/transfer", body)
@@ -649,11 +670,14 @@ async def test_requests_that_cannot_be_carried_out_get_stable_errors(stack: Stac
     for method in ("GET", "DELETE"):
         got, answer = await stack.api(method, "/api/transfers/tr-0000000000000000")
         assert (got, answer["error"]["code"]) == (404, "transfer.not_found")
+    stack.phones.hold_at.add("110")  # still under way when the complete request comes
     got, answer = await stack.api(
         "POST", "/api/calls/citizen-1/transfer", {"target": "110", "mode": "blind"}, role="admin"
     )
     assert got == 201
     got, answer = await stack.api("POST", f"/api/transfers/{answer['transfer']['id']}/complete")
+    stack.phones.hold_at.clear()
+    stack.sim.clock.resume()
     assert (got, answer["error"]["code"]) == (409, "transfer.not_completable")
 
 
@@ -661,6 +685,7 @@ async def test_another_instance_reads_the_transfer_from_redis_but_only_its_node_
     stack: Stack,
 ) -> None:
     stack.phones.script["110"] = FarEnd(30.0, False, None)
+    stack.phones.hold_at.add("110")  # it keeps ringing until the cancellation
     stack.dial_in("citizen-1")
     await stack.talking("citizen-1", "1001")
     transfer = await stack.transfer("citizen-1", "110", "blind")
@@ -682,6 +707,7 @@ async def test_another_instance_reads_the_transfer_from_redis_but_only_its_node_
 
         await until(mirrored_cancel, "the cancellation mirrored")
     finally:
+        stack.sim.clock.resume()
         await other.close()
     await stack.talking("citizen-1", "1001")  # a cancelled blind transfer gives the caller back
 

@@ -81,3 +81,55 @@ async def test_real_clock_scales_time() -> None:
     assert clock.now() >= 3.0
     with pytest.raises(RuntimeError):
         clock.advance(1.0)
+
+
+def test_an_error_in_a_timer_does_not_stop_the_clock_and_a_test_timeout_in_one_fails_the_test() -> None:
+    """pytest-timeout raises ``Failed`` (a BaseException) in whatever frame runs: inside a timer it
+    must leave the event loop, which only lets SystemExit and KeyboardInterrupt through."""
+    loop = asyncio.new_event_loop()
+    errors: list[object] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context.get("exception")))
+    clock = SimClock(time_scale=0.001)
+    fired: list[str] = []
+
+    def broken() -> None:
+        raise ValueError("bug in a timer")
+
+    def timed_out() -> None:
+        pytest.fail("Timeout >120.0s")
+
+    async def run() -> None:
+        clock.start()
+        clock.call_later(1.0, broken)
+        clock.call_later(2.0, fired.append, "after the error")
+        clock.call_later(3.0, timed_out)
+        await asyncio.sleep(60)
+
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            loop.run_until_complete(run())
+    finally:
+        clock.stop()
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+    assert fired == ["after the error"]
+    assert [type(e) for e in errors] == [ValueError]
+    assert isinstance(stopped.value.__cause__, pytest.fail.Exception)
+
+
+async def test_held_time_stands_still_until_resumed() -> None:
+    clock = SimClock(time_scale=0.001)
+    clock.start()
+    fired = asyncio.Event()
+    clock.call_later(1.0, fired.set)
+    clock.hold()
+    held_at = clock.now()
+    await asyncio.sleep(0.01)  # ten simulated seconds, were time running
+    assert clock.now() == held_at
+    assert not fired.is_set()
+    clock.resume()
+    await asyncio.wait_for(fired.wait(), 5)
+    assert clock.now() >= 1.0
+    clock.stop()

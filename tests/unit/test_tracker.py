@@ -436,6 +436,55 @@ def test_resync_rebuilds_from_snapshot_and_closes_what_vanished() -> None:
     assert flow.tracker.seats["1001"].state is SeatState.ON_CALL
 
 
+def test_resync_counts_a_caller_already_talking_to_a_seat_as_answered_in_its_queue() -> None:
+    """Defect 4 (issue 13): QueueStatus lists only waiting callers; a caller the gateway never saw
+    join, already bridged with a seat, is a channel in Queue() sharing a bridge with the seat's
+    AppQueue leg (trace 08's Status answer). It counts as offered and answered, once."""
+    flow = Flow()
+    flow.member("1001")
+    flow.at(500)
+
+    def resync() -> None:
+        flow.tracker.begin_resync()
+        rows = [
+            ("Local/12345@from-pstn-16;1", "old", "Wait", "60", "", "40"),
+            ("Local/12345@from-pstn-16;2", "old-2", "Queue", "hotline-general,tT,,,120", "b1", "40"),
+            ("PJSIP/1001-00000017", "old-3", "AppQueue", "(Outgoing Line)", "b1", "30"),
+        ]
+        flow.tracker.apply_snapshot(
+            [
+                Message([("Event", "Status"), ("Channel", channel), ("Uniqueid", uniqueid), ("Linkedid", "old"),
+                         ("Context", "from-pstn"), ("Exten", "12345"), ("Application", application),
+                         ("Data", data), ("BridgeID", bridge), ("Seconds", seconds)])
+                for channel, uniqueid, application, data, bridge, seconds in rows
+            ],
+            flow.now, T0,
+        )  # fmt: skip
+        flow.tracker.end_resync(flow.now, T0)
+
+    resync()
+    call = flow.tracker.calls["old"]
+    (visit,) = call.queues
+    assert (visit.queue, visit.leg, visit.result) == ("hotline-general", "old-2", QueueResult.ANSWERED)
+    assert visit.wait_s(500) == 10.0  # joined with its channel, answered when the seat was rung
+    (party,) = call.parties
+    assert (party.party, party.queue) == ("1001", "hotline-general")
+    figures = flow.tracker.queues["hotline-general"]
+    assert (figures.offered, figures.answered, figures.answered_within_sl) == (1, 1, 1)
+    assert not figures.waiting
+
+    flow.at(510)
+    resync()  # the next snapshot finds the same call: counted once
+    assert (figures.offered, figures.answered) == (1, 1)
+    flow.hangup("old", "old-3")
+    flow.hangup("old", "old-2")
+    flow.hangup("old", "old")
+    (ended,) = flow.ended()
+    assert ended.disposition is not None
+    assert ended.disposition.kind is DispositionKind.ANSWERED
+    assert [v.result for v in ended.queues] == [QueueResult.ANSWERED]
+
+
 def test_a_call_that_hangs_up_while_the_snapshot_is_collected_stays_ended() -> None:
     """Its Hangup events arrive after the Status answer, before the snapshot is applied (the resync
     still waits for QueueStatus): the snapshot, taken before, must not bring the call back."""
