@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, cast
 
 import structlog
 from redis.asyncio import Redis
@@ -145,7 +146,9 @@ class SuperviseService:
         }
         log.info("supervise.audit", **entry)
         try:
-            await self._redis.xadd(AUDIT_STREAM, {k: v for k, v in entry.items()}, maxlen=AUDIT_MAXLEN, approximate=True)
+            # redis-py's stubs want a dict keyed by its whole (invariant) union of field types.
+            fields = cast(dict[Any, Any], entry)
+            await self._redis.xadd(AUDIT_STREAM, fields, maxlen=AUDIT_MAXLEN, approximate=True)
         except (RedisError, OSError) as exc:
             log.error("supervise.audit_not_stored", error=str(exc), **entry)
         return entry
