@@ -241,6 +241,8 @@ def build_gateway(settings: Settings, redis: aioredis.Redis, holder: str) -> Gat
 
 
 def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
+    from gateway.supervise.http import setup_supervise
+    from gateway.supervise.service import SuperviseService
     from gateway.transfers.http import setup_transfers
     from gateway.web.api import setup_api
 
@@ -259,6 +261,8 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     )
     setup_api(app)
     setup_transfers(app)
+    supervise = SuperviseService(gateway.send, lambda call_id: gateway.tracker.calls.get(call_id), redis)
+    setup_supervise(app, supervise, settings.supervisor_extensions)
     setup_dashboard(app, gateway.hub)
     setup_reports(app, gateway.reports, lambda: gateway.config)
     token_env = settings.feedback_token_env

@@ -6,6 +6,7 @@ YAML names the variables. Missing secrets are reported together, naming each var
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ ENV_REPORTS_RETENTION_DAYS = "HOTLINE_REPORTS_RETENTION_DAYS"  # how long report
 # A year of monthly rankings, each beside the month before, plus a margin.
 DEFAULT_REPORTS_RETENTION_DAYS = 400
 ENV_DIALPLANS_DIR = "HOTLINE_DIALPLANS_DIR"  # where `render`/`reload` write what Asterisk reads
+# Each supervisor's own phone, for listen/whisper/barge: "<supervisor token>=<extension>,...".
+ENV_SUPERVISOR_EXTENSIONS = "HOTLINE_SUPERVISOR_EXTENSIONS"
 # API bearer tokens per role; several tokens per role are separated by commas.
 ENV_ROLE_TOKENS = {
     "supervisor": "HOTLINE_SUPERVISOR_TOKENS",
@@ -78,6 +81,8 @@ class Settings:
     feedback_token_env: str = ENV_FEEDBACK_TOKEN
     reports_retention_days: int = DEFAULT_REPORTS_RETENTION_DAYS
     role_tokens: dict[str, frozenset[str]] = field(default_factory=dict)
+    # token_id(supervisor token) -> the extension of their phone (the tokens themselves are not kept)
+    supervisor_extensions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(
@@ -125,6 +130,7 @@ class Settings:
                 role: frozenset(t.strip() for t in env.get(var, "").split(",") if t.strip())
                 for role, var in ENV_ROLE_TOKENS.items()
             },
+            supervisor_extensions=_extensions(env.get(ENV_SUPERVISOR_EXTENSIONS, "")),
         )
 
 
@@ -137,6 +143,23 @@ def _number(env: Mapping[str, str], name: str, default: int, what: str, low: int
     if not text.isdigit() or not low <= int(text) <= high:
         raise SettingsError(f"{name}={text!r} is not {what} ({low}-{high})")
     return int(text)
+
+
+def token_id(token: str) -> str:
+    """A stable, non-secret name for a token: who did something, without writing the token down."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def _extensions(text: str) -> dict[str, str]:
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        token, _, extension = item.rpartition("=")  # base64 tokens may end in "="; extensions are digits
+        if not token or not extension.isdigit() or len(extension) > 16:
+            raise SettingsError(
+                f"{ENV_SUPERVISOR_EXTENSIONS}: an item is not TOKEN=EXTENSION (digits), e.g. s3cret=8001"
+            )
+        out[token_id(token)] = extension
+    return out
 
 
 def _nodes(text: str) -> tuple[NodeAddress, ...]:

@@ -44,6 +44,14 @@ CALLBACK_DIAL_CONTEXT = "hotline-callback-dial"  # the citizen answered a callba
 OUTBOUND_CONTEXT = "hotline-outbound"
 THREEWAY_CONTEXT = "hotline-threeway"  # a three-way target, originated into the call's conference
 RETURN_CONTEXT = "hotline-return"  # a failed hand-over: back to the seat, else first in line
+SUPERVISOR_PHONE_CONTEXT = "hotline-supervisor-phone"  # Local/<ext>@...: rings a supervisor's phone
+SUPERVISE_CONTEXT = "hotline-supervise"  # listen / whisper / barge: ChanSpy on VAR_SPY_TARGET
+VAR_SPY_TARGET = "HOTLINE_SPY_TARGET"  # the seat's channel, set by the gateway's Originate only
+# ChanSpy options per mode: q no beep or name announced, E end when the seat's channel hangs up
+# (never move on to another channel), S end at once when it is already gone; w whisper to the
+# seat, B barge in on both sides. Listen sends nothing to the call.
+SUPERVISE_MODES = {"listen": "qES", "whisper": "qESw", "barge": "qESB"}
+SUPERVISOR_RING_S = 30
 HANDOVER_BASE = 7000  # handover extensions are digits: AMI Atxfer sends them as DTMF
 OUTBOUND_RING_S = 45  # how long a call out through the trunk (a callback) rings the citizen
 # Set by the gateway on the caller's channel before a blind hand-over: the seat to return to and
@@ -140,6 +148,7 @@ def _extensions(plan: RoutingPlan, config: HotlineConfig) -> str:
     parts.append(_handover(plan).text())
     parts.append(_threeway(plan).text())
     parts.append(_return(config).text())
+    parts.append(_supervise().text())
     parts.append(_seats(plan).text())
     parts.append(_priority_callers(plan).text())
     parts.append(_ended().text())
@@ -407,6 +416,25 @@ def _return(config: HotlineConfig) -> _Context:
         *_first_in_line(),
     )
     ctx.lines += callback.lines
+    return ctx
+
+
+def _supervise() -> _Context:
+    ctx = _Context(
+        SUPERVISE_CONTEXT,
+        "监听/耳语/强插: the gateway originates Local/<ext>@" + SUPERVISOR_PHONE_CONTEXT + " into here with "
+        f"{VAR_SPY_TARGET} = one channel name it checked. An empty target would spy on any channel: refused.",
+    )
+    for mode, options in SUPERVISE_MODES.items():
+        ctx.exten(
+            mode,
+            f'ExecIf($["${{{VAR_SPY_TARGET}}}" = ""]?Hangup())',
+            f"ChanSpy(${{{VAR_SPY_TARGET}}},{options})",
+            "Hangup()",
+        )
+    phone = _Context(SUPERVISOR_PHONE_CONTEXT, "A supervisor's own phone; no transfer features.")
+    phone.exten("_X.", f"Dial(PJSIP/${{EXTEN}},{SUPERVISOR_RING_S})", "Hangup()")
+    ctx.lines += phone.lines
     return ctx
 
 

@@ -19,6 +19,7 @@ from enum import StrEnum
 
 from aiohttp import web
 
+from gateway.settings import token_id
 from gateway.web.errors import HttpError
 
 SESSION_COOKIE = "hotline_session"
@@ -37,6 +38,7 @@ class Principal:
     role: Role
     via_session: bool  # authenticated by the dashboard cookie (then CSRF applies)
     csrf_token: str = ""
+    identity: str = ""  # token_id() of the token presented (directly or to log in): who, for audits
 
 
 class Authenticator:
@@ -53,9 +55,9 @@ class Authenticator:
                 found = role
         return found
 
-    def new_session(self, role: Role, now: float | None = None) -> str:
+    def new_session(self, role: Role, now: float | None = None, *, identity: str = "") -> str:
         expires = int((now or time.time()) + SESSION_SECONDS)
-        payload = f"{role.value}.{expires}.{secrets.token_urlsafe(12)}"
+        payload = f"{role.value}.{expires}.{secrets.token_urlsafe(12)}.{identity}"
         return f"{payload}.{self._sign(payload)}"
 
     def read_session(self, cookie: str, now: float | None = None) -> Principal | None:
@@ -63,12 +65,14 @@ class Authenticator:
         if not payload or not hmac.compare_digest(signature, self._sign(payload)):
             return None
         parts = payload.split(".")
-        if len(parts) != 3 or parts[0] not in set(Role) or not parts[1].isdigit():
+        if len(parts) != 4 or parts[0] not in set(Role) or not parts[1].isdigit():
             return None
-        role_text, expires, _nonce = parts
+        role_text, expires, _nonce, identity = parts
         if int(expires) < (now or time.time()):
             return None
-        return Principal(Role(role_text), via_session=True, csrf_token=self.csrf_token(cookie))
+        return Principal(
+            Role(role_text), via_session=True, csrf_token=self.csrf_token(cookie), identity=identity
+        )
 
     def csrf_token(self, cookie: str) -> str:
         return self._sign("csrf:" + cookie)
@@ -76,10 +80,11 @@ class Authenticator:
     def authenticate(self, request: web.Request) -> Principal:
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            role = self.role_of_token(header.removeprefix("Bearer ").strip())
+            token = header.removeprefix("Bearer ").strip()
+            role = self.role_of_token(token)
             if role is None:
                 raise HttpError(401, "auth.invalid_token", "the bearer token is not valid")
-            return Principal(role, via_session=False)
+            return Principal(role, via_session=False, identity=token_id(token))
         cookie = request.cookies.get(SESSION_COOKIE)
         principal = self.read_session(cookie) if cookie else None
         if principal is None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.settings import token_id
 from gateway.web.auth import AUTH_KEY, SESSION_COOKIE, SESSION_SECONDS, Role, require
 from gateway.web.errors import HttpError
 from gateway.web.live import LIVE_HUB, LiveHub
@@ -118,8 +119,9 @@ async def _login(request: web.Request) -> web.Response:
     if not _same_origin(request):
         raise HttpError(403, "auth.origin", "log in from this server's own /login page")
     form = await request.post()
-    token = form.get("token")
-    role = request.app[AUTH_KEY].role_of_token(token.strip()) if isinstance(token, str) else None
+    field = form.get("token")
+    token = field.strip() if isinstance(field, str) else ""
+    role = request.app[AUTH_KEY].role_of_token(token) if token else None
     if role is None:
         return _page(request, "login.html", status=401, error=LOGIN_ERRORS["invalid"])
     if role not in {*PAGE_ROLES, Role.ADMIN}:
@@ -127,7 +129,7 @@ async def _login(request: web.Request) -> web.Response:
     response = web.Response(status=303, headers={"Location": "/dashboard"})
     response.set_cookie(
         SESSION_COOKIE,
-        request.app[AUTH_KEY].new_session(role),
+        request.app[AUTH_KEY].new_session(role, identity=token_id(token)),
         max_age=SESSION_SECONDS,
         path="/",
         httponly=True,

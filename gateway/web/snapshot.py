@@ -50,6 +50,7 @@ class SeatView:
     since_s: float  # time in the current state
     calls_taken: int
     queues: list[str]
+    call_id: str = ""  # the call the seat is talking on (what a supervisor listens to), if any
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ def build_snapshot(
             since_s=round(seat.time_in_state(now), 1),
             calls_taken=seat.calls_taken,
             queues=sorted(seat.memberships),
+            call_id=min(seat.active_calls, default=""),
         )
         for seat in sorted(tracker.seats.values(), key=lambda s: s.seat_id)
     ]

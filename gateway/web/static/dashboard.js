@@ -9,6 +9,8 @@ const MODE_LABELS = { hotline: "主号", merged: "已并入", parallel: "双号�
 const STATE_LABELS = {
   logged_out: "未签入", ready: "空闲", ringing: "振铃", on_call: "通话", wrap_up: "话后", paused: "小休",
 };
+// Listen / whisper / barge on a seat's live call: the gateway rings the supervisor's own phone.
+const SUPERVISE_MODES = { listen: "监听", whisper: "耳语", barge: "强插" };
 const SILENT_STREAM_MS = 20000; // the server pings every 15 s; silence beyond this means a dead stream
 const PAUSED_SHOWN = 4; // per queue card
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -225,7 +227,15 @@ function renderSeats(seats) {
       since.dataset.testid = "since";
       const calls = el("span", "calls");
       calls.dataset.testid = "calls";
-      tile.append(head, state, since, el("span", "reason"), calls);
+      const actions = el("div", "supervise");
+      for (const [mode, label] of Object.entries(SUPERVISE_MODES)) {
+        const button = el("button", null, label);
+        button.type = "button";
+        button.dataset.testid = `supervise-${mode}`;
+        button.addEventListener("click", () => supervise(tile.dataset.callId, mode, actions));
+        actions.append(button);
+      }
+      tile.append(head, state, since, el("span", "reason"), calls, actions);
       return tile;
     },
     (tile, s) => {
@@ -235,8 +245,25 @@ function renderSeats(seats) {
       setTicker(byTestId(tile, "since"), s.since_s, true);
       tile.querySelector(".reason").textContent = s.state === "paused" ? s.reason : "";
       setText(tile, "calls", `接听 ${count(s.calls_taken)}`);
+      tile.dataset.callId = s.call_id || "";
+      tile.querySelector(".supervise").hidden = !(s.state === "on_call" && s.call_id);
     },
   );
+}
+
+async function supervise(callId, mode, actions) {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const response = await fetch(`/api/calls/${encodeURIComponent(callId)}/supervise`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    credentials: "same-origin",
+    body: JSON.stringify({ mode }),
+  });
+  const body = await response.json().catch(() => ({}));
+  actions.title = response.ok
+    ? `${SUPERVISE_MODES[mode]}: 正在呼叫您的电话`
+    : (body.error && body.error.message) || `HTTP ${response.status}`;
+  actions.dataset.result = response.ok ? "ringing" : "refused";
 }
 
 function renderLines(lines) {

@@ -1,0 +1,74 @@
+"""Listen / whisper / barge pieces without I/O: the dialplan, the spy target check, who has a phone."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.dialplan.render import render
+from gateway.merge.loader import load_config
+from gateway.settings import Settings, SettingsError, token_id
+from gateway.supervise.service import SPY_TARGET, Mode, supervisor_extension
+from gateway.web.auth import Authenticator, Role
+from tests.conftest import ROOT
+
+
+def test_the_renderer_emits_one_chanspy_extension_per_mode_with_the_target_as_a_variable() -> None:
+    text = render(load_config(ROOT / "hotline_merge.yaml"))["extensions.conf"]
+    context = text.split("[hotline-supervise]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    guard = 'ExecIf($["${HOTLINE_SPY_TARGET}" = ""]?Hangup())'
+    assert context == [
+        f"exten => listen,1,{guard}", " same => n,ChanSpy(${HOTLINE_SPY_TARGET},qES)", " same => n,Hangup()",
+        f"exten => whisper,1,{guard}", " same => n,ChanSpy(${HOTLINE_SPY_TARGET},qESw)", " same => n,Hangup()",
+        f"exten => barge,1,{guard}", " same => n,ChanSpy(${HOTLINE_SPY_TARGET},qESB)", " same => n,Hangup()",
+    ]  # fmt: skip
+    assert "[hotline-supervisor-phone]\nexten => _X.,1,Dial(PJSIP/${EXTEN},30)\n" in text
+    assert {m.value for m in Mode} == {"listen", "whisper", "barge"}
+
+
+@pytest.mark.parametrize(
+    "channel",
+    ["Local/1001@agents-0000001a;1", "PJSIP/1001-0000002f", "Local/7001@hotline-handover-000000ab;2"],
+)
+def test_a_spy_target_is_one_whole_channel_name(channel: str) -> None:
+    assert SPY_TARGET.fullmatch(channel)
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [
+        "",  # ChanSpy with no prefix spies on any channel
+        "Local/1001@agents",  # a prefix of every call of that seat
+        "PJSIP/",
+        "Local/1001@agents-0000001a;1,qEw",  # would add options
+        "Local/1001@agents-0000001a;1)",
+        "Local/1001@agents-0000001a;1\r\nAction: Hangup",
+        "PJSIP/1001-0000002f${EVIL}",
+    ],
+)
+def test_anything_else_is_refused_as_a_spy_target(channel: str) -> None:
+    assert not SPY_TARGET.fullmatch(channel)
+
+
+def test_supervisor_phones_come_from_the_environment_by_token(tmp_path: object) -> None:
+    env = {
+        "HOTLINE_AMI_SECRET": "a", "HOTLINE_ORDER_TOKEN": "o", "HOTLINE_SUPERVISOR_TOKENS": "sup-a,sup-b==",
+        "HOTLINE_SUPERVISOR_EXTENSIONS": "sup-a=8001, sup-b===8002",
+    }  # fmt: skip
+    settings = Settings.from_env(env, config_path=ROOT / "hotline_merge.yaml")
+    assert settings.supervisor_extensions == {token_id("sup-a"): "8001", token_id("sup-b=="): "8002"}
+    assert "sup-a" not in repr(settings.supervisor_extensions)
+    assert supervisor_extension(settings.supervisor_extensions, token_id("sup-b==")) == "8002"
+    assert supervisor_extension(settings.supervisor_extensions, "") is None
+    with pytest.raises(SettingsError, match="HOTLINE_SUPERVISOR_EXTENSIONS"):
+        Settings.from_env(
+            {**env, "HOTLINE_SUPERVISOR_EXTENSIONS": "sup-a=phone"}, config_path=ROOT / "hotline_merge.yaml"
+        )
+
+
+def test_a_dashboard_session_remembers_which_token_logged_in() -> None:
+    auth = Authenticator({"supervisor": frozenset({"sup-a"})}, session_secret=b"k" * 32)
+    principal = auth.read_session(
+        auth.new_session(Role.SUPERVISOR, now=1000.0, identity=token_id("sup-a")), now=1001.0
+    )
+    assert principal is not None
+    assert principal.identity == token_id("sup-a")
