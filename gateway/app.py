@@ -147,6 +147,7 @@ class Gateway:
         own = build_snapshot(
             tracker=self.tracker,
             plan=self.plan,
+            config=self.config,
             book=self.book,
             link=self.link(),
             now=time.monotonic(),

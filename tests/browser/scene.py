@@ -25,7 +25,17 @@ from gateway.web.auth import AUTH_KEY, Authenticator
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware
 from gateway.web.live import LiveHub
-from gateway.web.snapshot import ChartPoint, LineView, LinkView, QueueView, SeatCounts, SeatView, Snapshot
+from gateway.web.snapshot import (
+    ChartPoint,
+    LineView,
+    LinkView,
+    QueueView,
+    SeatCounts,
+    SeatView,
+    Snapshot,
+    overall_targets,
+    queue_targets,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPERVISOR_TOKEN = "sup-7c1e"
@@ -86,6 +96,7 @@ class Floor:
                 )
                 for at, rates in self.book.series(ALL, self.now, CHART_HOURS, CHART_STEP_S)
             ],
+            targets=overall_targets(self.config),
         )
 
     def _overall(self) -> dict[str, Rates]:
@@ -114,6 +125,7 @@ class Floor:
             service_level_s=queue.service_level_s,
             seats=counts,
             rates=self.book.rates(f"queue:{name}", self.now),
+            targets=queue_targets(queue),
         )
 
     def _lines(self) -> list[tuple[str, str, str]]:
