@@ -31,7 +31,7 @@ import aiohttp
 from gateway.demo import demo_environment
 from gateway.localredis import LocalRedis, free_port
 from gateway.merge.loader import load_config
-from gateway.records.sink import OrderSink
+from gateway.ordersink.sink import OrderSink
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "hotline_merge.yaml"

@@ -1,6 +1,6 @@
 """System faults under traffic: records lost, duplicated, and the time to recover, per fault.
 
-The faults and the accounting of the fault suite (``tests/reliability/system.py``), run longer:
+The faults and the accounting of the fault suite (``bench/harness/system.py``), run longer:
 gateway kill -9 (restarted 1 s later, as a supervisor would), simulator (Asterisk) restart, Redis
 killed and back after 10 s, the order system down for a full 60 s, AMI stalled for 10 s (past the
 gateway's watchdog), one of two dispatcher processes killed -9. Each fault runs on a fresh stack
@@ -20,9 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared fault harness lives in tests/
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1])
+)  # bench.harness: the fault harness the tests share
 
-from tests.reliability.system import BENCH, FAULTS, FaultResult, Timing, run_fault, summary, table
+from bench.harness.system import BENCH, FAULTS, FaultResult, Timing, run_fault, summary, table
 
 
 async def _run(timing: Timing, only: str | None) -> list[FaultResult]:

@@ -26,9 +26,9 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from gateway.localredis import LocalRedis, free_port
+from gateway.ordersink.examples import answered_call
 from gateway.records.client import OrderSystemClient
 from gateway.records.dispatcher import Dispatcher
-from gateway.records.examples import answered_call
 from gateway.records.model import CallRecord
 from gateway.records.outbox import Outbox, backlog
 from gateway.records.spool import Spool

@@ -71,7 +71,7 @@ async def run(
     rate: float, seconds: float, seats: int, *, with_client: bool, all_events: bool = False
 ) -> Result:
     config = load_config(ROOT / "hotline_merge.yaml")
-    from gateway.ami.safety import TRACKED_EVENTS
+    from gateway.contract import TRACKED_EVENTS
 
     per_queue = max(1, -(-seats // len(config.queues)))
     plan = plan_from_config(config, seats_per_queue=per_queue, prompts=ROOT / "recordings" / "prompts",

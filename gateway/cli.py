@@ -18,7 +18,7 @@ from gateway.errors import GatewayError
 COMMANDS: dict[str, str] = {
     "check": "gateway.merge.check",
     "demo": "gateway.demo",
-    "order-sink": "gateway.records.sink",
+    "order-sink": "gateway.ordersink.sink",
     "render": "gateway.dialplan.cli",
     "prompts": "gateway.dialplan.prompts",
     "simulate": "gateway.sim.cli",

@@ -25,7 +25,7 @@ from gateway.app import init_app
 from gateway.localredis import LocalRedis, free_port
 from gateway.logging import configure_logging
 from gateway.merge.loader import load_config
-from gateway.records.sink import FeedbackPoster, OrderSink
+from gateway.ordersink.sink import FeedbackPoster, OrderSink
 from gateway.settings import ENV_FEEDBACK_TOKEN, ENV_REDIS_URL, Settings
 from gateway.sim.cli import ServiceOptions, SimulatorService
 

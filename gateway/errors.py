@@ -1,7 +1,8 @@
 """One error base for the whole gateway, with stable codes.
 
 Codes are part of the API contract (clients match on them); messages are for people and say what
-to fix. Mapping to HTTP statuses lives in gateway.web, not here.
+to fix; details name the things concerned, for programs. Mapping to HTTP statuses lives in
+gateway.web, not here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ class GatewayError(Exception):
 
     code = "gateway.error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, **details: str) -> None:
         super().__init__(message)
         self.message = message
+        self.details = details

@@ -15,7 +15,8 @@ import uuid
 
 import redis.asyncio as aioredis
 
-LEASE_KEY = "hotline:lease:{node}"
+from gateway import keys
+
 DEFAULT_TTL_MS = 5000
 
 # One script, so the lease cannot expire between "is it free?" and "is it mine?" (a holder that is
@@ -58,7 +59,7 @@ class NodeLease:
         self.node = node
         self.holder = holder
         self.ttl_ms = ttl_ms
-        self.key = LEASE_KEY.format(node=node)
+        self.key = keys.lease(node)
         self._acquire = redis.register_script(_ACQUIRE)
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)

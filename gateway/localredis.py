@@ -8,6 +8,7 @@ Redis is a managed service named by HOTLINE_REDIS_URL.
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import socket
 import subprocess
@@ -23,11 +24,32 @@ class LocalRedisError(GatewayError):
     code = "redis.local"
 
 
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
+    """A loopback port that is free now, for a server another process will bind.
+
+    Chosen below the kernel's ephemeral range: a port the kernel hands out for port 0 is also
+    what it hands the next outgoing connection, which then holds it by the time the child
+    process binds (seen as "address already in use" on a busy machine)."""
+    floor = _ephemeral_floor()
+    for _ in range(100):
+        port = random.randrange(max(1024, floor - 12_000), floor)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        fallback: int = sock.getsockname()[1]
+        return fallback
 
 
 class LocalRedis:

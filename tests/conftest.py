@@ -1,4 +1,4 @@
-"""Shared fixtures: a real redis-server per test session, flushed per test."""
+"""Shared fixtures: a real redis-server per test session, flushed per test; the reference order system."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway.localredis import LocalRedis
+from gateway.ordersink.sink import OrderSink
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TRACES = FIXTURES / "ami-traces"
+SINK_TOKEN = "sink-test-token"
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +29,10 @@ async def redis_client(redis_server: LocalRedis) -> AsyncIterator[aioredis.Redis
     await client.flushall()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def sink(tmp_path: Path) -> AsyncIterator[OrderSink]:
+    """The reference order system on loopback, accepting ``SINK_TOKEN``."""
+    async with OrderSink(tmp_path / "orders.sqlite3", SINK_TOKEN) as running:
+        yield running

@@ -24,13 +24,7 @@ from dataclasses import dataclass
 
 from gateway.ami.errors import UnsafeValueError
 from gateway.ami.protocol import UnsafeHeaderError, check_header
-from gateway.calls.tracker import HANDLED_EVENTS
-
-# Events the client itself needs on every session, besides those the tracker consumes.
-CLIENT_EVENTS = frozenset({"FullyBooted", "Shutdown"})
-# What a least-privilege manager.conf eventfilter must let through (list items answering an
-# action, e.g. QueueStatus's QueueMember, are not filtered and need no entry).
-TRACKED_EVENTS: frozenset[str] = HANDLED_EVENTS | CLIENT_EVENTS
+from gateway.vocabulary import QUEUE_RE
 
 _TECH = r"(?:PJSIP|SIP|IAX2|DAHDI|Local)"
 _RESOURCE = r"[A-Za-z0-9_.+@\-]{1,80}"
@@ -41,7 +35,7 @@ CONTEXT = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 EXTEN = re.compile(r"[A-Za-z0-9_*#+\-]{1,32}")
 DTMF_EXTEN = re.compile(r"[0-9*#]{1,32}")
 VARIABLE = re.compile(r"_{0,2}[A-Za-z][A-Za-z0-9_]{0,63}")
-QUEUE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+QUEUE = QUEUE_RE  # as the PBX may report it
 EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 MODULE = re.compile(r"[a-z0-9_]{1,64}(?:\.so)?")  # a module file, or a built-in such as "manager"
 CHANNEL_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
@@ -113,7 +107,7 @@ def _interface(b: _Builder, value: str) -> _Builder:
 
 
 def _queue(b: _Builder, value: str) -> _Builder:
-    return b.token("Queue", value, QUEUE, "a queue name (letters, digits, - and _)")
+    return b.token("Queue", value, QUEUE, "a queue name (letters, digits, ., - and _)")
 
 
 def _target(b: _Builder, context: str, exten: str, prefix: str = "") -> _Builder:

@@ -18,6 +18,15 @@ import re
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
+from gateway.vocabulary import (
+    DispositionKind,
+    HandoverMode,
+    HandoverOutcome,
+    PartyKind,
+    QueueResult,
+    TargetKind,
+)
+
 
 class Stopwatch:
     """A duration that runs while a condition holds; ``run(cond, now)`` is idempotent."""
@@ -49,50 +58,6 @@ class LegRole(StrEnum):
     CONSULT = "consult"  # a seat's consultation call during an attended transfer
     EXTERNAL = "external"  # a channel to an outside number (110, a department)
     OTHER = "other"
-
-
-class PartyKind(StrEnum):
-    SEAT = "seat"
-    EXTERNAL = "external"
-
-
-class QueueResult(StrEnum):
-    ANSWERED = "answered"
-    ABANDONED = "abandoned"
-    OVERFLOWED = "overflowed"  # left without answer and joined another queue
-    TIMEOUT = "timeout"  # left without answer (queue timeout, exit key, redirected away)
-    CALLBACK_REQUESTED = "callback_requested"
-    PBX_OUTAGE = "pbx_outage"
-
-
-class HandoverMode(StrEnum):
-    BLIND = "blind"  # Redirect or BlindTransfer of the caller
-    ATTENDED = "attended"  # the seat consulted the target first (Atxfer)
-    THREEWAY = "threeway"  # caller, seat and target in one conference
-
-
-class TargetKind(StrEnum):
-    SEAT = "seat"
-    QUEUE = "queue"
-    EMERGENCY = "emergency"
-    EXTERNAL = "external"
-
-
-class HandoverOutcome(StrEnum):
-    PENDING = "pending"
-    COMPLETED = "completed"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    CANCELLED = "cancelled"
-    FAILED = "failed"
-
-
-class DispositionKind(StrEnum):
-    ANSWERED = "answered"
-    ABANDONED = "abandoned"
-    CALLBACK_REQUESTED = "callback_requested"
-    EMERGENCY_HANDOVER = "emergency_handover"
-    PBX_OUTAGE = "pbx_outage"
 
 
 class SeatState(StrEnum):

@@ -32,7 +32,8 @@ from gateway.ami import safety
 from gateway.ami.client import AmiClient, ConnectionState
 from gateway.ami.errors import AmiError
 from gateway.ami.protocol import Message
-from gateway.calls.tracker import CALL_VARIABLES, Output, Tracker
+from gateway.calls.tracker import Output, Tracker
+from gateway.contract import CALL_VARIABLES
 
 log = structlog.get_logger(__name__)
 
@@ -68,8 +69,7 @@ class TrackerFeed:
         self.sink(output)
 
     def __call__(self, event: Message) -> None:
-        self.tracker.apply(event, self.clock(), self.wallclock())
-        for output in self.tracker.drain():
+        for output in self.tracker.apply(event, self.clock(), self.wallclock()):
             self.emit(output)
 
 
@@ -116,9 +116,8 @@ class Resync:
         channels = await self.client.send(safety.status(variables=CALL_VARIABLES))
         queues = await self.client.send(safety.queue_status())
         now, wall = self.feed.clock(), self.feed.wallclock()
-        tracker.apply_snapshot((*channels.events, *queues.events), now, wall)
-        tracker.end_resync(now, wall)
-        for output in tracker.drain():
+        outputs = tracker.apply_snapshot((*channels.events, *queues.events), now, wall)
+        for output in [*outputs, *tracker.end_resync(now, wall)]:
             self.feed.emit(output)
         self.completed += 1
         self.last_completed_at = wall

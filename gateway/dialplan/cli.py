@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 2
-    from gateway.ami.safety import TRACKED_EVENTS
+    from gateway.contract import TRACKED_EVENTS
 
     changes = swap_in(render(config, tracked_events=TRACKED_EVENTS), Path(args.out))
     for change in changes:

@@ -22,8 +22,9 @@ from pathlib import Path
 from gateway.ami import safety
 from gateway.ami.client import AmiClient, AmiSettings
 from gateway.ami.errors import AmiError
+from gateway.contract import ADMIN_USER_WRITE
 from gateway.dialplan.deploy import FileChange, swap_in
-from gateway.dialplan.render import ADMIN_USER_WRITE, render
+from gateway.dialplan.render import render
 from gateway.dialplan.routing import build_routing
 from gateway.errors import GatewayError
 from gateway.merge.check import report as report_problems
@@ -130,7 +131,7 @@ def admin_settings(settings: Settings) -> AmiSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gateway.ami.safety import TRACKED_EVENTS
+    from gateway.contract import TRACKED_EVENTS
 
     try:
         settings = Settings.from_env(config_path=args.config)

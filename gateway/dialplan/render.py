@@ -14,20 +14,46 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from gateway.dialplan import events
-from gateway.dialplan.routing import (
+from gateway.contract import (
+    ADMIN_USER_WRITE,
+    CALLBACK_CONTEXT,
+    CALLBACK_DIAL_CONTEXT,
+    CONF_CONTEXT,
+    CONTROLLER_USER_READ,
+    CONTROLLER_USER_WRITE,
+    ENDED_CONTEXT,
+    ENDED_FAMILY,
+    ENDED_KEEP_DAYS,
+    ENDED_LOG_FIELDS,
+    ENDED_LOG_VERSION,
+    HANDOVER_CONTEXT,
     INBOUND_CONTEXT,
+    OUTBOUND_CONTEXT,
+    OUTBOUND_RING_S,
+    RETURN_CONTEXT,
     SEATS_CONTEXT,
+    SUPERVISE_CONTEXT,
+    SUPERVISE_MODES,
+    SUPERVISOR_PHONE_CONTEXT,
+    SUPERVISOR_RING_S,
+    THREEWAY_CONTEXT,
     VAR_CATEGORY,
     VAR_DEPARTMENT,
+    VAR_HANDOVER_TIMEOUT,
+    VAR_JOIN_CALL,
     VAR_LEGACY_LINE,
     VAR_LINE_PRIORITY,
     VAR_MERGE_MODE,
-    RoutePlan,
-    RoutingPlan,
-    build_routing,
-    prompt_name,
+    VAR_QUEUE,
+    VAR_RECORDING,
+    VAR_RETURN_SEAT,
+    VAR_SPY_TARGET,
+    Callback,
+    Handover,
+    Intake,
+    Survey,
 )
+from gateway.dialplan.routing import RoutePlan, RoutingPlan, build_routing, handover_extensions, prompt_name
 from gateway.merge.schema import HotlineConfig
 
 HEADER = (
@@ -37,65 +63,7 @@ HEADER = (
 RECORDINGS_ROOT = "/var/lib/hotline/recordings"  # the repo's recordings/ as mounted by docker/
 PROMPTS = f"{RECORDINGS_ROOT}/prompts"
 TRUNK = "carrier-trunk"  # PJSIP endpoint of the carrier, see docker/asterisk/pjsip.conf
-HANDOVER_CONTEXT = "hotline-handover"
-CONF_CONTEXT = "hotline-conf"
-CALLBACK_CONTEXT = "hotline-callback"
-CALLBACK_DIAL_CONTEXT = "hotline-callback-dial"  # the citizen answered a callback: into the queue
-OUTBOUND_CONTEXT = "hotline-outbound"
-THREEWAY_CONTEXT = "hotline-threeway"  # a three-way target, originated into the call's conference
-RETURN_CONTEXT = "hotline-return"  # a failed hand-over: back to the seat, else first in line
-SUPERVISOR_PHONE_CONTEXT = "hotline-supervisor-phone"  # Local/<ext>@...: rings a supervisor's phone
-SUPERVISE_CONTEXT = "hotline-supervise"  # listen / whisper / barge: ChanSpy on VAR_SPY_TARGET
-VAR_SPY_TARGET = "HOTLINE_SPY_TARGET"  # the seat's channel, set by the gateway's Originate only
-# ChanSpy options per mode: q no beep or name announced, E end when the seat's channel hangs up
-# (never move on to another channel), S end at once when it is already gone; w whisper to the
-# seat, B barge in on both sides. Listen sends nothing to the call.
-SUPERVISE_MODES = {"listen": "qES", "whisper": "qESw", "barge": "qESB"}
-SUPERVISOR_RING_S = 30
-HANDOVER_BASE = 7000  # handover extensions are digits: AMI Atxfer sends them as DTMF
-OUTBOUND_RING_S = 45  # how long a call out through the trunk (a callback) rings the citizen
-# Set by the gateway on the caller's channel before a blind hand-over: the seat to return to and
-# how long the target queue may keep the caller. A hand-over started from a seat's phone has
-# neither: it waits for the target as long as the queue does.
-VAR_RETURN_SEAT = "HOTLINE_RETURN"
-VAR_HANDOVER_TIMEOUT = "HOTLINE_HANDOVER_TIMEOUT"
-VAR_JOIN_CALL = "HOTLINE_JOIN"  # on a three-way target the gateway originates: the call it joins
 HEAD_OF_QUEUE_PRIORITY = 100  # above every line priority plus the priority-caller boost
-# The PBX's own log of ended citizen calls, written by the caller's hangup handler into AstDB:
-# /hotline-ended-YYYYMMDD/HH/<Linkedid> (UTC day and hour of the end) = "v1|" + the fields below,
-# "|"-separated ("|" is refused in config texts; the caller number is filtered to digits and +).
-# Asterisk keeps it without the gateway, which reads it (DBGetTree) after every reconnect to
-# build the work orders of calls it never saw (gateway.records.backstop). Pruned at intake.
-ENDED_CONTEXT = "hotline-ended"
-ENDED_FAMILY = "hotline-ended"  # + "-YYYYMMDD"
-ENDED_LOG_VERSION = "v1"
-ENDED_KEEP_DAYS = 3
-ENDED_LOG_FIELDS: tuple[tuple[str, str], ...] = (
-    ("line", f"${{{VAR_LEGACY_LINE}}}"),
-    ("mode", f"${{{VAR_MERGE_MODE}}}"),
-    ("department", f"${{{VAR_DEPARTMENT}}}"),
-    ("category", f"${{{VAR_CATEGORY}}}"),
-    ("caller", "${FILTER(0-9+,${CALLERID(num)})}"),
-    ("queue", "${HOTLINE_QUEUE}"),  # the last queue the caller was sent to
-    ("arrived", "${HOTLINE_ARRIVED}"),  # epoch seconds, as every time here
-    ("joined", "${HOTLINE_JOINED}"),  # first queue join
-    ("queued", "${HOTLINE_QUEUED}"),  # the last entry into hotline-queue (after an overflow: the second)
-    ("held", "${QEHOLDTIME}"),  # seconds in that queue before a seat answered (setqueueentryvar)
-    ("talk", "${ANSWEREDTIME}"),  # seconds connected to that seat
-    ("seat", "${MEMBERINTERFACE}"),  # the seat connected last through a queue
-    ("handed_from", "${HOTLINE_SEAT}"),  # the seat that handed the call over, if one did
-    ("survey_key", "${SURVEY_KEY}"),
-    ("survey", "${SURVEY_RESULT}"),
-    ("callback", "${HOTLINE_CALLBACK}"),  # when the caller pressed the callback key
-    ("recording", "${HOTLINE_RECORDING}"),
-    ("ended", "${HOTLINE_ENDED}"),
-)
-CONTROLLER_USER_READ = "call,agent,user"
-# Action classes: call (Redirect, Hangup, Setvar, Getvar, Status, transfers), originate
-# (Originate), agent (Queue*), user (UserEvent), reporting (CoreShowChannels, Status, QueueStatus,
-# DBGetTree of the ended-calls log: reading AstDB needs no "system").
-CONTROLLER_USER_WRITE = "call,originate,agent,user,reporting"
-ADMIN_USER_WRITE = "config"  # Reload of pbx_config.so and app_queue.so; nothing else
 
 
 def render(
@@ -108,12 +76,6 @@ def render(
         "manager.conf": HEADER + _manager(config, tracked_events),
         "features.conf": HEADER + _features(),
     }
-
-
-def handover_extensions(plan: RoutingPlan) -> dict[str, str]:
-    """Queue name -> its digits-only extension in the handover context (expert and policy queues)."""
-    names = [q.name for q in plan.queues.values() if q.kind in {"expert", "policy", "subcenter"}]
-    return {name: str(HANDOVER_BASE + i + 1) for i, name in enumerate(names)}
 
 
 class _Context:
@@ -207,9 +169,10 @@ def _intake(config: HotlineConfig) -> _Context:
         f"Read(HOTLINE_PRESSED,{PROMPTS}/${{HOTLINE_KEY_PROMPT}},1,,1,3)",
         'ExecIf($["${HOTLINE_PRESSED}" = "${HOTLINE_KEY}"]?Set(HOTLINE_QUEUE=${HOTLINE_KEY_QUEUE}))',
         'ExecIf($["${HOTLINE_PRESSED}" = "${HOTLINE_KEY}"]?Set(HOTLINE_OVERFLOW=))',
-        f"n(intake),UserEvent({events.INTAKE},LegacyLine: ${{{VAR_LEGACY_LINE}}},MergeMode: ${{{VAR_MERGE_MODE}}},"
-        f"Department: ${{{VAR_DEPARTMENT}}},Category: ${{{VAR_CATEGORY}}},Queue: ${{HOTLINE_QUEUE}},"
-        "Priority: ${QUEUE_PRIO},Recording: ${HOTLINE_RECORDING})",
+        f"n(intake),UserEvent({Intake.NAME},{Intake.LEGACY_LINE}: ${{{VAR_LEGACY_LINE}}},"
+        f"{Intake.MERGE_MODE}: ${{{VAR_MERGE_MODE}}},{Intake.DEPARTMENT}: ${{{VAR_DEPARTMENT}}},"
+        f"{Intake.CATEGORY}: ${{{VAR_CATEGORY}}},{Intake.QUEUE}: ${{{VAR_QUEUE}}},"
+        f"{Intake.PRIORITY}: ${{QUEUE_PRIO}},{Intake.RECORDING}: ${{{VAR_RECORDING}}})",
         "Set(HOTLINE_JOINED=${EPOCH})",
         "Goto(hotline-queue,s,1)",
     ]
@@ -270,11 +233,12 @@ def _survey(plan: RoutingPlan) -> _Context:
     )
     for key, result in sorted(plan.survey_keys.items()):
         ctx.exten(f"k{key}", f"Set(SURVEY_RESULT={result})", "Goto(report,1)")
-    ctx.exten("k", f"Set(SURVEY_RESULT={events.SURVEY_NO_KEY})", "Goto(report,1)", comment="no key pressed")
-    ctx.exten("i", f"Set(SURVEY_RESULT={events.SURVEY_NO_KEY})", "Goto(report,1)", comment="unknown key")
+    ctx.exten("k", f"Set(SURVEY_RESULT={Survey.NO_KEY})", "Goto(report,1)", comment="no key pressed")
+    ctx.exten("i", f"Set(SURVEY_RESULT={Survey.NO_KEY})", "Goto(report,1)", comment="unknown key")
     ctx.exten(
         "report",
-        f"UserEvent({events.SURVEY},LegacyLine: ${{{VAR_LEGACY_LINE}}},Key: ${{SURVEY_KEY}},Result: ${{SURVEY_RESULT}})",
+        f"UserEvent({Survey.NAME},{Survey.LEGACY_LINE}: ${{{VAR_LEGACY_LINE}}},{Survey.KEY}: ${{SURVEY_KEY}},"
+        f"{Survey.RESULT}: ${{SURVEY_RESULT}})",
         f"Playback({PROMPTS}/{prompt_name('survey-thanks')})",
         "Hangup()",
     )
@@ -288,8 +252,8 @@ def _callback(config: HotlineConfig) -> _Context:
     )
     ctx.exten(
         config.callback.key,
-        f"UserEvent({events.CALLBACK},LegacyLine: ${{{VAR_LEGACY_LINE}}},Queue: ${{HOTLINE_QUEUE}},"
-        "JoinTime: ${HOTLINE_JOINED})",
+        f"UserEvent({Callback.NAME},{Callback.LEGACY_LINE}: ${{{VAR_LEGACY_LINE}}},{Callback.QUEUE}: ${{{VAR_QUEUE}}},"
+        f"{Callback.JOIN_TIME}: ${{HOTLINE_JOINED}})",
         "Set(HOTLINE_CALLBACK=${EPOCH})",
         f"Playback({PROMPTS}/{prompt_name('callback-confirm')})",
         "Hangup()",
@@ -348,12 +312,13 @@ def _reach(plan: RoutingPlan, target: str, *, joins: bool = False) -> list[str]:
 
     ``joins``: the leg was originated for a call (so it has its own Linkedid), which the event names.
     """
-    kind = plan.queues[target].kind if target in plan.queues else "emergency"
-    call = f",Call: ${{{VAR_JOIN_CALL}}}" if joins else ""
+    kind = plan.queues[target].kind if target in plan.queues else Handover.EMERGENCY
+    call = f",{Handover.CALL}: ${{{VAR_JOIN_CALL}}}" if joins else ""
     return [
         "Set(__HOTLINE_RECORDING=calls/${STRFTIME(${EPOCH},,%Y%m%d)}/${UNIQUEID}-handover.wav)",
         f"MixMonitor({RECORDINGS_ROOT}/${{HOTLINE_RECORDING}},b)",
-        f"UserEvent({events.HANDOVER},Target: {target},Kind: {kind},Recording: ${{HOTLINE_RECORDING}}{call})",
+        f"UserEvent({Handover.NAME},{Handover.TARGET}: {target},{Handover.KIND}: {kind},"
+        f"{Handover.RECORDING}: ${{{VAR_RECORDING}}}{call})",
     ]
 
 
@@ -412,7 +377,7 @@ def _return(config: HotlineConfig) -> _Context:
         "NoOp(callback answered: first in line for ${HOTLINE_QUEUE})",
         "Set(__HOTLINE_RECORDING=calls/${STRFTIME(${EPOCH},,%Y%m%d)}/${UNIQUEID}-callback.wav)",
         f"MixMonitor({RECORDINGS_ROOT}/${{HOTLINE_RECORDING}},b)",
-        f"UserEvent({events.INTAKE},Queue: ${{HOTLINE_QUEUE}},Recording: ${{HOTLINE_RECORDING}})",
+        f"UserEvent({Intake.NAME},{Intake.QUEUE}: ${{{VAR_QUEUE}}},{Intake.RECORDING}: ${{{VAR_RECORDING}}})",
         *_first_in_line(),
     )
     ctx.lines += callback.lines

@@ -10,18 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field, replace
 
-from gateway.merge.schema import HotlineConfig, MergeMode, OptionalKey, Queue
+from gateway.contract import (
+    SEATS_CONTEXT,
+    VAR_CATEGORY,
+    VAR_DEPARTMENT,
+    VAR_LEGACY_LINE,
+    VAR_LINE_PRIORITY,
+    VAR_MERGE_MODE,
+)
+from gateway.merge.schema import HotlineConfig, OptionalKey, Queue
+from gateway.vocabulary import MergeMode
 
-INBOUND_CONTEXT = "from-pstn"
-SEATS_CONTEXT = "agents"
-
-# Channel variables every inbound call carries (inherited with the leading "__"), so seats,
-# transfers and call records know which number the citizen dialled.
-VAR_LEGACY_LINE = "LEGACY_LINE"
-VAR_DEPARTMENT = "DEPARTMENT"
-VAR_MERGE_MODE = "MERGE_MODE"
-VAR_CATEGORY = "CATEGORY_CODE"
-VAR_LINE_PRIORITY = "LINE_PRIORITY"
+HANDOVER_BASE = 7000  # handover extensions are digits: AMI Atxfer sends them as DTMF
 
 
 @dataclass(frozen=True)
@@ -209,3 +209,9 @@ def _queue_plan(queue: Queue) -> QueuePlan:
         overflow_queue=queue.overflow_to,
         overflow_after_s=queue.overflow_after_s,
     )
+
+
+def handover_extensions(plan: RoutingPlan) -> dict[str, str]:
+    """Queue name -> its digits-only extension in the handover context (expert and policy queues)."""
+    names = [q.name for q in plan.queues.values() if q.kind in {"expert", "policy", "subcenter"}]
+    return {name: str(HANDOVER_BASE + i + 1) for i, name in enumerate(names)}

@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 
 from gateway.merge.loader import ConfigError, load_config
-from gateway.merge.schema import HotlineConfig, MergeMode
+from gateway.merge.schema import LINE_MODES, HotlineConfig
 
 HELP = "validate hotline_merge.yaml and print a summary (exit 2 with every error)"
 
@@ -52,9 +52,9 @@ def summary(config: HotlineConfig, path: str) -> str:
         f"hotline   {hotline.number} {hotline.name} ({hotline.service_hours}, "
         f"{'one optional key' if hotline.optional_key else 'no menu'})",
         f"legacy    {len(config.legacy_lines)} lines: "
-        + ", ".join(f"{modes[mode]} {mode.value}" for mode in MergeMode),
+        + ", ".join(f"{modes[mode]} {mode.value}" for mode in LINE_MODES),
     ]
-    for mode in MergeMode:
+    for mode in LINE_MODES:
         numbers = [line.number for line in config.legacy_lines if line.mode is mode]
         if numbers:
             lines.append(f"  {mode.value:<10} {' '.join(numbers)}")

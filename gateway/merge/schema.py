@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from gateway.vocabulary import CATEGORY, DTMF_KEY, HandoverMode, MergeMode, anchored
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
 QUEUE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
@@ -30,7 +32,7 @@ def _number_text(value: Any) -> Any:
 
 _TEXT = r'^[^,;$\[\]{}\\"|\x00-\x1f\x7f]+$'
 _PHONE = r"^[0-9]{3,11}$"
-_CATEGORY = r"^[0-9]{6}$"
+_CATEGORY = anchored(CATEGORY)
 # What a person should be told when a value does not match its pattern.
 PATTERN_HINTS = {
     _TEXT: 'use full-width punctuation (，；) instead of ASCII , ; $ [ ] { } \\ " |, and no control characters',
@@ -47,7 +49,28 @@ QueueName = Annotated[str, Field(pattern=QUEUE_NAME.pattern)]
 # change how Asterisk splits or expands them, so admins write full-width punctuation (，；) instead.
 ShortText = Annotated[str, Field(min_length=1, max_length=200, pattern=_TEXT)]
 Seconds = Annotated[int, Field(ge=0, le=86_400)]
-DtmfKey = Annotated[str, BeforeValidator(_number_text), Field(pattern=r"^[0-9*#]$")]
+DtmfKey = Annotated[str, BeforeValidator(_number_text), Field(pattern=anchored(DTMF_KEY))]
+
+
+def _one_of(*allowed: StrEnum) -> BeforeValidator:
+    """Only some members of a shared enum may be written in the config (the rest are derived)."""
+
+    def check(value: Any) -> Any:
+        if value not in {member.value for member in allowed}:
+            raise ValueError(
+                "Input should be "
+                + " or ".join([", ".join(repr(m.value) for m in allowed[:-1]), repr(allowed[-1].value)])
+            )
+        return value
+
+    return BeforeValidator(check)
+
+
+# Admins choose these; "hotline" and "legacy" (before a cutover day) come from the routing plan.
+LINE_MODES = (MergeMode.MERGED, MergeMode.PARALLEL, MergeMode.SUBCENTER)
+LineMode = Annotated[MergeMode, _one_of(*LINE_MODES)]
+# Linkage targets are reached blind or in a three-way call, never consulted.
+EmergencyMode = Annotated[HandoverMode, _one_of(HandoverMode.BLIND, HandoverMode.THREEWAY)]
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]
 
 
@@ -62,12 +85,6 @@ def _env_name(value: str, what: str) -> str:
             "never the secret itself"
         )
     return value
-
-
-class MergeMode(StrEnum):
-    MERGED = "merged"  # 整体并入
-    PARALLEL = "parallel"  # 双号并行
-    SUBCENTER = "subcenter"  # 设分中心
 
 
 class QueueKind(StrEnum):
@@ -168,7 +185,7 @@ class LegacyLine(_Model):
     department: ShortText
     category: CategoryCode  # GB/T 39666-2020 class used as the work order's default
     priority: Annotated[int, Field(ge=0, le=10)] = 5
-    mode: MergeMode
+    mode: LineMode
     queue: QueueName | None = None  # parallel: department seats first; subcenter: its own queue
     announcement: ShortText | None = None  # merged: "本热线已并入12345…"
     optional_key: OptionalKey | None = None
@@ -186,18 +203,13 @@ class LegacyLine(_Model):
         return value
 
 
-class HandoverMode(StrEnum):
-    BLIND = "blind"  # 一键转接
-    THREEWAY = "threeway"  # 三方通话
-
-
 class EmergencyTarget(_Model):
     """110/119/120/122 linkage: never merged, reachable only by hand-over from a seat."""
 
     number: PhoneNumber
     name: ShortText
     dial: Annotated[str, Field(pattern=DIAL_STRING.pattern)]
-    modes: list[HandoverMode] = Field(default_factory=lambda: [HandoverMode.BLIND, HandoverMode.THREEWAY])
+    modes: list[EmergencyMode] = Field(default_factory=lambda: [HandoverMode.BLIND, HandoverMode.THREEWAY])
 
 
 class Handover(_Model):

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from gateway.keys import KpiKeys
 from gateway.queues.stats import BUCKET_S, KEEP_S, Counts, KpiBook
 
 COUNTERS = {f.name: int if f.type in (int, "int") else float for f in fields(Counts)}
@@ -33,9 +34,9 @@ def _day(minute: int) -> str:
 
 
 class KpiStore:
-    def __init__(self, redis: aioredis.Redis, prefix: str = "hotline:kpi") -> None:
+    def __init__(self, redis: aioredis.Redis, keys: KpiKeys | None = None) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys or KpiKeys()
         self._pending: dict[tuple[str, int], Counts] = defaultdict(Counts)
         self._gauges: dict[tuple[str, int], float] = {}
 
@@ -62,16 +63,16 @@ class KpiStore:
             async with self.redis.pipeline(transaction=False) as pipe:
                 keys = set()
                 for (scope, minute), delta in batch.items():
-                    key = f"{self.prefix}:{scope}:{_day(minute)}"
+                    key = self.keys.counts(scope, _day(minute))
                     keys.add(key)
                     for name, value in delta.as_fields().items():
                         pipe.hincrbyfloat(key, f"{minute}:{name}", value)
-                    pipe.sadd(f"{self.prefix}:scopes", scope)
+                    pipe.sadd(self.keys.scopes, scope)
                 for (name, minute), value in gauges.items():
-                    key = f"{self.prefix}:gauge:{name}:{_day(minute)}"
+                    key = self.keys.gauge(name, _day(minute))
                     keys.add(key)
                     pipe.hset(key, str(minute), value)
-                    pipe.sadd(f"{self.prefix}:gauges", name)
+                    pipe.sadd(self.keys.gauges, name)
                 for key in keys:
                     pipe.expire(key, KEEP_S + 86400)
                 await pipe.execute()
@@ -88,18 +89,16 @@ class KpiStore:
         first = int((now - KEEP_S) // BUCKET_S)
         last = int(now // BUCKET_S)
         days = sorted({_day(m) for m in range(first, last, 60)} | {_day(last)})
-        for name in map(_text, await self.redis.smembers(f"{self.prefix}:gauges")):
+        for name in map(_text, await self.redis.smembers(self.keys.gauges)):
             for day in days:
-                for minute_text, value in (
-                    await self.redis.hgetall(f"{self.prefix}:gauge:{name}:{day}")
-                ).items():
+                for minute_text, value in (await self.redis.hgetall(self.keys.gauge(name, day))).items():
                     if int(_text(minute_text)) >= first:
                         book.sample(name, int(_text(minute_text)) * BUCKET_S, float(value))
         count = 0
-        for scope in map(_text, await self.redis.smembers(f"{self.prefix}:scopes")):
+        for scope in map(_text, await self.redis.smembers(self.keys.scopes)):
             buckets: dict[int, Counts] = defaultdict(Counts)
             for day in days:
-                for field_name, value in (await self.redis.hgetall(f"{self.prefix}:{scope}:{day}")).items():
+                for field_name, value in (await self.redis.hgetall(self.keys.counts(scope, day))).items():
                     minute_text, _, counter = _text(field_name).partition(":")
                     minute = int(minute_text)
                     if minute < first or counter not in COUNTERS:
@@ -119,15 +118,15 @@ class KpiStore:
         """
         last = int(now // BUCKET_S)
         recent = range(last - minutes + 1, last + 1)
-        scopes = [_text(s) for s in await self.redis.smembers(f"{self.prefix}:scopes")]
-        names = [_text(g) for g in await self.redis.smembers(f"{self.prefix}:gauges")]
+        scopes = [_text(s) for s in await self.redis.smembers(self.keys.scopes)]
+        names = [_text(g) for g in await self.redis.smembers(self.keys.gauges)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for scope in scopes:
                 for minute in recent:
-                    pipe.hmget(f"{self.prefix}:{scope}:{_day(minute)}", [f"{minute}:{c}" for c in COUNTERS])
+                    pipe.hmget(self.keys.counts(scope, _day(minute)), [f"{minute}:{c}" for c in COUNTERS])
             for name in names:
                 for minute in recent:
-                    pipe.hget(f"{self.prefix}:gauge:{name}:{_day(minute)}", str(minute))
+                    pipe.hget(self.keys.gauge(name, _day(minute)), str(minute))
             answers = iter(await pipe.execute())
         for scope in scopes:
             for minute in recent:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gateway.calls.model import Call, QueueResult, QueueVisit
+from gateway.calls.model import Call, QueueVisit
 from gateway.calls.tracker import CallEnded, Output, UpdateKind
-from gateway.dialplan.events import CALL_BACK_PREFIX
+from gateway.contract import CALL_BACK_PREFIX
 from gateway.queues.stats import Fact, Observation
+from gateway.vocabulary import QueueResult
 
 _CLOSED = {
     QueueResult.ANSWERED: Fact.ANSWERED,

@@ -3,7 +3,7 @@
 A call that starts and ends while no gateway is connected (killed and restarting, AMI session
 down, a standby still waiting for the lease) leaves nothing on AMI. The rendered dialplan covers
 it without depending on the gateway: the caller's hangup handler writes every ended citizen call
-into AstDB (``gateway.dialplan.render.ENDED_LOG_FIELDS``), one family per UTC day and one key per
+into AstDB (``gateway.contract.ENDED_LOG_FIELDS``), one family per UTC day and one key per
 hour, kept three days. After every resync (each new AMI session, and periodically) the backstop
 reads the hours since its last sweep (``DBGetTree``: the ``reporting`` class, no ``system``) and
 turns every call nobody recorded into a final record marked ``origin: pbx_log``.
@@ -46,23 +46,18 @@ from pydantic import TypeAdapter, ValidationError
 
 from gateway.ami import safety
 from gateway.ami.errors import ActionFailedError, AmiError
-from gateway.calls.model import DispositionKind as CallDisposition
 from gateway.calls.model import seat_id_of
 from gateway.calls.resync import Resync
 from gateway.calls.tracker import CallEnded, Output
-from gateway.dialplan.events import SURVEY_NO_KEY
-from gateway.dialplan.render import ENDED_FAMILY, ENDED_KEEP_DAYS, ENDED_LOG_FIELDS, ENDED_LOG_VERSION
+from gateway.contract import ENDED_FAMILY, ENDED_KEEP_DAYS, ENDED_LOG_FIELDS, ENDED_LOG_VERSION
+from gateway.records.build import RecordBuildError, build, pending_callback, survey_result
 from gateway.records.from_calls import RecordBuilder
 from gateway.records.model import (
     LINKEDID_PATTERN,
-    CallbackOutcome,
     CallRecord,
-    DispositionKind,
-    MergeMode,
     Origin,
     PhoneNumber,
     QueueName,
-    QueueResult,
     SeatId,
     ShortText,
     Stage,
@@ -71,6 +66,7 @@ from gateway.records.model import (
     revision_for,
 )
 from gateway.records.outbox import REDIS_FAILURES, Outbox, Via
+from gateway.vocabulary import CATEGORY_RE, DTMF_KEY_RE, DispositionKind, MergeMode, QueueResult
 
 log = structlog.get_logger(__name__)
 
@@ -198,8 +194,6 @@ def report_as_of(entry: LoggedCall, *, live: bool, recorded: Recorded | None) ->
 # --- the record ------------------------------------------------------------------------------
 
 _LINKEDID = re.compile(LINKEDID_PATTERN)
-_CATEGORY = re.compile(r"[0-9]{6}")
-_SURVEY_KEY = re.compile(r"[0-9*#]")
 _PHONE: TypeAdapter[str] = TypeAdapter(PhoneNumber)
 _QUEUE: TypeAdapter[str] = TypeAdapter(QueueName)
 _SEAT: TypeAdapter[str] = TypeAdapter(SeatId)
@@ -232,12 +226,11 @@ def _seat(interface: str | None) -> str | None:
 
 
 def _survey(entry: LoggedCall) -> dict[str, Any] | None:
-    raw = entry.text("survey")
-    result = _member(SurveyResult, SurveyResult.NO_RESPONSE.value if raw == SURVEY_NO_KEY else raw)
+    result = _member(SurveyResult, survey_result(entry.text("survey")))
     if result is None:
         return None
     key = entry.text("survey_key")
-    return {"result": result, "key": key if key and _SURVEY_KEY.fullmatch(key) else None, "at": None}
+    return {"result": result, "key": key if key and DTMF_KEY_RE.fullmatch(key) else None, "at": None}
 
 
 def build_record(entry: LoggedCall, pbx_node: str, as_of: dt.datetime) -> CallRecord:
@@ -270,39 +263,33 @@ def build_record(entry: LoggedCall, pbx_node: str, as_of: dt.datetime) -> CallRe
     ] if last_seat and answered is not None else []  # fmt: skip
     category = entry.text("category")
     recording = _valid(_TEXT, entry.text("recording"))
-    fields: dict[str, Any] = {
-        "record_id": record_id_for(pbx_node, entry.linkedid),
-        "revision": revision_for(as_of, Stage.FINAL),
-        "stage": Stage.FINAL,
-        "as_of": as_of,
-        "pbx_node": pbx_node,
-        "linkedid": entry.linkedid,
-        "caller_number": caller,
-        "legacy_line": _valid(_PHONE, entry.text("line")),
-        "merge_mode": _member(MergeMode, entry.text("mode")),
-        "department": _valid(_TEXT, entry.text("department")),
-        "category_code": category if category and _CATEGORY.fullmatch(category) else None,
-        "queues": [
+    return build(
+        pbx_node=pbx_node,
+        linkedid=entry.linkedid,
+        stage=Stage.FINAL,
+        as_of=as_of,
+        disposition=disposition,
+        origin=Origin.PBX_LOG,
+        caller_number=caller,
+        legacy_line=_valid(_PHONE, entry.text("line")),
+        merge_mode=_member(MergeMode, entry.text("mode")),
+        department=_valid(_TEXT, entry.text("department")),
+        category_code=category if category and CATEGORY_RE.fullmatch(category) else None,
+        queues=[
             {"queue": queue, "joined_at": _at(waited_from), "left_at": _at(left), "result": result}
         ] if queue and joined is not None else [],
-        "seat_ids": seat_ids,
-        "times": {"arrived_at": _at(arrived), "queue_joined_at": _at(joined), "answered_at": _at(answered),
-                  "ended_at": _at(ended)},
-        "durations": {"wait_s": max(0.0, left - waited_from) if joined is not None else 0.0, "ring_s": 0.0,
-                      "talk_s": max(0.0, talk_s), "hold_s": 0.0, "wrap_up_s": None},
-        "handovers": [],
-        "legs": legs,
-        "recordings": [recording] if recording else [],
-        "survey": _survey(entry),
-        "disposition": {"abandoned_after_s": None, "emergency_service": None, "callback_number": None}
-        | disposition,
-        "callback": {
-            "number": caller, "queue": queue, "requested_at": _at(callback_at), "joined_at": _at(waited_from),
-            "outcome": CallbackOutcome.PENDING, "attempts": 0, "last_attempt_at": None, "linkedid": None,
-        } if callback_at is not None else None,
-        "origin": Origin.PBX_LOG,
-    }  # fmt: skip
-    return CallRecord.model_validate(fields)
+        seat_ids=seat_ids,
+        times={"arrived_at": _at(arrived), "queue_joined_at": _at(joined), "answered_at": _at(answered),
+               "ended_at": _at(ended)},
+        durations={"wait_s": max(0.0, left - waited_from) if joined is not None else 0.0, "ring_s": 0.0,
+                   "talk_s": max(0.0, talk_s), "hold_s": 0.0, "wrap_up_s": None},
+        handovers=[],
+        legs=legs,
+        recordings=[recording] if recording else [],
+        survey=_survey(entry),
+        callback=pending_callback(caller, queue, _at(callback_at), _at(waited_from))
+        if callback_at is not None else None,
+    )  # fmt: skip
 
 
 # --- the service -----------------------------------------------------------------------------
@@ -338,9 +325,8 @@ class Backstop:
         self.pbx_node = builder.pbx_node
         self._retry_s = retry_s
         self._flush_every_s = flush_every_s
-        prefix = outbox.keys.prefix
-        self._marker_prefix = f"{prefix}:final:"  # + record id
-        self._swept_key = f"{prefix}:backstop:{self.pbx_node}:swept-until"  # PBX epoch seconds
+        self._keys = outbox.keys
+        self._swept_key = self._keys.swept_until(self.pbx_node)
         self._recorded: OrderedDict[str, Recorded] = OrderedDict()  # by Linkedid, this process
         self._pending: OrderedDict[str, tuple[str, Recorded]] = OrderedDict()  # record id -> (key, marker)
         self._flagged: set[str] = set()  # calls the tracker held live long after their logged end
@@ -365,7 +351,7 @@ class Backstop:
         call = output.call if isinstance(output, CallEnded) else None
         if call is None or call.ended_at is None:
             return
-        outage = call.disposition is not None and call.disposition.kind is CallDisposition.PBX_OUTAGE
+        outage = call.disposition is not None and call.disposition.kind is DispositionKind.PBX_OUTAGE
         self._remember(call.call_id, Recorded(revision_for(call.ended_at, Stage.FINAL), outage))
 
     def _on_final(self, record: CallRecord) -> None:
@@ -401,7 +387,7 @@ class Backstop:
             return
         async with self._redis.pipeline(transaction=False) as pipe:
             for record_id, recorded in markers:
-                pipe.set(self._marker_prefix + record_id, recorded.marker(), ex=MARKER_TTL_S)
+                pipe.set(self._keys.final(record_id), recorded.marker(), ex=MARKER_TTL_S)
             await pipe.execute()
 
     # -- the sweep --------------------------------------------------------------------------------
@@ -489,7 +475,7 @@ class Backstop:
                 continue
             try:
                 record = build_record(entry, self.pbx_node, as_of)
-            except ValidationError as exc:  # a bug: build_record takes only what the contract accepts
+            except RecordBuildError as exc:  # a bug: build_record takes only what the contract accepts
                 log.error("backstop.unbuildable", linkedid=entry.linkedid, error=str(exc))
                 continue
             found.append((record, recorded is not None))
@@ -499,7 +485,7 @@ class Backstop:
         found: dict[str, Recorded] = {}
         for start in range(0, len(linkedids), CHUNK * 5):
             chunk = linkedids[start : start + CHUNK * 5]
-            keys = [self._marker_prefix + record_id_for(self.pbx_node, linkedid) for linkedid in chunk]
+            keys = [self._keys.final(record_id_for(self.pbx_node, linkedid)) for linkedid in chunk]
             for linkedid, raw in zip(chunk, await self._redis.mget(keys), strict=True):
                 recorded = (
                     Recorded.from_marker(raw.decode() if isinstance(raw, bytes) else raw) if raw else None

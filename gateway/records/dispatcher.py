@@ -35,10 +35,11 @@ import structlog
 from redis.exceptions import ResponseError
 
 from gateway.errors import GatewayError
+from gateway.keys import OutboxKeys
 from gateway.logging import configure_logging
 from gateway.records.client import Answer, OrderSystemClient, Result
 from gateway.records.metrics import OutboxMetrics
-from gateway.records.outbox import REDIS_FAILURES, OutboxKeys, StreamEntry, backlog, stream_entries
+from gateway.records.outbox import REDIS_FAILURES, StreamEntry, backlog, stream_entries
 
 log = structlog.get_logger(__name__)
 

@@ -23,6 +23,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from gateway.keys import FeedbackKeys
 from gateway.records.model import RecordId, UtcTime
 from gateway.records.tokens import bearer_matches, token_from_env
 
@@ -125,23 +126,22 @@ class FeedbackStore:
         self,
         redis: aioredis.Redis,
         *,
-        prefix: str = "hotline:records:feedback",
+        keys: FeedbackKeys | None = None,
         retention_s: int = RETENTION_S,
     ) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys = keys or FeedbackKeys()
         self._retention_s = retention_s
         self._apply_newest = redis.register_script(_APPLY_NEWEST)
 
-    def _set(self, kind: str, outcome: str) -> str:
-        return f"{self._prefix}:{kind}:{outcome}"
-
     async def apply(self, record_id: str, feedback: Resolution | FollowUp) -> bool:
         """Store unless an equal or newer feedback of the same kind is stored; True if stored."""
-        others = [self._set(feedback.kind, o) for o in OUTCOMES[feedback.kind] if o != feedback.outcome]
+        others = [
+            self._keys.outcome(feedback.kind, o) for o in OUTCOMES[feedback.kind] if o != feedback.outcome
+        ]
         horizon = _ms(dt.datetime.now(dt.UTC)) - self._retention_s * 1000
         applied = await self._apply_newest(
-            keys=[f"{self._prefix}:{record_id}", self._set(feedback.kind, feedback.outcome), *others],
+            keys=[self._keys.record(record_id), self._keys.outcome(feedback.kind, feedback.outcome), *others],
             args=[
                 feedback.kind,
                 feedback.model_dump_json(),
@@ -155,7 +155,7 @@ class FeedbackStore:
 
     async def get(self, record_id: str) -> RecordFeedback:
         resolution, follow_up = await self._redis.hmget(
-            f"{self._prefix}:{record_id}", ["resolution", "follow_up"]
+            self._keys.record(record_id), ["resolution", "follow_up"]
         )
         return RecordFeedback(
             resolution=Resolution.model_validate_json(resolution) if resolution else None,
@@ -163,10 +163,11 @@ class FeedbackStore:
         )
 
     async def rates(self, since: dt.datetime, until: dt.datetime) -> FeedbackRates:
-        names = [f"{kind}:{outcome}" for kind, outcomes in OUTCOMES.items() for outcome in outcomes]
+        pairs = [(kind, outcome) for kind, outcomes in OUTCOMES.items() for outcome in outcomes]
+        names = [f"{kind}:{outcome}" for kind, outcome in pairs]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.zcount(f"{self._prefix}:{name}", _ms(since), _ms(until))
+            for kind, outcome in pairs:
+                pipe.zcount(self._keys.outcome(kind, outcome), _ms(since), _ms(until))
             counts = await pipe.execute()
         return FeedbackRates(since=since, until=until, counts=dict(zip(names, map(int, counts), strict=True)))
 

@@ -23,32 +23,21 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-from pydantic import ValidationError
 
 from gateway.calls import model as calls
 from gateway.calls.tracker import CallEnded, CallUpdate, Output, UpdateKind
-from gateway.dialplan.events import SURVEY_NO_KEY
-from gateway.errors import GatewayError
+from gateway.records.build import RecordBuildError, build, pending_callback, survey_result, validate
 from gateway.records.model import (
     CallbackOutcome,
     CallRecord,
-    DispositionKind,
     EmergencyService,
-    HandoverTargetKind,
-    MergeMode,
     Stage,
     SurveyResult,
-    record_id_for,
     revision_for,
 )
+from gateway.vocabulary import DispositionKind, MergeMode, TargetKind
 
 log = structlog.get_logger(__name__)
-
-
-class RecordBuildError(GatewayError):
-    """The tracker's call could not be expressed as a record (a bug: the mapping must be total)."""
-
-    code = "records.unbuildable"
 
 
 E = TypeVar("E", MergeMode, SurveyResult, EmergencyService)
@@ -100,7 +89,7 @@ class RecordBuilder:
         self._callbacks.pop(linkedid, None)
 
     def records(self, outputs: Iterable[Output], now: float) -> list[CallRecord]:
-        """Records for a batch of ``Tracker.drain()`` outputs; ``now`` is the tracker's monotonic time."""
+        """Records for a batch of the tracker's outputs; ``now`` is the tracker's monotonic time."""
         built = []
         for output in outputs:
             record = (
@@ -166,7 +155,7 @@ class RecordBuilder:
             "as_of": as_of,
             "revision": revision_for(as_of, Stage.FINAL),
         }  # fmt: skip
-        record = self._validate(amended, call_id)
+        record = validate(amended, call_id)
         self.remember(record)
         return record
 
@@ -182,9 +171,7 @@ class RecordBuilder:
                 "callback_number": call.callback.number,
             }
             return self._build(call, now, Stage.INTERIM, call.callback.at, disposition)
-        emergency = next(
-            (h for h in reversed(call.handovers) if h.target_kind is calls.TargetKind.EMERGENCY), None
-        )
+        emergency = next((h for h in reversed(call.handovers) if h.target_kind is TargetKind.EMERGENCY), None)
         service = _enum_value(
             EmergencyService, emergency.target if emergency else None, "emergency", call.call_id
         )
@@ -205,7 +192,7 @@ class RecordBuilder:
         amended = final.model_dump() | {
             "survey": survey, "as_of": as_of, "revision": revision_for(as_of, Stage.FINAL),
         }  # fmt: skip
-        record = self._validate(amended, update.call_id)
+        record = validate(amended, update.call_id)
         self._finals[update.call_id] = record
         return record
 
@@ -213,9 +200,7 @@ class RecordBuilder:
         return self._survey(call.survey, call.call_id) if call.survey else None
 
     def _survey(self, survey: calls.Survey, call_id: str) -> dict[str, Any] | None:
-        # The dialplan says "none" when no key (or an unknown one) was pressed.
-        raw = SurveyResult.NO_RESPONSE.value if survey.result == SURVEY_NO_KEY else survey.result
-        result = _enum_value(SurveyResult, raw, "survey", call_id)
+        result = _enum_value(SurveyResult, survey_result(survey.result), "survey", call_id)
         return None if result is None else {"result": result, "key": survey.key, "at": survey.at}
 
     def _disposition(self, call: calls.Call, now: float) -> dict[str, Any]:
@@ -223,7 +208,7 @@ class RecordBuilder:
         if found is None:
             raise RecordBuildError(f"call {call.call_id} ended without a disposition")
         service = _enum_value(EmergencyService, found.emergency_service, "disposition", call.call_id)
-        if found.kind is calls.DispositionKind.EMERGENCY_HANDOVER and service is None:
+        if found.kind is DispositionKind.EMERGENCY_HANDOVER and service is None:
             # A linkage number the contract cannot name: say what happened to the caller instead.
             if call.answered_at is not None:
                 return {"kind": DispositionKind.ANSWERED}
@@ -248,45 +233,37 @@ class RecordBuilder:
         request = call.callback
         if request is None:
             return None
-        return {
-            "number": request.number, "queue": request.queue, "requested_at": request.at,
-            "joined_at": request.joined_at, "outcome": CallbackOutcome.PENDING, "attempts": 0,
-            "last_attempt_at": None, "linkedid": None,
-        }  # fmt: skip
+        return pending_callback(request.number, request.queue, request.at, request.joined_at)
 
     def _build(
         self, call: calls.Call, now: float, stage: Stage, as_of: dt.datetime, disposition: dict[str, Any]
     ) -> CallRecord:
-        fields: dict[str, Any] = {
-            "record_id": record_id_for(self.pbx_node, call.call_id),
-            "revision": revision_for(as_of, stage),
-            "stage": stage,
-            "as_of": as_of,
-            "pbx_node": self.pbx_node,
-            "linkedid": call.call_id,
-            "caller_number": call.caller_number,
-            "legacy_line": call.legacy_line,
-            "merge_mode": _enum_value(MergeMode, call.merge_mode, "merge_mode", call.call_id),
-            "department": call.department,
-            "category_code": call.category_code,
-            "queues": self._visits(call),
-            "seat_ids": list(dict.fromkeys(call.seat_ids)),
-            "times": {
+        return build(
+            pbx_node=self.pbx_node,
+            linkedid=call.call_id,
+            stage=stage,
+            as_of=as_of,
+            disposition=disposition,
+            caller_number=call.caller_number,
+            legacy_line=call.legacy_line,
+            merge_mode=_enum_value(MergeMode, call.merge_mode, "merge_mode", call.call_id),
+            department=call.department,
+            category_code=call.category_code,
+            queues=self._visits(call),
+            seat_ids=list(dict.fromkeys(call.seat_ids)),
+            times={
                 "arrived_at": call.arrived_at,
                 "queue_joined_at": call.queue_joined_at,
                 "answered_at": call.answered_at,
                 "ended_at": call.ended_at if stage is Stage.FINAL else None,
             },
-            "durations": call.timers(now) | {"wrap_up_s": call.wrap_up_s},
-            "handovers": [self._handover(h, call.call_id) for h in call.handovers],
-            "legs": [self._leg(party, now) for party in call.parties],
-            "recordings": call.recordings,
-            "survey": self._survey_of(call),
-            "disposition": {"abandoned_after_s": None, "emergency_service": None, "callback_number": None}
-            | disposition,
-            "callback": self._callback(call),
-        }
-        return self._validate(fields, call.call_id)
+            durations=call.timers(now) | {"wrap_up_s": call.wrap_up_s},
+            handovers=[self._handover(h, call.call_id) for h in call.handovers],
+            legs=[self._leg(party, now) for party in call.parties],
+            recordings=call.recordings,
+            survey=self._survey_of(call),
+            callback=self._callback(call),
+        )
 
     @staticmethod
     def _leg(party: calls.Party, now: float) -> dict[str, Any]:
@@ -299,21 +276,13 @@ class RecordBuilder:
 
     @staticmethod
     def _handover(handover: calls.Handover, call_id: str) -> dict[str, Any]:
-        kind = HandoverTargetKind((handover.target_kind or calls.TargetKind.EXTERNAL).value)
+        kind = TargetKind((handover.target_kind or TargetKind.EXTERNAL).value)
         service = None
-        if kind is HandoverTargetKind.EMERGENCY:
+        if kind is TargetKind.EMERGENCY:
             service = _enum_value(EmergencyService, handover.target, "handover", call_id)
-            kind = kind if service is not None else HandoverTargetKind.EXTERNAL
+            kind = kind if service is not None else TargetKind.EXTERNAL
         return {
             "at": handover.at, "mode": handover.mode.value, "from_seat": handover.from_seat,
             "target_kind": kind, "target": handover.target or "unknown", "emergency_service": service,
             "outcome": handover.outcome.value, "recording": handover.recording,
         }  # fmt: skip
-
-    @staticmethod
-    def _validate(fields: dict[str, Any], call_id: str) -> CallRecord:
-        try:
-            return CallRecord.model_validate(fields)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise RecordBuildError(f"call {call_id}: cannot build its record: {problems}") from exc

@@ -25,6 +25,21 @@ from typing import Annotated, Final, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from gateway.vocabulary import (
+    CATEGORY,
+    DTMF_KEY,
+    PHONE,
+    QUEUE,
+    DispositionKind,
+    HandoverMode,
+    HandoverOutcome,
+    MergeMode,
+    PartyKind,
+    QueueResult,
+    TargetKind,
+    anchored,
+)
+
 SCHEMA_VERSION: Final = "call-record/v1"
 
 # Fixed forever: changing it changes every record id (uuid5(NAMESPACE_URL, "urn:hotline-gateway:call-record")).
@@ -40,9 +55,8 @@ def _utc(value: dt.datetime) -> dt.datetime:
 
 UtcTime = Annotated[AwareDatetime, AfterValidator(_utc)]
 Seconds = Annotated[float, Field(ge=0)]
-PhoneNumber = Annotated[str, Field(pattern=r"^\+?[0-9]{2,20}$")]
-# As permissive as the PBX is: a record that cannot carry what Asterisk reported would be lost.
-QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+PhoneNumber = Annotated[str, Field(pattern=anchored(PHONE))]
+QueueName = Annotated[str, Field(pattern=anchored(QUEUE))]
 SeatId = Annotated[str, Field(pattern=r"^[^\x00-\x1f]{1,64}$")]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 RecordId = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")]
@@ -68,22 +82,6 @@ def revision_for(as_of: dt.datetime, stage: Stage) -> int:
     return millis * 10 + (2 if stage is Stage.FINAL else 1)
 
 
-class MergeMode(StrEnum):
-    HOTLINE = "hotline"  # 12345 dialled directly
-    MERGED = "merged"  # 整体并入
-    PARALLEL = "parallel"  # 双号并行
-    SUBCENTER = "subcenter"  # 设分中心
-    LEGACY = "legacy"  # before the line's cutover day: still its old queue
-
-
-class DispositionKind(StrEnum):
-    ANSWERED = "answered"
-    ABANDONED = "abandoned"
-    CALLBACK_REQUESTED = "callback_requested"
-    EMERGENCY_HANDOVER = "emergency_handover"
-    PBX_OUTAGE = "pbx_outage"  # the PBX went away (restart, link lost) while the call was up
-
-
 INTERIM_KINDS = frozenset(
     {DispositionKind.ABANDONED, DispositionKind.CALLBACK_REQUESTED, DispositionKind.EMERGENCY_HANDOVER}
 )
@@ -94,42 +92,6 @@ class EmergencyService(StrEnum):
     FIRE = "119"
     AMBULANCE = "120"
     TRAFFIC_POLICE = "122"
-
-
-class QueueResult(StrEnum):
-    ANSWERED = "answered"
-    ABANDONED = "abandoned"
-    OVERFLOWED = "overflowed"  # moved on to the next queue (parallel lines, overflow_to)
-    TIMEOUT = "timeout"
-    CALLBACK_REQUESTED = "callback_requested"
-    PBX_OUTAGE = "pbx_outage"
-
-
-class LegKind(StrEnum):
-    SEAT = "seat"  # a 12345 seat, party = seat id (extension)
-    EXTERNAL = "external"  # a number outside the hotline (emergency service, department), party = number
-
-
-class HandoverMode(StrEnum):
-    BLIND = "blind"  # 一键转接
-    ATTENDED = "attended"  # consult first, then transfer
-    THREEWAY = "threeway"  # 三方通话
-
-
-class HandoverTargetKind(StrEnum):
-    SEAT = "seat"
-    QUEUE = "queue"
-    EMERGENCY = "emergency"
-    EXTERNAL = "external"
-
-
-class HandoverOutcome(StrEnum):
-    PENDING = "pending"  # only in interim records
-    COMPLETED = "completed"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    CANCELLED = "cancelled"  # the seat took the caller back during a consult
-    FAILED = "failed"
 
 
 class CallbackOutcome(StrEnum):
@@ -186,7 +148,7 @@ class QueueVisit(_Model):
 class Leg(_Model):
     """One party the caller was connected (or offered) to."""
 
-    kind: LegKind
+    kind: PartyKind
     party: ShortText = Field(description="seat id for seats, the dialled number for external parties")
     queue: QueueName | None = Field(description="the queue that offered the call; null for direct legs")
     offered_at: UtcTime
@@ -204,7 +166,7 @@ class Handover(_Model):
     at: UtcTime
     mode: HandoverMode
     from_seat: SeatId | None
-    target_kind: HandoverTargetKind
+    target_kind: TargetKind
     target: ShortText = Field(description="seat id, queue name or number")
     emergency_service: EmergencyService | None = Field(description="set iff target_kind is emergency")
     outcome: HandoverOutcome
@@ -212,7 +174,7 @@ class Handover(_Model):
 
     @model_validator(mode="after")
     def _emergency_service_iff_emergency(self) -> Handover:
-        if (self.target_kind is HandoverTargetKind.EMERGENCY) != (self.emergency_service is not None):
+        if (self.target_kind is TargetKind.EMERGENCY) != (self.emergency_service is not None):
             raise ValueError("emergency_service is set exactly when target_kind is 'emergency'")
         return self
 
@@ -235,7 +197,7 @@ class Callback(_Model):
 
 class Survey(_Model):
     result: SurveyResult
-    key: Annotated[str, Field(pattern=r"^[0-9*#]$")] | None = Field(description="the DTMF key pressed")
+    key: Annotated[str, Field(pattern=anchored(DTMF_KEY))] | None = Field(description="the DTMF key pressed")
     at: UtcTime | None
 
 
@@ -277,7 +239,7 @@ class CallRecord(_Model):
     )
     merge_mode: MergeMode | None = Field(description="null if the PBX never said (e.g. found in a resync)")
     department: ShortText | None
-    category_code: Annotated[str, Field(pattern=r"^[0-9]{6}$")] | None
+    category_code: Annotated[str, Field(pattern=anchored(CATEGORY))] | None
     queues: list[QueueVisit] = Field(max_length=100, description="the caller's queue visits")
     seat_ids: list[SeatId] = Field(max_length=100, description="seats that answered, in order")
     times: Times
@@ -320,7 +282,7 @@ class CallRecord(_Model):
                 )
             if self.times.ended_at is not None:
                 raise ValueError("an interim record describes a call still going on: times.ended_at is null")
-        unlisted = {leg.party for leg in self.legs if leg.kind is LegKind.SEAT and leg.answered_at} - set(
+        unlisted = {leg.party for leg in self.legs if leg.kind is PartyKind.SEAT and leg.answered_at} - set(
             self.seat_ids
         )
         if unlisted:

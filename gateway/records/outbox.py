@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from gateway.keys import OutboxKeys
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.model import CallRecord
 from gateway.records.spool import Spool
@@ -63,25 +64,6 @@ return 1
 
 # Errors that mean "Redis did not take it" (down, restarting, loading, OOM, timeout): spool.
 REDIS_FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, asyncio.TimeoutError)
-
-
-@dataclass(frozen=True)
-class OutboxKeys:
-    """Redis names of the outbox; one prefix per deployment (all PBX nodes share the stream)."""
-
-    prefix: str = "hotline:records"
-    group: str = "order-system"
-
-    @property
-    def stream(self) -> str:
-        return f"{self.prefix}:outbox"
-
-    @property
-    def dead(self) -> str:
-        return f"{self.prefix}:dead"
-
-    def seen(self, idempotency_key: str) -> str:
-        return f"{self.prefix}:seen:{idempotency_key}"
 
 
 class Via(StrEnum):

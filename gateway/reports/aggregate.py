@@ -26,16 +26,8 @@ from dataclasses import dataclass
 
 from gateway.errors import GatewayError
 from gateway.queues.stats import CHINA_TZ
-from gateway.records.model import (
-    CallRecord,
-    DispositionKind,
-    HandoverOutcome,
-    HandoverTargetKind,
-    LegKind,
-    QueueResult,
-    QueueVisit,
-    Stage,
-)
+from gateway.records.model import CallRecord, QueueVisit, Stage
+from gateway.vocabulary import DispositionKind, HandoverOutcome, PartyKind, QueueResult, TargetKind
 
 SLOT_MIN = 30
 SLOTS_PER_DAY = 24 * 60 // SLOT_MIN
@@ -169,7 +161,7 @@ def _queue_work(record: CallRecord, cells: dict[str, Cell], out: Contribution) -
     seat_queue: dict[str, str] = {}
     last_queue = None
     for leg in record.legs:
-        if leg.kind is LegKind.SEAT and leg.answered_at is not None and leg.queue in cells:
+        if leg.kind is PartyKind.SEAT and leg.answered_at is not None and leg.queue in cells:
             counts = out[cells[leg.queue]]
             counts["talk_ms"] += _ms(leg.talk_s)
             counts["hold_ms"] += _ms(leg.hold_s)
@@ -183,9 +175,9 @@ def _queue_work(record: CallRecord, cells: dict[str, Cell], out: Contribution) -
             out[cells[queue]].update(_handover_kinds(handover.mode.value, handover.target_kind))
 
 
-def _handover_kinds(mode: str, target: HandoverTargetKind) -> Counter[str]:
+def _handover_kinds(mode: str, target: TargetKind) -> Counter[str]:
     kinds = Counter({f"handover_{mode}": 1})
-    if target is HandoverTargetKind.EMERGENCY:
+    if target is TargetKind.EMERGENCY:
         kinds["handover_emergency"] += 1
     return kinds
 

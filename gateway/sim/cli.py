@@ -79,7 +79,7 @@ class SimulatorService:
         prompts = options.config.resolve().parent / "recordings" / "prompts"
 
         def plan() -> SimPlan:
-            from gateway.ami.safety import TRACKED_EVENTS
+            from gateway.contract import TRACKED_EVENTS
 
             return plan_from_config(load_config(options.config), seats_per_queue=options.seats_per_queue,
                                     prompts=prompts, tracked_events=TRACKED_EVENTS)  # fmt: skip

@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from gateway.contract import INBOUND_CONTEXT
 from gateway.sim.apps import DialplanRun
 from gateway.sim.channel import Channel
 from gateway.sim.clock import Timer
@@ -149,7 +150,7 @@ class TrafficGenerator:
             self.sim.clock.call_later(patience, self._patience_over, pbx, one, two)
 
         pbx.originate(OriginateRequest(
-            target=f"Local/{number}@from-pstn", application="Wait", app_data=CALLER_APP_SECONDS,
+            target=f"Local/{number}@{INBOUND_CONTEXT}", application="Wait", app_data=CALLER_APP_SECONDS,
             caller_num=self.caller_number(), caller_name="PSTN caller", report=False, tags=tags,
             on_channels=placed,
         ))  # fmt: skip

@@ -5,7 +5,7 @@ tracker's own record of the seat's leg, checked against ``SPY_TARGET`` (a comple
 technology, resource, the ``-XXXXXXXX`` counter, no commas or brackets), and it travels as the
 channel variable ``VAR_SPY_TARGET`` of an Originate built by ``gateway.ami.safety``; the mode
 picks one of the dialplan's fixed extensions (``dialplan.render.SUPERVISE_MODES``). Every use is
-audited, allowed or not: a structured log line and an entry in the Redis stream ``AUDIT_STREAM``.
+audited, allowed or not: a structured log line and an entry in the Redis stream ``keys.SUPERVISE_AUDIT``.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway import keys
 from gateway.ami import safety
 from gateway.ami.errors import AmiError
 from gateway.ami.result import ActionResult
-from gateway.calls.model import Call, PartyKind
-from gateway.dialplan.render import (
+from gateway.calls.model import Call
+from gateway.contract import (
     SUPERVISE_CONTEXT,
     SUPERVISE_MODES,
     SUPERVISOR_PHONE_CONTEXT,
@@ -33,10 +34,10 @@ from gateway.dialplan.render import (
     VAR_SPY_TARGET,
 )
 from gateway.errors import GatewayError
+from gateway.vocabulary import PartyKind
 
 log = structlog.get_logger(__name__)
 
-AUDIT_STREAM = "hotline:audit:supervise"
 AUDIT_MAXLEN = 100_000  # about a year of a busy centre's uses; trimmed approximately
 SPY_TARGET = re.compile(r"(?:PJSIP|SIP|IAX2|Local)/[A-Za-z0-9_.+@\-]{1,80}-[0-9a-f]{8}(?:;[12])?")
 
@@ -148,7 +149,7 @@ class SuperviseService:
         try:
             # redis-py's stubs want a dict keyed by its whole (invariant) union of field types.
             fields = cast(dict[Any, Any], entry)
-            await self._redis.xadd(AUDIT_STREAM, fields, maxlen=AUDIT_MAXLEN, approximate=True)
+            await self._redis.xadd(keys.SUPERVISE_AUDIT, fields, maxlen=AUDIT_MAXLEN, approximate=True)
         except (RedisError, OSError) as exc:
             log.error("supervise.audit_not_stored", error=str(exc), **entry)
         return entry

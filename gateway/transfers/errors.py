@@ -1,7 +1,5 @@
-"""Transfer errors with stable codes; gateway.web.errors answers every ``transfer.*`` code with 409.
-
-Bad input (unknown target, mode) and missing resources are ``HttpError`` 400/404 in the routes.
-"""
+"""Transfer errors with stable codes and details; gateway.web.errors alone maps them to HTTP
+(a missing call or transfer 404, a target or mode that does not exist 400, the rest 409)."""
 
 from __future__ import annotations
 
@@ -48,3 +46,29 @@ class TransferElsewhereError(TransferError):
     """Another gateway node runs this transfer; only it can act on it."""
 
     code = "transfer.elsewhere"
+
+
+class CallNotFoundError(GatewayError):
+    """No live call with this id on this node (ended calls are in the order system)."""
+
+    code = "call.not_found"
+
+
+class TransferNotFoundError(TransferError):
+    code = "transfer.not_found"
+
+
+class UnknownTargetError(TransferError):
+    code = "transfer.unknown_target"
+
+
+class ModeNotAllowedError(TransferError):
+    """The linkage target (110/119/120/122) does not take this mode of hand-over."""
+
+    code = "transfer.mode_not_allowed"
+
+
+class NotCompletableError(TransferError):
+    """Only an answered consult can be completed."""
+
+    code = "transfer.not_completable"

@@ -1,19 +1,15 @@
-"""The transfer and callback API, and their wiring into the gateway app.
+"""The transfer API: ``setup_transfers(app, service)`` adds the routes and the service's task.
 
 - ``POST /api/calls/{call_id}/transfer`` ``{"target", "mode", "override"?}`` (seat or supervisor;
   ``override`` lifts the one-hand-over rule and is for supervisors) -> 201 the transfer;
 - ``GET /api/transfers/{id}`` -> the transfer, from this node or another node's Redis mirror;
 - ``DELETE /api/transfers/{id}`` -> cancelled (the caller goes back to the seat);
-- ``POST /api/transfers/{id}/complete`` -> a consult whose target answered is handed over;
-- ``GET /api/callbacks`` -> callers waiting to be called back (oldest first) and calls back in flight.
-Errors are JSON with stable codes (``transfer.*`` -> 409, see ``gateway.transfers.errors``).
+- ``POST /api/transfers/{id}/complete`` -> a consult whose target answered is handed over.
+Errors are JSON with stable codes (``gateway.transfers.errors``; ``gateway.web.errors`` maps them).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from functools import partial
@@ -21,43 +17,30 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.app import GATEWAY
-from gateway.transfers.callback import CallbackService
-from gateway.transfers.machine import Mode
+from gateway.tasks import cancel_tasks, start_task
 from gateway.transfers.service import TransferService
+from gateway.vocabulary import HandoverMode
 from gateway.web.auth import Role, require
 from gateway.web.errors import HttpError, read_json
 
 TRANSFERS = web.AppKey("transfers", TransferService)
-CALLBACKS = web.AppKey("callbacks", CallbackService)
-_MODES = ", ".join(mode.value for mode in Mode)
+_MODES = ", ".join(mode.value for mode in HandoverMode)
 
 
-def setup_transfers(app: web.Application) -> None:
-    """Services on the app's gateway (listening to AMI after the tracker), routes, background tasks."""
-    gateway = app[GATEWAY]
-    transfers = app[TRANSFERS] = TransferService(gateway)
-    callbacks = app[CALLBACKS] = CallbackService(gateway)
-    gateway.client.add_event_listener(transfers)
-    gateway.client.add_event_listener(callbacks)
-    gateway.records.add_final_listener(callbacks.on_final_record)
+def setup_transfers(app: web.Application, transfers: TransferService) -> None:
+    """The routes, and the service's background task for the app's lifetime."""
+    app[TRANSFERS] = transfers
     app.cleanup_ctx.append(_lifetime)
     app.router.add_post("/api/calls/{call_id}/transfer", request_transfer)
     app.router.add_get("/api/transfers/{transfer_id}", get_transfer)
     app.router.add_delete("/api/transfers/{transfer_id}", cancel_transfer)
     app.router.add_post("/api/transfers/{transfer_id}/complete", complete_transfer)
-    app.router.add_get("/api/callbacks", list_callbacks)
 
 
 async def _lifetime(app: web.Application) -> AsyncIterator[None]:
-    await app[CALLBACKS].load()
-    tasks = [asyncio.create_task(app[TRANSFERS].run()), asyncio.create_task(app[CALLBACKS].run())]
+    task = start_task(app[TRANSFERS].run(), "transfers")
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_tasks([task])
 
 
 def _json(body: dict[str, Any], status: int = 200) -> web.Response:
@@ -71,14 +54,14 @@ async def request_transfer(request: web.Request) -> web.Response:
     if not isinstance(target, str) or not isinstance(override, bool):
         raise HttpError(400, "transfer.invalid_request", 'send {"target": "<queue or 110/119/120/122>", '
                         f'"mode": "<{_MODES}>", "override": false}}')  # fmt: skip
-    if mode not in {m.value for m in Mode}:
+    if mode not in {m.value for m in HandoverMode}:
         raise HttpError(400, "transfer.invalid_mode", f"mode must be one of {_MODES}, not {mode!r}")
     if override and principal.role is Role.SEAT:
         raise HttpError(
             403, "transfer.override_forbidden", "only a supervisor may override the one-hand-over rule"
         )
     transfer = await request.app[TRANSFERS].request(
-        request.match_info["call_id"], target, Mode(mode), override=override
+        request.match_info["call_id"], target, HandoverMode(mode), override=override
     )
     response = _json({"transfer": transfer.as_json()}, status=201)
     response.headers["Location"] = f"/api/transfers/{transfer.id}"
@@ -104,24 +87,3 @@ async def complete_transfer(request: web.Request) -> web.Response:
     require(request, Role.SEAT, Role.SUPERVISOR)
     transfer = await request.app[TRANSFERS].complete(request.match_info["transfer_id"])
     return _json({"transfer": transfer.as_json()}, status=202)
-
-
-async def list_callbacks(request: web.Request) -> web.Response:
-    require(request, Role.SEAT, Role.SUPERVISOR)
-    callbacks = request.app[CALLBACKS]
-    waiting = [
-        {
-            "call_id": e.call_id,
-            "number": e.number,
-            "queue": e.queue,
-            "attempts": e.attempts,
-            "joined_at": dt.datetime.fromtimestamp(e.joined_at, dt.UTC).isoformat(timespec="seconds"),
-            "requested_at": dt.datetime.fromtimestamp(e.requested_at, dt.UTC).isoformat(timespec="seconds"),
-        }
-        for e in await callbacks.pending()
-    ]
-    dialling = [
-        {"call_id": f.entry.call_id, "queue": f.entry.queue, "linkedid": f.linkedid, "answered": f.answered}
-        for f in callbacks.flights.values()
-    ]
-    return _json({"waiting": waiting, "in_flight": dialling})

@@ -3,8 +3,8 @@
 A timeout (``asyncio.timeout``, or the one inside redis-py's calls) can turn a cancellation that
 lands as it expires into a TimeoutError (Python 3.11); a loop that survives timeouts then never
 stops, and the app's shutdown waits for it forever. ``Inbox.next`` waits with ``asyncio.wait``,
-which leaves cancellations alone, and ``stop_if_cancelled`` ends a loop whose cancellation some
-library swallowed.
+which leaves cancellations alone, and ``gateway.tasks.stop_if_cancelled`` ends a loop whose
+cancellation some library swallowed.
 """
 
 from __future__ import annotations
@@ -39,10 +39,3 @@ class Inbox(Generic[T]):
         item = self._getter.result()
         self._getter = None
         return item
-
-
-def stop_if_cancelled() -> None:
-    """Raise CancelledError if this task was asked to stop, even if something swallowed the request."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

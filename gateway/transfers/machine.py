@@ -33,13 +33,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from gateway.calls.model import HandoverOutcome, TargetKind, seat_id_of
-
-
-class Mode(StrEnum):
-    BLIND = "blind"
-    CONSULT = "consult"
-    THREEWAY = "threeway"
+from gateway.calls.model import seat_id_of
+from gateway.vocabulary import HandoverMode, HandoverOutcome, TargetKind
 
 
 class State(StrEnum):
@@ -164,7 +159,7 @@ Effect = HangUp | SendBack | Settle
 class Transfer:
     id: str
     call_id: str
-    mode: Mode
+    mode: HandoverMode
     target: Target
     from_seat: str
     caller: Leg  # the caller's channel bridged with the seat
@@ -221,7 +216,7 @@ def observe(t: Transfer, name: str, f: Mapping[str, str], *, consult_prefix: str
         return []
     uniqueid = f.get("Uniqueid", "")
     found = (
-        t.mode is Mode.CONSULT
+        t.mode is HandoverMode.CONSULT
         and bool(uniqueid)
         and uniqueid not in t.target_legs
         and f.get("Linkedid") == t.call_id
@@ -230,7 +225,9 @@ def observe(t: Transfer, name: str, f: Mapping[str, str], *, consult_prefix: str
     facts: list[Fact] = []
     if found or (uniqueid in t.target_legs and not t.target_legs[uniqueid] and f.get("Channel")):
         facts.append(TargetLeg(uniqueid, f.get("Channel", "")))
-    bound = uniqueid == t.caller.uniqueid if t.mode is Mode.BLIND else found or uniqueid in t.target_legs
+    bound = (
+        uniqueid == t.caller.uniqueid if t.mode is HandoverMode.BLIND else found or uniqueid in t.target_legs
+    )
     return facts + _read(t, name, f, uniqueid, bound)
 
 
@@ -310,11 +307,11 @@ def step(t: Transfer, fact: Fact, wall: dt.datetime) -> list[Effect]:
             t.answered_by = party
             if t.state is not State.ANSWERED:
                 _move(t, State.ANSWERED, wall)
-            if t.mode is Mode.BLIND:
+            if t.mode is HandoverMode.BLIND:
                 return _end(t, State.COMPLETED, HandoverOutcome.COMPLETED, "", wall)
-        case Transferred() if t.mode is Mode.CONSULT:
+        case Transferred() if t.mode is HandoverMode.CONSULT:
             return _end(t, State.COMPLETED, HandoverOutcome.COMPLETED, "", wall)
-        case Joined() if t.mode is Mode.THREEWAY:
+        case Joined() if t.mode is HandoverMode.THREEWAY:
             return _end(t, State.COMPLETED, HandoverOutcome.COMPLETED, "", wall)
         case Unreached(outcome, why):
             return _end(t, State.FAILED, outcome, why, wall, *_recover(t, blind_returns_itself=True))
@@ -333,14 +330,14 @@ def step(t: Transfer, fact: Fact, wall: dt.datetime) -> list[Effect]:
 def _gone(t: Transfer, who: Who, wall: dt.datetime) -> list[Effect]:
     if who is Who.CALLER:
         # Nobody left to hand over: release whoever was being reached.
-        drop = [HangUp(channel) for channel in _first_halves(t)] if t.mode is not Mode.BLIND else []
+        drop = [HangUp(channel) for channel in _first_halves(t)] if t.mode is not HandoverMode.BLIND else []
         return _end(t, State.FAILED, HandoverOutcome.FAILED, "the caller hung up", wall, *drop)
     if who is Who.SEAT:
         # Blind: the seat's leg goes by design. Consult: its hangup is how Asterisk completes the
         # transfer (AttendedTransfer follows). Three-way: the others go on without it.
         t.seat_left = True
         return []
-    if t.mode is Mode.BLIND:
+    if t.mode is HandoverMode.BLIND:
         return []  # the linkage call ended; DialEnd said how
     if t.state is State.ANSWERED:
         why = "the target left before the caller was handed over"
@@ -351,11 +348,11 @@ def _gone(t: Transfer, who: Who, wall: dt.datetime) -> list[Effect]:
 
 def _recover(t: Transfer, *, blind_returns_itself: bool = False) -> list[Effect]:
     """What gives the caller back to a person when the transfer will not complete."""
-    if t.mode is Mode.BLIND:
+    if t.mode is HandoverMode.BLIND:
         # The dialplan sends the caller back itself when the PBX ends the attempt.
         return [] if blind_returns_itself else [SendBack(t.from_seat)]
     effects: list[Effect] = [HangUp(channel) for channel in _first_halves(t)]
-    if t.mode is Mode.THREEWAY and t.seat_left:
+    if t.mode is HandoverMode.THREEWAY and t.seat_left:
         effects.append(SendBack(None))  # alone in the room: first in the general queue
     return effects
 

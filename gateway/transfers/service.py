@@ -19,16 +19,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from gateway import keys
 from gateway.ami import safety
 from gateway.ami.errors import ActionFailedError, AmiError
 from gateway.ami.protocol import Message
-from gateway.app import Gateway
-from gateway.calls.model import Call, HandoverOutcome, LegRole, Party, PartyKind, SeatState, TargetKind
+from gateway.calls.model import Call, LegRole, Party, SeatState
 from gateway.calls.resync import utc_now
-from gateway.dialplan.render import (
+from gateway.contract import (
     CONF_CONTEXT,
     HANDOVER_CONTEXT,
     RETURN_CONTEXT,
@@ -36,18 +37,26 @@ from gateway.dialplan.render import (
     VAR_HANDOVER_TIMEOUT,
     VAR_JOIN_CALL,
     VAR_RETURN_SEAT,
-    handover_extensions,
 )
+from gateway.dialplan.routing import handover_extensions
+from gateway.merge.schema import HotlineConfig
+from gateway.ports import PlanSource, Send, TrackerView
+from gateway.tasks import stop_if_cancelled
 from gateway.transfers.errors import (
+    CallNotFoundError,
+    ModeNotAllowedError,
     NoSeatError,
+    NotCompletableError,
     TargetUnavailableError,
     TransferElsewhereError,
     TransferFinishedError,
     TransferInProgressError,
     TransferLimitError,
+    TransferNotFoundError,
     TransferRefusedError,
+    UnknownTargetError,
 )
-from gateway.transfers.inbox import Inbox, stop_if_cancelled
+from gateway.transfers.inbox import Inbox
 from gateway.transfers.machine import (
     TERMINAL,
     Cancel,
@@ -56,7 +65,6 @@ from gateway.transfers.machine import (
     Fact,
     HangUp,
     Leg,
-    Mode,
     Refused,
     SendBack,
     Settle,
@@ -66,11 +74,10 @@ from gateway.transfers.machine import (
     observe,
     step,
 )
-from gateway.web.errors import HttpError
+from gateway.vocabulary import HandoverMode, HandoverOutcome, PartyKind, TargetKind
 
 log = structlog.get_logger(__name__)
 
-MIRROR_PREFIX = "hotline:transfer:"  # + id: the transfer as JSON, for every instance's API
 MIRROR_TTL_S = 86_400
 KEEP_FINISHED_S = 3600.0  # finished transfers stay in memory this long, then only in Redis
 # Asterisk's own limits (the target queue's wait, the three-way originate) run this much longer
@@ -95,18 +102,32 @@ _Work = tuple[Transfer, Effect | None]  # None: mirror the transfer to Redis
 class TransferService:
     """``request``/``cancel``/``complete`` for the API, ``__call__`` for AMI events, ``run`` in the background.
 
-    ``clock`` gives monotonic seconds for deadlines (tests put the simulator's clock here).
+    It sends through ``send``, reads ``tracker`` and tells it how a hand-over it drove ended
+    (``settle``), reads the current ``plan`` and the hand-over rules of ``config``, mirrors to
+    ``redis``. ``clock`` gives monotonic seconds for deadlines (tests put the simulator's clock here).
     """
 
     def __init__(
         self,
-        gateway: Gateway,
         *,
+        send: Send,
+        tracker: TrackerView,
+        settle: Callable[[str, HandoverOutcome], None],
+        plan: PlanSource,
+        config: HotlineConfig,
+        redis: aioredis.Redis,
+        node_id: str,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], dt.datetime] = utc_now,
         tick_s: float = 0.1,
     ) -> None:
-        self.gateway = gateway
+        self.send = send
+        self.tracker = tracker
+        self.settle = settle
+        self.plan = plan
+        self.config = config
+        self.redis = redis
+        self.node_id = node_id
         self.clock = clock
         self.wallclock = wallclock
         self.tick_s = tick_s
@@ -117,38 +138,36 @@ class TransferService:
 
     # --- the API ---------------------------------------------------------------------------------
 
-    def target(self, name: str, mode: Mode) -> Target:
+    def target(self, name: str, mode: HandoverMode) -> Target:
         """A hand-over target by name: an expert, policy or sub-centre queue, or a linkage number.
 
         ``policy`` names the policy specialist group of hotline_merge.yaml (handover.policy_queue).
         """
-        config = self.gateway.settings.config
+        config = self.config
         if name == "policy":
             name = config.handover.policy_queue
-        plan = self.gateway.plan
+        plan = self.plan()
         extensions = handover_extensions(plan)
         if name in extensions:
             return Target(TargetKind.QUEUE, name, extensions[name], plan.queues[name].title)
         linkage = next((t for t in config.emergency_targets if t.number == name), None)
         if linkage is None:
             known = ", ".join([*extensions, *plan.emergency_targets])
-            raise HttpError(
-                400, "transfer.unknown_target", f"no hand-over target {name!r}; targets are {known}"
-            )
+            raise UnknownTargetError(f"no hand-over target {name!r}; targets are {known}", target=name)
         if mode.value not in {m.value for m in linkage.modes}:
             allowed = " or ".join(m.value for m in linkage.modes)
-            raise HttpError(
-                400,
-                "transfer.mode_not_allowed",
-                f"{linkage.name} takes {allowed} hand-overs, not {mode.value}",
+            raise ModeNotAllowedError(
+                f"{linkage.name} takes {allowed} hand-overs, not {mode.value}", target=name, mode=mode.value
             )
         return Target(TargetKind.EMERGENCY, name, name, linkage.name)
 
-    async def request(self, call_id: str, target_name: str, mode: Mode, *, override: bool) -> Transfer:
+    async def request(
+        self, call_id: str, target_name: str, mode: HandoverMode, *, override: bool
+    ) -> Transfer:
         """Start a hand-over of a live call from the seat it is connected to."""
-        call = self.gateway.tracker.calls.get(call_id)
+        call = self.tracker.calls.get(call_id)
         if call is None:
-            raise HttpError(404, "call.not_found", f"no live call {call_id!r}")
+            raise CallNotFoundError(f"no live call {call_id!r}", call_id=call_id)
         target = self.target(target_name, mode)
         running = self._watching.get(call_id)
         if running is not None:
@@ -160,20 +179,20 @@ class TransferService:
         party, seat_leg, caller_leg = self._connected_seat(call)
         if target.kind is TargetKind.QUEUE:
             self._check_staffed(target)
-        timeout = self.gateway.settings.config.handover.consult_timeout_s
+        timeout = self.config.handover.consult_timeout_s
         t = Transfer(
             id=f"tr-{secrets.token_hex(8)}", call_id=call_id, mode=mode, target=target, from_seat=party.party,
             caller=caller_leg, seat=seat_leg, requested_at=self.wallclock(), deadline=self.clock() + timeout,
-            node=self.gateway.node, override=over_limit,
+            node=self.node_id, override=over_limit,
         )  # fmt: skip
-        if mode is Mode.THREEWAY:
+        if mode is HandoverMode.THREEWAY:
             t.room = f"{secrets.randbelow(9 * 10**7) + 10**7}"  # digits: hotline-conf matches _X.
             t.target_legs = {t.id: "", f"{t.id}-2": ""}  # the originate's ChannelId / OtherChannelId
         self._watch(t)
         log.info("transfer.requested", transfer=t.id, call_id=call_id, mode=mode.value, target=target.name)
         for action in self._actions(t, call, timeout + PBX_GRACE_S):
             try:
-                await self.gateway.send(action)
+                await self.send(action)
             except AmiError as exc:
                 self._queue(t, self._apply(t, Refused(exc.message)))
                 if isinstance(exc, ActionFailedError):
@@ -196,14 +215,13 @@ class TransferService:
         Asterisk then joins the caller to the target and says so with AttendedTransfer (trace 06).
         """
         t = await self._local(transfer_id)
-        if t.mode is not Mode.CONSULT or t.state is not State.ANSWERED:
-            raise HttpError(
-                409,
-                "transfer.not_completable",
+        if t.mode is not HandoverMode.CONSULT or t.state is not State.ANSWERED:
+            raise NotCompletableError(
                 f"transfer {t.id} is a {t.mode.value} hand-over in state {t.state.value}; only an answered "
                 "consult can be completed",
+                transfer_id=t.id,
             )
-        await self.gateway.send(safety.hangup(t.seat.channel))
+        await self.send(safety.hangup(t.seat.channel))
         return t
 
     async def lookup(self, transfer_id: str) -> dict[str, Any] | None:
@@ -212,7 +230,7 @@ class TransferService:
         if t is not None:
             return t.as_json()
         try:
-            mirrored = await self.gateway.redis.get(MIRROR_PREFIX + transfer_id)
+            mirrored = await self.redis.get(keys.transfer(transfer_id))
         except (RedisError, OSError) as exc:
             log.warning("transfer.mirror_unreadable", transfer=transfer_id, error=str(exc))
             return None
@@ -223,7 +241,7 @@ class TransferService:
         if t is None:
             elsewhere = await self.lookup(transfer_id)
             if elsewhere is None:
-                raise HttpError(404, "transfer.not_found", f"no transfer {transfer_id!r}")
+                raise TransferNotFoundError(f"no transfer {transfer_id!r}", transfer_id=transfer_id)
             if State(elsewhere["state"]) in TERMINAL:
                 raise TransferFinishedError(f"transfer {transfer_id} has ended ({elsewhere['state']})")
             raise TransferElsewhereError(
@@ -239,7 +257,7 @@ class TransferService:
 
     def _check_limit(self, call: Call, override: bool) -> bool:
         """True when this request goes past the limit (allowed only as a supervisor's override)."""
-        rules = self.gateway.settings.config.handover
+        rules = self.config.handover
         done = [
             t for t in self.transfers.values() if t.call_id == call.call_id and t.state is State.COMPLETED
         ]
@@ -283,7 +301,7 @@ class TransferService:
         )
 
     def _check_staffed(self, target: Target) -> None:
-        seats = self.gateway.tracker.seats.values()
+        seats = self.tracker.seats.values()
         if not any(
             target.name in seat.memberships and not seat.memberships[target.name].paused
             and seat.state is not SeatState.LOGGED_OUT
@@ -297,7 +315,7 @@ class TransferService:
 
     def _actions(self, t: Transfer, call: Call, pbx_limit_s: int) -> list[safety.Action]:
         exten = t.target.exten
-        if t.mode is Mode.BLIND:
+        if t.mode is HandoverMode.BLIND:
             actions = [safety.setvar(VAR_RETURN_SEAT, t.from_seat, channel=t.caller.channel)]
             if t.target.kind is TargetKind.QUEUE:
                 actions.append(
@@ -308,7 +326,7 @@ class TransferService:
                 # BlindTransfer needs a two-party bridge; out of a conference the caller is redirected.
                 return [*actions, safety.redirect(t.caller.channel, HANDOVER_CONTEXT, exten)]
             return [*actions, safety.blind_transfer(t.seat.channel, HANDOVER_CONTEXT, exten)]
-        if t.mode is Mode.CONSULT:
+        if t.mode is HandoverMode.CONSULT:
             return [safety.atxfer(t.seat.channel, exten, context=HANDOVER_CONTEXT)]
         room = t.room or ""
         return [
@@ -341,7 +359,7 @@ class TransferService:
         effects = step(t, fact, self.wallclock())
         for effect in effects:
             if isinstance(effect, Settle):
-                self.gateway.tracker.settle_handover(t.call_id, effect.outcome)
+                self.settle(t.call_id, effect.outcome)
         if t.state is not before:
             log.info("transfer.state", transfer=t.id, call_id=t.call_id, state=t.state.value, reason=t.reason)
             self._work.put((t, None))
@@ -353,7 +371,7 @@ class TransferService:
     def _watch(self, t: Transfer) -> None:
         self.transfers[t.id] = t
         self._watching[t.call_id] = t
-        if t.mode is Mode.THREEWAY:
+        if t.mode is HandoverMode.THREEWAY:
             self._watching[t.id] = t  # the target's legs carry the originate's own Linkedid
         self._work.put((t, None))
 
@@ -387,9 +405,9 @@ class TransferService:
     async def _perform(self, t: Transfer, effect: Effect) -> None:
         try:
             if isinstance(effect, HangUp):
-                await self.gateway.send(safety.hangup(effect.channel))
+                await self.send(safety.hangup(effect.channel))
             elif isinstance(effect, SendBack):
-                await self.gateway.send(
+                await self.send(
                     safety.redirect(self._caller_channel(t), RETURN_CONTEXT, self._back_to(effect))
                 )
         except ActionFailedError as exc:
@@ -406,18 +424,18 @@ class TransferService:
 
     def _back_to(self, effect: SendBack) -> str:
         """The seat's extension in hotline-return if that seat can take the caller now, else ``s``."""
-        seat = self.gateway.tracker.seats.get(effect.seat or "")
+        seat = self.tracker.seats.get(effect.seat or "")
         return seat.seat_id if seat is not None and seat.state in _TAKES_CALLER_BACK else "s"
 
     def _caller_channel(self, t: Transfer) -> str:
-        call = self.gateway.tracker.calls.get(t.call_id)
+        call = self.tracker.calls.get(t.call_id)
         leg = call.legs.get(t.caller.uniqueid) if call is not None else None
         return leg.channel if leg is not None else t.caller.channel
 
     async def _mirror(self, t: Transfer) -> None:
         try:
-            await self.gateway.redis.set(
-                MIRROR_PREFIX + t.id, json.dumps(t.as_json(), ensure_ascii=False), ex=MIRROR_TTL_S
+            await self.redis.set(
+                keys.transfer(t.id), json.dumps(t.as_json(), ensure_ascii=False), ex=MIRROR_TTL_S
             )
         except (RedisError, OSError) as exc:
             log.warning("transfer.mirror_failed", transfer=t.id, error=str(exc))

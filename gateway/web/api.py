@@ -1,26 +1,25 @@
 """The JSON API: live queues, seats and calls; seat control; health, readiness and metrics.
 
-Handlers are thin: they check the role, read the tracker or send one checked AMI action through
-the gateway, and return JSON. Errors are raised (``HttpError``, ``GatewayError``) and turned into
-JSON with stable codes by ``error_middleware``.
+Handlers are thin: they check the role, read the node (``NODE``, and ``NODES`` taken over) or
+hand a seat's request to ``gateway.queues.control``, and return JSON. Errors are raised
+(``HttpError``, ``GatewayError``) and turned into JSON with stable codes by ``error_middleware``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from gateway.ami import safety
-from gateway.ami.safety import TRACKED_EVENTS
-from gateway.app import GATEWAY, NODES, Gateway
 from gateway.calls.model import Call, Party
+from gateway.contract import TRACKED_EVENTS
 from gateway.dialplan.reload import admin_settings, config_digest, reload_config
-from gateway.dialplan.routing import SeatPlan
+from gateway.node.runtime import Node
+from gateway.queues.control import SeatControl, Verb
 from gateway.records.outbox import backlog, dead_letters
 from gateway.web.auth import Role, require
 from gateway.web.errors import HttpError, read_json
@@ -28,8 +27,14 @@ from gateway.web.snapshot import as_plain
 
 READ = (Role.SUPERVISOR, Role.SEAT)
 
+NODE = web.AppKey("node", Node)  # this instance's own node
+NODES = web.AppKey("nodes", dict[str, Node])  # nodes it took over from a dead instance, by node id
+SEAT_CONTROL = web.AppKey("seat_control", SeatControl)
 
-def setup_api(app: web.Application) -> None:
+
+def setup_api(app: web.Application, seat_control: SeatControl) -> None:
+    """The routes; ``app[NODE]`` and ``app[NODES]`` must be set before it serves."""
+    app[SEAT_CONTROL] = seat_control
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -44,13 +49,13 @@ def setup_api(app: web.Application) -> None:
     app.router.add_post("/api/config/reload", config_reload)
 
 
-def _gateway(request: web.Request) -> Gateway:
-    return request.app[GATEWAY]
+def _node(request: web.Request) -> Node:
+    return request.app[NODE]
 
 
-def _runtimes(request: web.Request) -> list[Gateway]:
+def _runtimes(request: web.Request) -> list[Node]:
     """This instance's own node and the nodes it took over (scale-out)."""
-    home = request.app[GATEWAY]
+    home = request.app[NODE]
     return [home, *request.app[NODES].values()]
 
 
@@ -60,48 +65,48 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     """The process is alive and serving (no dependency is checked: that is /readyz)."""
-    return _json({"status": "ok", "uptime_s": round(time.monotonic() - _gateway(request).started, 1)})
+    return _json({"status": "ok", "uptime_s": round(time.monotonic() - _node(request).started, 1)})
 
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready: AMI logged in, Redis answering, live state fresh. 503 lists every reason it is not."""
-    gateway = _gateway(request)
+    node = _node(request)
     problems = []
-    state = gateway.client.state
-    if not gateway.controlling and not gateway.standby:
+    state = node.client.state
+    if not node.controlling and not node.standby:
         problems.append("starting: not yet known which instance controls this node")
-    if gateway.standby and gateway.node not in {p.get("node") for p in gateway.peers}:
-        problems.append(f"standby: no live state of node {gateway.node} from the instance controlling it")
-    if gateway.controlling and not state.ready:
+    if node.standby and node.node_id not in {p.get("node") for p in node.peers}:
+        problems.append(f"standby: no live state of node {node.node_id} from the instance controlling it")
+    if node.controlling and not state.ready:
         problems.append(f"ami: {state.phase.value}" + (f" ({state.last_error})" if state.last_error else ""))
     try:
-        await gateway.redis.ping()
+        await node.redis.ping()
     except (RedisError, OSError) as exc:
         problems.append(f"redis: {exc}")
-    if gateway.controlling and gateway.tracker.stale:
+    if node.controlling and node.tracker.stale:
         problems.append("state: stale (resynchronising with Asterisk)")
-    role = "active" if gateway.controlling else "standby"  # a standby serves dashboards from Redis
+    role = "active" if node.controlling else "standby"  # a standby serves dashboards from Redis
     body = {"ready": not problems, "problems": problems, "ami": state.phase.value, "role": role}
     return _json(body, status=200 if not problems else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
     require(request, *READ)
-    body = generate_latest(_gateway(request).registry)
+    body = generate_latest(_node(request).registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def status(request: web.Request) -> web.Response:
     require(request, *READ)
-    gateway = _gateway(request)
-    state = gateway.client.state
-    last = gateway.resync.last_completed_at
+    node = _node(request)
+    state = node.client.state
+    last = node.resync.last_completed_at
     return _json(
         {
-            "node": gateway.node,
-            "role": "active" if gateway.controlling else "standby",
-            "taken_over": sorted(r.node for r in _runtimes(request)[1:]),
-            "peers": sorted(str(p.get("node")) for p in gateway.peers),
+            "node": node.node_id,
+            "role": "active" if node.controlling else "standby",
+            "taken_over": sorted(r.node_id for r in _runtimes(request)[1:]),
+            "peers": sorted(str(p.get("node")) for p in node.peers),
             "ami": {
                 "phase": state.phase.value,
                 "reconnects": state.reconnects,
@@ -109,29 +114,29 @@ async def status(request: web.Request) -> web.Response:
                 "last_error_code": state.last_error_code,
                 "last_error": state.last_error,
             },
-            "stale": gateway.tracker.stale,
-            "resyncs": gateway.resync.completed,
+            "stale": node.tracker.stale,
+            "resyncs": node.resync.completed,
             "last_resync_at": last.isoformat() if last else None,
-            "redis_ok": gateway.redis_ok,
-            "live_calls": len(gateway.tracker.calls),
+            "redis_ok": node.redis_ok,
+            "live_calls": len(node.tracker.calls),
         }
     )
 
 
 async def queues(request: web.Request) -> web.Response:
     require(request, *READ)
-    snapshot = _gateway(request).snapshot()
+    snapshot = _node(request).snapshot()
     return _json({"stale": snapshot.link.stale, "queues": snapshot.queues, "overall": snapshot.overall})
 
 
 async def agents(request: web.Request) -> web.Response:
     """Every seat of the roster, logged in or not, with its live state."""
     require(request, *READ)
-    gateway = _gateway(request)
+    node = _node(request)
     now = time.monotonic()
     out = []
-    for extension, plan in sorted(gateway.plan.seats.items()):
-        seat = gateway.tracker.seats.get(extension)
+    for extension, plan in sorted(node.plan.seats.items()):
+        seat = node.tracker.seats.get(extension)
         out.append(
             {
                 "id": extension,
@@ -145,7 +150,7 @@ async def agents(request: web.Request) -> web.Response:
                 "queues": sorted(seat.memberships) if seat else [],
             }
         )
-    return _json({"stale": gateway.tracker.stale, "agents": out})
+    return _json({"stale": node.tracker.stale, "agents": out})
 
 
 async def calls(request: web.Request) -> web.Response:
@@ -153,7 +158,7 @@ async def calls(request: web.Request) -> web.Response:
     now = time.monotonic()
     runtimes = [r for r in _runtimes(request) if r.controlling]
     live = sorted(
-        ((r.node, call) for r in runtimes for call in r.tracker.calls.values()),
+        ((r.node_id, call) for r in runtimes for call in r.tracker.calls.values()),
         key=lambda nc: nc[1].arrived_at,
     )
     stale = any(r.tracker.stale for r in runtimes)
@@ -263,78 +268,36 @@ def _iso(moment: dt.datetime | None) -> str | None:
 async def agent_action(request: web.Request) -> web.Response:
     """Log a seat in or out of its roster queues, or pause/unpause it everywhere (with a reason)."""
     require(request, Role.SEAT, Role.SUPERVISOR)
-    gateway = _gateway(request)
     extension, verb = request.match_info["seat"], request.match_info["verb"]
-    seat = gateway.plan.seats.get(extension)
-    if seat is None:
-        raise HttpError(
-            404, "agent.not_found", f"seat {extension!r} is not in the roster (hotline_merge.yaml seats)"
-        )
     body = await read_json(request) if request.can_read_body else {}
-    queues = _queues_of(seat, body.get("queues"))
-    if verb == "login":
-        actions = [
-            safety.queue_add(
-                q,
-                seat.interface,
-                member_name=seat.name,
-                penalty=seat.penalty,
-                state_interface=seat.state_interface,
-            )
-            for q in queues
-        ]
-    elif verb == "logout":
-        actions = [safety.queue_remove(q, seat.interface) for q in queues]
-    else:
-        reason = body.get("reason")
-        if reason is not None and not isinstance(reason, str):
-            raise HttpError(400, "agent.invalid_reason", "reason must be text, e.g. 小休 or 培训")
-        actions = [
-            safety.queue_pause(seat.interface, verb == "pause", reason=reason if verb == "pause" else None)
-        ]
-    results = []
-    for action in actions:
-        result = await gateway.send(action)
-        results.append({"action": action.name, "queue": action.get("Queue"), "message": result.message})
+    done = await request.app[SEAT_CONTROL].act(
+        extension, cast(Verb, verb), queues=body.get("queues"), reason=body.get("reason")
+    )
+    results = [{"action": d.action, "queue": d.queue, "message": d.message} for d in done]
     return _json({"seat": extension, "verb": verb, "results": results})
-
-
-def _queues_of(seat: SeatPlan, requested: object) -> list[str]:
-    if requested is None:
-        return list(seat.queues)
-    if not isinstance(requested, list) or not all(isinstance(q, str) for q in requested):
-        raise HttpError(400, "agent.invalid_queues", "queues must be a list of queue names")
-    unknown = [q for q in requested if q not in seat.queues]
-    if unknown:
-        raise HttpError(
-            400,
-            "agent.queue_not_in_roster",
-            f"seat {seat.extension} does not serve {', '.join(unknown)} (roster: {', '.join(seat.queues)})",
-        )
-    return list(requested)
 
 
 async def records_backlog(request: web.Request) -> web.Response:
     require(request, *READ)
-    return _json(await backlog(_gateway(request).redis))
+    return _json(await backlog(_node(request).redis))
 
 
 async def records_dead_letters(request: web.Request) -> web.Response:
     require(request, Role.SUPERVISOR)
-    letters = await dead_letters(_gateway(request).redis)
+    letters = await dead_letters(_node(request).redis)
     return _json({"dead_letters": [letter.as_json() for letter in letters]})
 
 
 async def config_reload(request: web.Request) -> web.Response:
     """Validate, render, swap and reload; a bad config answers 422 with every problem, changing nothing."""
     require(request, Role.ADMIN)
-    gateway = _gateway(request)
-    settings = gateway.settings
+    node = _node(request)
+    settings = node.settings
     report = await reload_config(
         settings.config_path, settings.dialplans_dir, admin_settings(settings), tracked_events=TRACKED_EVENTS
     )
-    gateway.applied_sha = config_digest(settings.config_path)
-    gateway.adopt(report.config)
+    node.applied_sha = config_digest(settings.config_path)
+    node.adopt(report.config)
     return _json(
         {
             "changed": [c.name for c in report.changes if c.changed],

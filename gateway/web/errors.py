@@ -33,8 +33,13 @@ _STATUS_BY_PREFIX = (
     ("config.reload_failed", 502),  # Asterisk refused or was unreachable: not the config's fault
     ("config.", 422),
     ("settings.", 422),
-    ("transfer.limit", 409),
+    ("call.not_found", 404),
+    ("transfer.not_found", 404),
+    ("transfer.unknown_target", 400),
+    ("transfer.mode_not_allowed", 400),
     ("transfer.", 409),
+    ("agent.not_found", 404),
+    ("agent.", 400),
     ("ami.unsafe", 400),
     ("ami.not_allowed", 403),
     ("ami.", 503),
@@ -61,6 +66,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = status_for(exc)
         problems = [str(p) for p in getattr(exc, "problems", [])]
         extra: dict[str, object] = {"problems": problems} if problems else {}
+        if exc.details:
+            extra["details"] = exc.details
         return error_response(status, exc.code, exc.message, **extra)
     except web.HTTPException as exc:
         if exc.status < 400:

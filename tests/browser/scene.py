@@ -19,8 +19,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from gateway.merge.loader import load_config
-from gateway.merge.schema import HotlineConfig, MergeMode
+from gateway.merge.schema import HotlineConfig
 from gateway.queues.stats import ALL, CHINA_TZ, Fact, KpiBook, Observation, Rates
+from gateway.vocabulary import MergeMode
 from gateway.web.auth import AUTH_KEY, Authenticator
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware

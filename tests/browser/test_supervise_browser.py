@@ -16,13 +16,15 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, expect
 
+from gateway import keys
 from gateway.ami import safety
 from gateway.ami.protocol import Message
 from gateway.ami.result import ActionResult
-from gateway.calls.model import Call, Leg, LegRole, Party, PartyKind
+from gateway.calls.model import Call, Leg, LegRole, Party
 from gateway.settings import token_id
 from gateway.supervise.http import setup_supervise
-from gateway.supervise.service import AUDIT_STREAM, SuperviseService
+from gateway.supervise.service import SuperviseService
+from gateway.vocabulary import PartyKind
 from gateway.web.live import LiveHub
 from tests.browser.chromium import Console, log_in
 from tests.browser.scene import SUPERVISOR_TOKEN, busy_floor, make_app
@@ -87,7 +89,7 @@ async def test_listen_button_rings_the_supervisor_into_the_seat_call(
         "Local/8001@hotline-supervisor-phone", "hotline-supervise", "listen",
     )  # fmt: skip
     assert headers["Variable"] == f"HOTLINE_SPY_TARGET={SEAT_LEG}"
-    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis_client.xrange(AUDIT_STREAM))
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis_client.xrange(keys.SUPERVISE_AUDIT))
     assert [(f[b"who"], f[b"mode"], f[b"result"]) for _, f in entries] == [
         (token_id(SUPERVISOR_TOKEN).encode(), b"listen", b"ringing")
     ]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,15 +13,17 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.app import GATEWAY, Gateway, init_app
+from gateway.app import init_app
 from gateway.demo import demo_environment
 from gateway.localredis import LocalRedis
 from gateway.merge.loader import load_config
-from gateway.records.sink import OrderSink
+from gateway.node.runtime import Node
+from gateway.ordersink.sink import OrderSink
 from gateway.settings import Settings
 from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.people import CallerBehaviour, Endpoints, SeatBehaviour
 from gateway.sim.server import Simulator
+from gateway.web.api import NODE
 from tests.conftest import ROOT
 
 CONFIG = ROOT / "hotline_merge.yaml"
@@ -42,10 +42,10 @@ class Stack:
         return self.service.sim
 
     @property
-    def gateway(self) -> Gateway:
+    def gateway(self) -> Node:
         app = self.client.app
         assert app is not None
-        return app[GATEWAY]
+        return app[NODE]
 
     def headers(self, role: str = "supervisor") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.env[f'HOTLINE_{role.upper()}_TOKENS']}"}
@@ -59,16 +59,6 @@ class Stack:
         response = await self.client.post(path, json=body or {}, headers=self.headers(role))
         assert response.status == 200, await response.text()
         return await response.json()
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float, what: str) -> float:
-    """Poll ``check`` until it holds; returns how long it took, fails naming ``what`` otherwise."""
-    began = time.monotonic()
-    while not await check():
-        if time.monotonic() - began > within:
-            raise AssertionError(f"{what}: not within {within} s")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - began
 
 
 @dataclass

@@ -11,7 +11,8 @@ import pytest
 from gateway.records.model import record_id_for
 from gateway.records.outbox import backlog
 from gateway.sim.traffic import TrafficGenerator
-from tests.e2e.conftest import Stack, StackOptions, eventually
+from tests.e2e.conftest import Stack, StackOptions
+from tests.support.polling import until
 
 
 @pytest.fixture
@@ -25,7 +26,7 @@ def _ended(traffic: TrafficGenerator) -> set[str]:
 
 def _orders(stack: Stack, linkedids: set[str]) -> dict[str, dict[str, Any] | None]:
     return {
-        linkedid: stack.sink.store.work_order(record_id_for(stack.gateway.node, linkedid))
+        linkedid: stack.sink.store.work_order(record_id_for(stack.gateway.node_id, linkedid))
         for linkedid in linkedids
     }
 
@@ -33,7 +34,7 @@ def _orders(stack: Stack, linkedids: set[str]) -> dict[str, dict[str, Any] | Non
 async def test_calls_that_ran_while_no_gateway_watched_become_work_orders(stack: Stack) -> None:
     traffic = stack.service.traffic
     assert traffic is not None
-    await eventually(lambda: _ready(stack), within=10, what="gateway ready")
+    await until(lambda: _ready(stack), within=10, every=0.1, what="gateway ready")
     await asyncio.sleep(1.0)
     long_before = _ended(traffic)
     await asyncio.sleep(1.0)
@@ -45,14 +46,16 @@ async def test_calls_that_ran_while_no_gateway_watched_become_work_orders(stack:
     await asyncio.sleep(2.0)
     ended_in_gap = _ended(traffic) - ended_before
     stack.sim.refuse_logins(False)
-    await eventually(lambda: _ready(stack), within=20, what="gateway back")
+    await until(lambda: _ready(stack), within=20, every=0.1, what="gateway back")
     ended_on_return = _ended(traffic)
     await asyncio.sleep(1.0)
     traffic.stop()
-    await eventually(lambda: _idle(traffic), within=30, what="every call over")
+    await until(lambda: _idle(traffic), within=30, every=0.1, what="every call over")
     ended = _ended(traffic)
     try:
-        await eventually(lambda: _all_ordered(stack, ended), within=30, what="a work order for every call")
+        await until(
+            lambda: _all_ordered(stack, ended), within=30, every=0.1, what="a work order for every call"
+        )
     except AssertionError as exc:
         raise AssertionError(await _why_not_ordered(stack, ended)) from exc
 

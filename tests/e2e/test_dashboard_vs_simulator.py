@@ -12,7 +12,8 @@ from playwright.async_api import Page, async_playwright
 from gateway.sim.people import CallerBehaviour
 from gateway.sim.traffic import TrafficGenerator
 from tests.browser.chromium import Console, launch, log_in, missing_chromium
-from tests.e2e.conftest import Stack, StackOptions, eventually
+from tests.e2e.conftest import Stack, StackOptions
+from tests.support.polling import until
 
 CALLS = 80
 
@@ -49,7 +50,9 @@ async def test_page_equals_api_and_simulator_then_shows_stale_banner(stack: Stac
     base = f"http://127.0.0.1:{server.port}"
     await log_in(page, base, stack.env["HOTLINE_SUPERVISOR_TOKENS"])
     await page.get_by_test_id("window-today").click()
-    await eventually(lambda: _synced(stack), within=30, what="the gateway resynced")  # it sees every call
+    await until(
+        lambda: _synced(stack), within=30, what="the gateway resynced", every=0.1
+    )  # it sees every call
     # A fixed number of calls: the simulator offers them as fast as its time runs, whatever the load.
     # No callback key: app_queue counts the gateway's calls back as completed, the KPIs leave them out.
     options = StackOptions()
@@ -59,8 +62,8 @@ async def test_page_equals_api_and_simulator_then_shows_stale_banner(stack: Stac
     )  # fmt: skip
     traffic.start()
 
-    await eventually(lambda: _placed(traffic), within=30, what=f"{CALLS} calls offered")
-    await eventually(lambda: _idle(stack), within=60, what="every call ended")
+    await until(lambda: _placed(traffic), within=30, what=f"{CALLS} calls offered", every=0.1)
+    await until(lambda: _idle(stack), within=60, what="every call ended", every=0.1)
 
     async def shown(name: str) -> dict[str, int]:
         card = f'[data-testid="queue-{name}"]'
@@ -79,7 +82,7 @@ async def test_page_equals_api_and_simulator_then_shows_stale_banner(stack: Stac
                 return False
         return True
 
-    await eventually(page_caught_up, within=10, what="the page shows the API's figures")
+    await until(page_caught_up, within=10, what="the page shows the API's figures", every=0.1)
     for name, sim_queue in stack.sim.pbx.queues.queues.items():
         figures = await shown(name)
         assert (figures["answered"], figures["abandoned"]) == (sim_queue.completed, sim_queue.abandoned), name

@@ -23,11 +23,11 @@ import redis.asyncio as aioredis
 from gateway.demo import demo_environment
 from gateway.localredis import LocalRedis, free_port
 from gateway.merge.loader import load_config
-from gateway.records.sink import OrderSink
+from gateway.ordersink.sink import OrderSink
 from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.people import CallerBehaviour, Endpoints, SeatBehaviour
 from tests.conftest import ROOT
-from tests.e2e.conftest import eventually
+from tests.support.polling import until
 
 CONFIG = ROOT / "hotline_merge.yaml"
 LEASE_MS = 1500
@@ -111,7 +111,7 @@ async def test_a_standby_takes_over_a_killed_gateways_node(
             except OSError:
                 return False
 
-        await eventually(both_active, within=20, what="each gateway controlling its own node")
+        await until(both_active, within=20, every=0.1, what="each gateway controlling its own node")
 
         # Either dashboard shows both nodes: seats of both simulators in the general queue.
         def general(port: int) -> dict[str, Any]:
@@ -123,7 +123,7 @@ async def test_a_standby_takes_over_a_killed_gateways_node(
         async def merged() -> bool:
             return all(general(p)["seats"]["logged_in"] == members for p in (port_1, port_2))
 
-        await eventually(merged, within=10, what="both dashboards merge both nodes")
+        await until(merged, within=10, every=0.1, what="both dashboards merge both nodes")
 
         await asyncio.sleep(3)  # calls in progress on both nodes
         g1.send_signal(signal.SIGKILL)
@@ -136,7 +136,7 @@ async def test_a_standby_takes_over_a_killed_gateways_node(
             live_a = {c.linkedid for c in sim_a.sim.pbx.channels.values()}
             return "pbx-1" in status["taken_over"] and calls == live_a
 
-        await eventually(taken_over, within=LEASE_MS / 1000 + 8, what="gateway 2 controls pbx-1")
+        await until(taken_over, within=LEASE_MS / 1000 + 8, every=0.1, what="gateway 2 controls pbx-1")
         took = time.monotonic() - killed
         assert took < LEASE_MS / 1000 + 8
 
@@ -148,13 +148,13 @@ async def test_a_standby_takes_over_a_killed_gateways_node(
         async def idle() -> bool:
             return not sim_a.sim.pbx.channels and not sim_b.sim.pbx.channels
 
-        await eventually(idle, within=60, what="every simulated call ended")
+        await until(idle, within=60, every=0.1, what="every simulated call ended")
         offered = sum(s.traffic.stats.offered for s in (sim_a, sim_b) if s.traffic is not None)
 
         async def all_recorded() -> bool:
             return bool(sink.store.counts()["final_work_orders"] >= offered)
 
-        await eventually(all_recorded, within=20, what="every call a work order")
+        await until(all_recorded, within=20, every=0.1, what="every call a work order")
         counts = sink.store.counts()
         assert counts["work_orders"] == counts["final_work_orders"] == offered
     finally:

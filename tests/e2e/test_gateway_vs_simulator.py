@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.e2e.conftest import Stack, eventually
+from tests.e2e.conftest import Stack
+from tests.support.polling import until
 
 CALLS = 500
 
@@ -24,7 +25,7 @@ def sim_live_calls(stack: Stack) -> set[str]:
 async def test_500_calls_with_seat_changes_match_the_simulator(stack: Stack) -> None:
     traffic = stack.service.traffic
     assert traffic is not None
-    await eventually(lambda: _ready(stack), within=10, what="gateway ready")
+    await until(lambda: _ready(stack), within=10, every=0.1, what="gateway ready")
 
     # Seats change state while calls flow: one pauses with a reason, one logs out, one logs out and in.
     await stack.post("/api/agents/1001/pause", {"reason": "小休"}, role="seat")
@@ -34,11 +35,11 @@ async def test_500_calls_with_seat_changes_match_the_simulator(stack: Stack) -> 
     await stack.post("/api/agents/2001/pause", {"reason": "培训"})
     await stack.post("/api/agents/2001/unpause")
 
-    await eventually(lambda: _offered_at_least(stack, CALLS), within=60, what=f"{CALLS} calls offered")
+    await until(lambda: _offered_at_least(stack, CALLS), within=60, every=0.1, what=f"{CALLS} calls offered")
     traffic.stop()
     offered = traffic.stats.offered
-    await eventually(lambda: _sim_idle(stack), within=60, what="every simulated call ended")
-    await eventually(lambda: _gateway_idle(stack), within=10, what="the gateway saw every call end")
+    await until(lambda: _sim_idle(stack), within=60, every=0.1, what="every simulated call ended")
+    await until(lambda: _gateway_idle(stack), within=10, every=0.1, what="the gateway saw every call end")
 
     # Per queue, the gateway's counts equal app_queue's own counters in the simulator.
     queues = {q["name"]: q for q in (await stack.get("/api/queues"))["queues"]}
@@ -71,23 +72,27 @@ async def test_500_calls_with_seat_changes_match_the_simulator(stack: Stack) -> 
     assert logged_in == in_sim & set(agents)
 
     # Every call is exactly one work order in the order system.
-    await eventually(lambda: _work_orders_at_least(stack, offered), within=20, what="every call a work order")
+    await until(
+        lambda: _work_orders_at_least(stack, offered), within=20, every=0.1, what="every call a work order"
+    )
     counts = stack.sink.store.counts()
     assert counts["work_orders"] == counts["final_work_orders"] == offered
 
 
 async def test_simulator_restart_converges_without_ghost_calls(stack: Stack) -> None:
-    await eventually(lambda: _ready(stack), within=10, what="gateway ready")
-    await eventually(lambda: _live_calls_at_least(stack, 10), within=30, what="calls in progress")
+    await until(lambda: _ready(stack), within=10, every=0.1, what="gateway ready")
+    await until(lambda: _live_calls_at_least(stack, 10), within=30, every=0.1, what="calls in progress")
     before = set(stack.gateway.tracker.calls)
     await stack.sim.shutdown(restart=True, downtime=1.0)
-    await eventually(lambda: _sim_back(stack), within=20, what="simulator back")
-    took = await eventually(
-        lambda: _converged(stack), within=5, what="no ghost calls 5 s after the PBX returned"
+    await until(lambda: _sim_back(stack), within=20, every=0.1, what="simulator back")
+    took = await until(
+        lambda: _converged(stack), within=5, every=0.1, what="no ghost calls 5 s after the PBX returned"
     )
     assert took <= 5
     # The calls that were up when the PBX went away ended as "ended during PBX outage".
-    await eventually(lambda: _work_orders_at_least(stack, len(before)), within=20, what="outage records")
+    await until(
+        lambda: _work_orders_at_least(stack, len(before)), within=20, every=0.1, what="outage records"
+    )
     dispositions = {
         order["record"]["disposition"]["kind"]
         for call_id in before
@@ -102,7 +107,7 @@ async def test_simulator_restart_converges_without_ghost_calls(stack: Stack) -> 
 def _order_of(stack: Stack, call_id: str) -> dict[str, Any] | None:
     from gateway.records.model import record_id_for
 
-    return stack.sink.store.work_order(record_id_for(stack.gateway.node, call_id))
+    return stack.sink.store.work_order(record_id_for(stack.gateway.node_id, call_id))
 
 
 async def _ready(stack: Stack) -> bool:

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from gateway.sim.people import SeatBehaviour
-from tests.e2e.conftest import Stack, StackOptions, eventually
+from tests.e2e.conftest import Stack, StackOptions
+from tests.support.polling import until
 
 MERGED_12369 = "mode: merged, announcement: 您拨打的12369热线已并入12345，正在为您转接。}"
 PARALLEL_12369 = "mode: parallel, queue: expert-market}"
@@ -33,7 +34,7 @@ async def test_reload_changes_a_line_mode_while_calls_are_up(stack: Stack) -> No
     traffic = stack.service.traffic
     assert traffic is not None
     config_path = stack.gateway.settings.config_path
-    await eventually(lambda: _ready(stack), within=10, what="gateway ready")
+    await until(lambda: _ready(stack), within=10, every=0.1, what="gateway ready")
     for number in ("12369", "12369", "12345"):
         traffic.place_call(number)
 
@@ -41,7 +42,7 @@ async def test_reload_changes_a_line_mode_while_calls_are_up(stack: Stack) -> No
         calls = await live_calls(stack)
         return len(calls) == 3 and all(c["state"] == "talking" for c in calls.values())
 
-    await eventually(three_talking, within=40, what="three calls answered")
+    await until(three_talking, within=40, every=0.1, what="three calls answered")
     before = await live_calls(stack)
     assert [c["queue"] for c in before.values()] == ["hotline-general"] * 3
 
@@ -70,7 +71,7 @@ async def test_reload_changes_a_line_mode_while_calls_are_up(stack: Stack) -> No
 async def test_bad_reload_is_refused_and_the_running_config_stays(stack: Stack) -> None:
     config_path = stack.gateway.settings.config_path
     dialplans: Path = stack.gateway.settings.dialplans_dir
-    await eventually(lambda: _ready(stack), within=10, what="gateway ready")
+    await until(lambda: _ready(stack), within=10, every=0.1, what="gateway ready")
     await stack.post("/api/config/reload", role="admin")  # the good config, applied once
     applied = folder_bytes(dialplans)
     plan_before = stack.gateway.plan
@@ -106,5 +107,5 @@ async def _new_call(stack: Stack, known: set[str]) -> dict[str, Any]:
                 return True
         return False
 
-    await eventually(appeared, within=15, what="the new call queued")
+    await until(appeared, within=15, every=0.1, what="the new call queued")
     return found

@@ -13,10 +13,11 @@ import redis.asyncio as aioredis
 
 from gateway.ami.client import AmiClient, AmiSettings
 from gateway.ami.protocol import Message
-from gateway.calls.model import DispositionKind, QueueResult, SeatState
+from gateway.calls.model import SeatState
 from gateway.calls.resync import Resync, TrackerFeed
 from gateway.calls.tracker import CallEnded, Output, Tracker
 from gateway.localredis import LocalRedis
+from gateway.vocabulary import DispositionKind, QueueResult
 from tests.integration.test_ami_client import replay_answer
 from tests.integration.test_transfers import open_stack
 from tests.support.ami_peer import AmiPeer

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from gateway import keys
 from gateway.ami.protocol import Message
 from gateway.localredis import LocalRedis
 from gateway.sim.people import FarEnd
-from gateway.transfers.callback import ENTRIES_KEY, ORDER_KEY
-from tests.integration.test_transfers import TIME_SCALE, Stack, all_records, open_stack, until, until_true
+from tests.integration.test_transfers import TIME_SCALE, Stack, all_records, open_stack
+from tests.support.polling import until
 
 KEY_AFTER_S = {"citizen-a": 12.0, "citizen-b": 8.0, "citizen-c": 2.0}  # they ask in the order c, b, a
 NUMBERS = {"citizen-a": "13900000011", "citizen-b": "13900000012", "citizen-c": "13900000013"}
@@ -59,10 +60,10 @@ async def ask_for_callbacks(stack: Stack, callers: list[str]) -> None:
         await stack.pause(seat)
     for call_id in callers:
         stack.dial_in(call_id, caller=NUMBERS[call_id], queue_key="1", queue_key_after=KEY_AFTER_S[call_id])
-        await until_true(partial(_queued, stack, call_id), f"{call_id} queued")
+        await until(partial(_queued, stack, call_id), f"{call_id} queued")
         await asyncio.sleep(2 * TIME_SCALE)  # 2 simulated seconds apart: JoinTime counts whole seconds
     await until(lambda: _waiting(stack, len(callers)), "every callback queued in Redis")
-    await until_true(lambda: not stack.gateway.tracker.calls, "the callers hung up after the confirmation")
+    await until(lambda: not stack.gateway.tracker.calls, "the callers hung up after the confirmation")
 
 
 def _queued(stack: Stack, call_id: str) -> bool:
@@ -70,7 +71,7 @@ def _queued(stack: Stack, call_id: str) -> bool:
 
 
 async def _entries_left(stack: Stack, count: int) -> bool:
-    return bool(await stack.redis.hlen(ENTRIES_KEY) == count)
+    return bool(await stack.redis.hlen(keys.CALLBACK_ENTRIES) == count)
 
 
 def _dialled(watch: CallbackWatch, count: int) -> bool:
@@ -98,9 +99,9 @@ async def test_callbacks_in_arrival_order_and_one_at_a_time_for_one_ready_seat(s
 
     await stack.pause("1001", paused=False)
     for n, call_id in enumerate(("citizen-a", "citizen-b", "citizen-c")):
-        await until_true(partial(_dialled, watch, n + 1), f"{call_id} called back")
+        await until(partial(_dialled, watch, n + 1), f"{call_id} called back")
         assert watch.dialled[n] == NUMBERS[call_id]
-        await until_true(lambda: _with_seat(stack, "1001"), f"{call_id} back with a seat")
+        await until(lambda: _with_seat(stack, "1001"), f"{call_id} back with a seat")
         assert len(watch.dialled) == n + 1  # the only seat is busy: nobody else is called meanwhile
         stack.phone_hangs_up("1001")
     assert watch.most_in_flight == 1
@@ -123,7 +124,7 @@ async def test_callbacks_in_arrival_order_and_one_at_a_time_for_one_ready_seat(s
     assert any(r.endswith("-callback.wav") for r in back["recordings"])
     assert [v["result"] for v in record["queues"]] == ["callback_requested", "answered"]
     assert record["seat_ids"] == ["1001"]
-    assert await stack.redis.zcard(ORDER_KEY) == 0
+    assert await stack.redis.zcard(keys.CALLBACK_ORDER) == 0
 
 
 def _with_seat(stack: Stack, seat: str) -> bool:
@@ -158,11 +159,11 @@ async def test_never_more_in_flight_than_ready_seats(stack: Stack) -> None:
     await ask_for_callbacks(stack, ["citizen-a", "citizen-b", "citizen-c"])
     for seat in ("1001", "1002"):
         await stack.pause(seat, paused=False)
-    await until_true(lambda: _with_seat(stack, "1001") and _with_seat(stack, "1002"), "two called back")
+    await until(lambda: _with_seat(stack, "1001") and _with_seat(stack, "1002"), "two called back")
     assert watch.dialled == [NUMBERS["citizen-a"], NUMBERS["citizen-b"]]
     assert watch.most_in_flight == 2
     stack.phone_hangs_up("1002")
-    await until_true(lambda: len(watch.dialled) == 3, "the third called back once a seat is free")
+    await until(lambda: len(watch.dialled) == 3, "the third called back once a seat is free")
     assert watch.most_in_flight == 2
 
 
@@ -173,8 +174,8 @@ async def test_unanswered_callback_is_retried_then_reported_with_its_outcome(sta
     await ask_for_callbacks(stack, ["citizen-c"])
     watch = CallbackWatch(stack)
     await stack.pause("1001", paused=False)
-    await until_true(lambda: len(stack.callbacks.flights) == 1, "the first attempt", within=10)
-    await until_true(lambda: not stack.callbacks.flights, "the first attempt rang out", within=10)
+    await until(lambda: len(stack.callbacks.flights) == 1, "the first attempt", within=10)
+    await until(lambda: not stack.callbacks.flights, "the first attempt rang out", within=10)
 
     async def reject_when_ringing() -> bool:
         ringing = [
@@ -190,7 +191,7 @@ async def test_unanswered_callback_is_retried_then_reported_with_its_outcome(sta
     assert record["callback"]["linkedid"] is None
     assert record["revision"] > int((await _first_final(stack, "citizen-c"))["revision"])
     assert watch.dialled == [number, number]  # no answer, then busy: two attempts
-    assert await stack.redis.hlen(ENTRIES_KEY) == 0
+    assert await stack.redis.hlen(keys.CALLBACK_ENTRIES) == 0
 
 
 async def _first_final(stack: Stack, call_id: str) -> dict[str, Any]:
@@ -204,7 +205,7 @@ async def test_the_callback_queue_survives_a_gateway_restart(stack: Stack) -> No
     assert await waiting(stack) == ["citizen-a", "citizen-b"]
     watch = CallbackWatch(stack)
     await stack.pause("1001", paused=False)
-    await until_true(lambda: _with_seat(stack, "1001"), "the first called back by the new gateway")
+    await until(lambda: _with_seat(stack, "1001"), "the first called back by the new gateway")
     assert watch.dialled == [NUMBERS["citizen-a"]]
     stack.phone_hangs_up("1001")
     record = await _amended(stack, "citizen-a")  # the record was kept in Redis for this
@@ -217,12 +218,12 @@ async def test_a_gateway_that_dies_while_calling_back_loses_neither_the_caller_n
     stack.phones.script[NUMBERS["citizen-a"]] = FarEnd(3.0, True, None)
     await ask_for_callbacks(stack, ["citizen-a"])
     await stack.pause("1001", paused=False)
-    await until_true(lambda: bool(stack.callbacks.flights), "calling back")
+    await until(lambda: bool(stack.callbacks.flights), "calling back")
     # The gateway goes away with the attempt in flight; the citizen answers and reaches 1001
     # meanwhile. The next gateway learns that call from its resync, not from the old one's memory.
     await stack.restart_gateway()
     watch = CallbackWatch(stack)
-    await until_true(lambda: _with_seat(stack, "1001"), "the call back found with its seat")
+    await until(lambda: _with_seat(stack, "1001"), "the call back found with its seat")
     await until(partial(_entries_left, stack, 0), "the callback done once its stale claim is seen")
     assert watch.dialled == []  # the caller was not rung a second time
     stack.phone_hangs_up("1001")

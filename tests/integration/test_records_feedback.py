@@ -13,8 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from gateway.ordersink.examples import answered_call, emergency_handover
+from gateway.ordersink.sink import FeedbackPoster, OrderSink
 from gateway.records.client import OrderSystemClient
-from gateway.records.examples import answered_call, emergency_handover
 from gateway.records.feedback import (
     FEEDBACK_PATH,
     FeedbackStore,
@@ -24,7 +25,6 @@ from gateway.records.feedback import (
     Resolution,
     feedback_routes,
 )
-from gateway.records.sink import FeedbackPoster, OrderSink
 from gateway.records.tokens import TokenConfigError
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)

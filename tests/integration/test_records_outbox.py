@@ -3,39 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from gateway.keys import OutboxKeys
 from gateway.localredis import LocalRedis
+from gateway.ordersink.examples import answered_call
+from gateway.ordersink.sink import OrderSink
 from gateway.records.client import OrderSystemClient
 from gateway.records.dispatcher import Dispatcher, DispatcherConfigError, RetryPolicy
-from gateway.records.examples import answered_call
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.model import CallRecord
 from gateway.records.outbox import (
     Backlog,
     Outbox,
-    OutboxKeys,
     Via,
     backlog,
     dead_letters,
     requeue_dead_letter,
 )
-from gateway.records.sink import OrderSink
 from gateway.records.spool import Spool
+from tests.conftest import SINK_TOKEN
 
-TOKEN = "outbox-test-token"
+TOKEN = SINK_TOKEN  # what the shared ``sink`` fixture expects
 FAST_RETRY = RetryPolicy(base_s=0.02, cap_s=0.1)
-
-
-@pytest.fixture
-async def sink(tmp_path: Path) -> AsyncIterator[OrderSink]:
-    async with OrderSink(tmp_path / "orders.sqlite3", TOKEN) as running:
-        yield running
 
 
 @pytest.fixture

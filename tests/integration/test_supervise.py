@@ -13,11 +13,12 @@ from typing import cast
 import pytest
 import redis.asyncio as aioredis
 
+from gateway import keys
 from gateway.localredis import LocalRedis
 from gateway.settings import token_id
 from gateway.sim.chanspy import ChanSpy
-from gateway.supervise.service import AUDIT_STREAM
-from tests.integration.test_transfers import Stack, open_stack, until, until_true
+from tests.integration.test_transfers import Stack, open_stack
+from tests.support.polling import until
 
 PHONE = "8001"
 
@@ -45,7 +46,7 @@ async def audit(stack: Stack, count: int) -> list[dict[str, str]]:
     entries: list[dict[str, str]] = []
 
     async def written() -> bool:
-        raw = cast(list[tuple[bytes, dict[bytes, bytes]]], await stack.redis.xrange(AUDIT_STREAM))
+        raw = cast(list[tuple[bytes, dict[bytes, bytes]]], await stack.redis.xrange(keys.SUPERVISE_AUDIT))
         entries[:] = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in raw]
         return len(entries) >= count
 
@@ -64,7 +65,7 @@ async def test_a_supervisor_is_rung_into_chanspy_on_the_seat_channel(
         "POST", "/api/calls/citizen-1/supervise", {"mode": mode}, role="supervisor"
     )
     assert status == 202, body
-    await until_true(lambda: len(spies(stack)) == 1, "the supervisor spying")
+    await until(lambda: len(spies(stack)) == 1, "the supervisor spying")
     (spy,) = spies(stack)
     assert spy.spyee is not None
     assert (spy.spyee.name, spy.options) == (seat_leg, options)
@@ -79,7 +80,7 @@ async def test_a_supervisor_is_rung_into_chanspy_on_the_seat_channel(
     assert float(entry["at"]) > 0
     # The call ends: ChanSpy ends with it (option E) and the supervisor's phone is hung up.
     stack.caller_hangs_up("citizen-1")
-    await until_true(
+    await until(
         lambda: not any(c.name.startswith(f"Local/{PHONE}@") for c in stack.sim.pbx.live_channels()),
         "the spy leg gone",
     )

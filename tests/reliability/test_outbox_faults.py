@@ -16,31 +16,26 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from gateway.keys import OutboxKeys
 from gateway.localredis import LocalRedis
+from gateway.ordersink.examples import answered_call, emergency_handover
+from gateway.ordersink.sink import OrderSink
 from gateway.records.client import OrderSystemClient
 from gateway.records.dispatcher import Dispatcher, RetryPolicy
-from gateway.records.examples import answered_call, emergency_handover
 from gateway.records.metrics import OutboxMetrics
 from gateway.records.model import CallRecord
-from gateway.records.outbox import Backlog, Outbox, OutboxKeys, Via, backlog
-from gateway.records.sink import OrderSink
+from gateway.records.outbox import Backlog, Outbox, Via, backlog
 from gateway.records.spool import Spool
+from tests.conftest import SINK_TOKEN
 
 TOKEN_ENV = "FAULT_SUITE_ORDER_TOKEN"
-TOKEN = "fault-suite-token"
+TOKEN = SINK_TOKEN  # what the shared ``sink`` fixture expects
 FAST_RETRY = RetryPolicy(base_s=0.05, cap_s=0.2)
 CLAIM_IDLE_MS = 1500  # > 1.5 x (one request timeout + retry cap): see Dispatcher
 TIMEOUT_S = 0.5
-
-
-@pytest.fixture
-async def sink(tmp_path: Path) -> AsyncIterator[OrderSink]:
-    async with OrderSink(tmp_path / "orders.sqlite3", TOKEN) as running:
-        yield running
 
 
 def _calls(count: int, pbx_node: str = "pbx-1") -> list[CallRecord]:

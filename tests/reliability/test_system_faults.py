@@ -1,7 +1,7 @@
 """Issue 9, item 4: the system fault suite. The real processes on 127.0.0.1 (redis-server, the
 order sink, the PBX simulator with traffic, the gateway, dispatchers), one fault each, and the
 same accounting every time: every citizen call the simulator ended is exactly one final work
-order, none lost, none duplicated, and the time it took (``tests/reliability/system.py``).
+order, none lost, none duplicated, and the time it took (``bench/harness/system.py``).
 
 Short faults here (the order system down for 5 s); ``bench/faults.py`` runs them longer and
 prints the table.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.system import FAULTS, TEST, Fault, run_fault, summary
+from bench.harness.system import FAULTS, TEST, Fault, run_fault, summary
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name)

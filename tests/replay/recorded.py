@@ -44,7 +44,6 @@ def replay(
     for seconds, message in recorded(name):
         if until is not None and seconds > until:
             break
-        tracker.apply(message, seconds, wall(seconds))
-        tracker.tick(seconds, wall(seconds))
-        outputs += tracker.drain()
+        outputs += tracker.apply(message, seconds, wall(seconds))
+        outputs += tracker.tick(seconds, wall(seconds))
     return tracker, outputs

@@ -46,8 +46,8 @@ async def test_traces_over_tcp_give_the_same_calls_as_from_file() -> None:
     seen: list[Call] = []
 
     def ingest(message: Message) -> None:
-        tracker.apply(message, time.monotonic(), dt.datetime.now(dt.UTC))
-        seen.extend(o.call for o in tracker.drain() if isinstance(o, CallEnded))
+        outputs = tracker.apply(message, time.monotonic(), dt.datetime.now(dt.UTC))
+        seen.extend(o.call for o in outputs if isinstance(o, CallEnded))
 
     async with AmiPeer() as peer:
         peer.on_login = replay_all

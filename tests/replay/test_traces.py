@@ -9,17 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.calls.model import (
-    Call,
-    DispositionKind,
-    HandoverMode,
-    HandoverOutcome,
-    Party,
-    QueueResult,
-    SeatState,
-    TargetKind,
-)
+from gateway.calls.model import Call, Party, SeatState
 from gateway.calls.tracker import CallEnded, Output
+from gateway.vocabulary import DispositionKind, HandoverMode, HandoverOutcome, QueueResult, TargetKind
 from tests.replay.recorded import replay
 
 ALL_TRACES = ["01", "02", "03", "04", "05", "06", "06b", "07", "08", "09", "09b", "09c", "09d", "10"]
@@ -168,7 +160,7 @@ def test_06_attended_transfer_keeps_consult_and_hold_apart() -> None:
     assert seconds(call.wait.total) == 2.0  # the consultation's queue wait is not the caller's
     (handover,) = call.handovers
     assert (handover.mode, handover.from_seat, handover.target, handover.outcome) == (
-        HandoverMode.ATTENDED,
+        HandoverMode.CONSULT,
         "1002",
         "policy-specialist",
         HandoverOutcome.COMPLETED,

@@ -9,7 +9,7 @@ import functools
 
 import aiohttp
 
-from gateway.dialplan.render import ENDED_LOG_FIELDS
+from gateway.contract import ENDED_LOG_FIELDS
 from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.clock import SimClock
 from gateway.sim.dialplan import parse_extensions_conf

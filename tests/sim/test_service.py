@@ -4,7 +4,7 @@ the control endpoint injects faults, the secrets come only from the environment.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +14,7 @@ from panoramisk import Manager
 from gateway.sim.cli import ServiceOptions, SimulateError, SimulatorService
 from gateway.sim.people import Endpoints, SeatBehaviour
 from tests.sim.support import AmiTestClient
+from tests.support.polling import until
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "not-a-real-secret"
@@ -32,15 +33,6 @@ async def service() -> AsyncIterator[SimulatorService]:
     await service.stop()
 
 
-async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
-
-
 async def test_plain_panoramisk_manager_logs_in_and_drives_a_call(service: SimulatorService) -> None:
     seen: list[str] = []
     surveys: list[str] = []
@@ -51,15 +43,15 @@ async def test_plain_panoramisk_manager_logs_in_and_drives_a_call(service: Simul
     manager.register_event("UserEvent", lambda _, event: surveys.append(event.get("Result", "")))
     manager.connect()
     try:
-        await _until(lambda: manager.authenticated)
+        await until(lambda: manager.authenticated, "the simulator did it", within=10.0)
         # panoramisk waits for the OriginateResponse, which the controller's rendered eventfilter drops (as
         # Asterisk would): the call is followed through the events instead.
         manager.send_action({
             "Action": "Originate", "Channel": "Local/12315@from-pstn", "Application": "Wait", "Data": "600",
             "CallerID": '"PSTN caller" <13800000001>', "Async": "true", "Variable": "SIM_KEYS=2",
         })  # fmt: skip
-        await _until(lambda: "AgentConnect" in seen)
-        await _until(lambda: "basic" in surveys)
+        await until(lambda: "AgentConnect" in seen, "the simulator did it", within=10.0)
+        await until(lambda: "basic" in surveys, "the simulator did it", within=10.0)
         assert {"Newchannel", "QueueCallerJoin", "AgentCalled", "DialEnd", "Hangup"} <= set(seen)
         assert "OriginateResponse" not in seen, "the rendered eventfilter applies"
         assert "BridgeEnter" not in seen
@@ -82,7 +74,9 @@ async def test_control_endpoint_drops_and_restarts(service: SimulatorService) ->
         async with http.post("/faults/stall", params={"seconds": "soon"}) as answer:
             assert answer.status == 400
             assert (await answer.json())["code"] == "sim.control.parameter"
-        await _until(lambda: service.sim.running and service.sim.boots == 2)
+        await until(
+            lambda: service.sim.running and service.sim.boots == 2, "the simulator did it", within=10.0
+        )
         async with http.get("/status") as answer:
             body = await answer.json()
         assert body["running"]
@@ -104,7 +98,9 @@ def test_the_secret_comes_only_from_the_environment() -> None:
 
 async def test_seats_added_by_the_gateway_stay_across_a_restart(service: SimulatorService) -> None:
     """The rendered queues.conf has persistentmembers = yes: dynamic members come back (from AstDB)."""
-    await _until(lambda: service.sim.server.booted)  # app_queue's actions exist once booted
+    await until(
+        lambda: service.sim.server.booted, "the simulator booted", within=10.0
+    )  # app_queue's actions exist once booted
     client = await AmiTestClient.connect(service.sim.port)
     try:
         await client.login(service.username, SECRET)

@@ -15,17 +15,10 @@ from gateway.records.feedback import FeedbackStore, feedback_routes
 from gateway.records.model import (
     CallRecord,
     Disposition,
-    DispositionKind,
     Durations,
     EmergencyService,
     Handover,
-    HandoverMode,
-    HandoverOutcome,
-    HandoverTargetKind,
     Leg,
-    LegKind,
-    MergeMode,
-    QueueResult,
     QueueVisit,
     Stage,
     Survey,
@@ -35,6 +28,15 @@ from gateway.records.model import (
     revision_for,
 )
 from gateway.reports.store import ReportStore
+from gateway.vocabulary import (
+    DispositionKind,
+    HandoverMode,
+    HandoverOutcome,
+    MergeMode,
+    PartyKind,
+    QueueResult,
+    TargetKind,
+)
 from gateway.web.auth import AUTH_KEY, Authenticator
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware
@@ -83,7 +85,7 @@ def call(
     if answered:
         legs.append(
             Leg(
-                kind=LegKind.SEAT,
+                kind=PartyKind.SEAT,
                 party="1001",
                 queue=queues[-1],
                 offered_at=left - dt.timedelta(seconds=1),
@@ -101,7 +103,7 @@ def call(
                 at=left + dt.timedelta(seconds=10),
                 mode=handover,
                 from_seat="1001",
-                target_kind=HandoverTargetKind.EMERGENCY if to_emergency else HandoverTargetKind.SEAT,
+                target_kind=TargetKind.EMERGENCY if to_emergency else TargetKind.SEAT,
                 target="110" if to_emergency else "2001",
                 emergency_service=EmergencyService.POLICE if to_emergency else None,
                 outcome=HandoverOutcome.COMPLETED,

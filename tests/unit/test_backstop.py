@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from gateway.ami import safety
 from gateway.ami.errors import UnsafeValueError
-from gateway.dialplan.render import ENDED_CONTEXT, ENDED_LOG_FIELDS, ENDED_LOG_VERSION
+from gateway.contract import ENDED_CONTEXT, ENDED_LOG_FIELDS, ENDED_LOG_VERSION
 from gateway.records.backstop import (
     LoggedCall,
     Recorded,
@@ -22,17 +22,8 @@ from gateway.records.backstop import (
     parse_entry,
     report_as_of,
 )
-from gateway.records.model import (
-    CallbackOutcome,
-    DispositionKind,
-    MergeMode,
-    Origin,
-    QueueResult,
-    Stage,
-    SurveyResult,
-    record_id_for,
-    revision_for,
-)
+from gateway.records.model import CallbackOutcome, Origin, Stage, SurveyResult, record_id_for, revision_for
+from gateway.vocabulary import DispositionKind, MergeMode, QueueResult
 from tests.unit.test_render import DIALPLAN
 
 KEY = "/hotline-ended-20261127/02/1795753200.41"

@@ -28,9 +28,10 @@ from typing import Any
 import pytest
 import yaml
 
+from gateway.contract import HANDOVER_CONTEXT, INBOUND_CONTEXT, SEATS_CONTEXT
 from gateway.dialplan import cli as render_cli
-from gateway.dialplan.render import HANDOVER_CONTEXT, PROMPTS, RECORDINGS_ROOT, TRUNK, render
-from gateway.dialplan.routing import INBOUND_CONTEXT, SEATS_CONTEXT, build_routing
+from gateway.dialplan.render import PROMPTS, RECORDINGS_ROOT, TRUNK, render
+from gateway.dialplan.routing import build_routing
 from gateway.merge.loader import load_config
 from gateway.settings import ENV_ROLE_TOKENS
 from tests.conftest import ROOT

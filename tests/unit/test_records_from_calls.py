@@ -8,15 +8,8 @@ import pytest
 from gateway.ami.protocol import Message
 from gateway.calls.tracker import CallEnded, Output, Tracker
 from gateway.records.from_calls import RecordBuilder
-from gateway.records.model import (
-    CallRecord,
-    DispositionKind,
-    EmergencyService,
-    HandoverTargetKind,
-    Stage,
-    SurveyResult,
-    record_id_for,
-)
+from gateway.records.model import CallRecord, EmergencyService, Stage, SurveyResult, record_id_for
+from gateway.vocabulary import DispositionKind, TargetKind
 from tests.replay.recorded import recorded, replay, wall
 from tests.replay.test_traces import ALL_TRACES
 
@@ -62,12 +55,9 @@ def _replay_01_with(injections: dict[float, Message], after_end: Message) -> lis
     for seconds, message in recorded("01"):
         while pending and pending[0][0] <= seconds:
             at, injected = pending.pop(0)
-            tracker.apply(injected, at, wall(at))
-            outputs += tracker.drain()
-        tracker.apply(message, seconds, wall(seconds))
-        outputs += tracker.drain()
-    tracker.apply(after_end, 9.0, wall(9.0))
-    return outputs + tracker.drain()
+            outputs += tracker.apply(injected, at, wall(at))
+        outputs += tracker.apply(message, seconds, wall(seconds))
+    return outputs + tracker.apply(after_end, 9.0, wall(9.0))
 
 
 def test_interim_records_then_the_final_one_then_a_late_survey() -> None:
@@ -87,7 +77,7 @@ def test_interim_records_then_the_final_one_then_a_late_survey() -> None:
     )
     assert emergency.as_of == wall(3.0)
     assert emergency.times.ended_at is None
-    assert emergency.handovers[0].target_kind is HandoverTargetKind.EMERGENCY
+    assert emergency.handovers[0].target_kind is TargetKind.EMERGENCY
     assert emergency.handovers[0].recording == "consult-120.wav"
     assert callback.disposition.kind is DispositionKind.CALLBACK_REQUESTED
     assert callback.disposition.callback_number == "13900000009"
@@ -114,12 +104,12 @@ def test_an_emergency_number_the_contract_cannot_name_is_reported_as_external() 
     outputs: list[Output] = []
     for seconds, message in recorded("01"):
         if seconds > 3.0 and not outputs:
-            tracker.apply(_user_event("HotlineHandover", Kind="emergency", Target="999"), 3.0, wall(3.0))
-            outputs += tracker.drain()
-        tracker.apply(message, seconds, wall(seconds))
-        outputs += tracker.drain()
+            outputs += tracker.apply(
+                _user_event("HotlineHandover", Kind="emergency", Target="999"), 3.0, wall(3.0)
+            )
+        outputs += tracker.apply(message, seconds, wall(seconds))
     records = RecordBuilder("pbx-1").records(outputs, now=10.0)
     (final,) = records  # no interim record: the contract has no such emergency service
-    assert final.handovers[0].target_kind is HandoverTargetKind.EXTERNAL
+    assert final.handovers[0].target_kind is TargetKind.EXTERNAL
     assert final.handovers[0].target == "999"
     assert final.disposition.kind is DispositionKind.ANSWERED

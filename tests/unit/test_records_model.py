@@ -11,18 +11,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.merge.schema import MergeMode as ConfigMergeMode
+from gateway.merge.schema import LINE_MODES
 from gateway.merge.schema import Survey as ConfigSurvey
+from gateway.ordersink.examples import answered_call, emergency_handover
 from gateway.records import schema
-from gateway.records.examples import answered_call, emergency_handover
 from gateway.records.model import (
     CallRecord,
-    MergeMode,
     Stage,
     SurveyResult,
     record_id_for,
     revision_for,
 )
+from gateway.vocabulary import MergeMode
 
 
 def _with(record: CallRecord, **changes: Any) -> CallRecord:
@@ -129,7 +129,7 @@ def test_the_json_schema_requires_every_key_the_gateway_sends() -> None:
 
 
 def test_record_enums_cover_what_the_merge_config_can_say() -> None:
-    assert {mode.value for mode in ConfigMergeMode} <= {mode.value for mode in MergeMode}
+    assert {mode.value for mode in LINE_MODES} <= {mode.value for mode in MergeMode}
     survey_keys = ConfigSurvey.model_fields["keys"].annotation
     assert survey_keys is not None
     configured = set(survey_keys.__args__[1].__args__)  # dict[DtmfKey, Literal[...]]

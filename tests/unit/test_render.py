@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ami.safety import TRACKED_EVENTS
-from gateway.dialplan import events
+from gateway import contract
+from gateway.contract import TRACKED_EVENTS
 from gateway.dialplan.deploy import swap_in
-from gateway.dialplan.render import HEADER, PROMPTS, handover_extensions, render
-from gateway.dialplan.routing import build_routing
+from gateway.dialplan.render import HEADER, PROMPTS, render
+from gateway.dialplan.routing import build_routing, handover_extensions
 from gateway.merge.loader import load_config, parse_config
-from gateway.merge.schema import LegacyLine, MergeMode
+from gateway.merge.schema import LegacyLine
+from gateway.vocabulary import MergeMode
 from tests.conftest import ROOT
 from tests.support.dialplan_walk import Walk, Walker, parse
 
@@ -74,7 +75,7 @@ def test_every_legacy_line_reaches_its_queue_with_its_variables(line: LegacyLine
         assert walk.variables[name] == value
         assert name in inherited  # seats' legs and transfers see the number dialled
     intake = walk.user_events[0]
-    assert intake["UserEvent"] == events.INTAKE
+    assert intake["UserEvent"] == contract.Intake.NAME
     assert (intake["LegacyLine"], intake["MergeMode"], intake["Queue"]) == (
         line.number,
         line.mode.value,
@@ -144,13 +145,13 @@ def test_cutover_keeps_the_old_route_until_the_day() -> None:
 def test_survey_after_the_seat_hangs_up_reports_the_key(key: str, result: str) -> None:
     walk = Walker(DIALPLAN).run("from-pstn", "12369", on_queue=answered, dtmf=key)
     survey = walk.user_events[-1]
-    assert survey == {"UserEvent": events.SURVEY, "LegacyLine": "12369", "Key": key, "Result": result}
+    assert survey == {"UserEvent": contract.Survey.NAME, "LegacyLine": "12369", "Key": key, "Result": result}
     assert walk.ended == "Hangup"
 
 
 def test_unanswered_general_queue_does_not_survey() -> None:
     walk = Walker(DIALPLAN).run("from-pstn", "12369")
-    assert [e["UserEvent"] for e in walk.user_events] == [events.INTAKE]
+    assert [e["UserEvent"] for e in walk.user_events] == [contract.Intake.NAME]
 
 
 def test_callback_key_reports_the_original_join_time() -> None:
@@ -159,7 +160,7 @@ def test_callback_key_reports_the_original_join_time() -> None:
     callback = Walker(DIALPLAN, channel=walk.variables).run("hotline-callback", CONFIG.callback.key)
     assert callback.user_events == [
         {
-            "UserEvent": events.CALLBACK,
+            "UserEvent": contract.Callback.NAME,
             "LegacyLine": "12345",
             "Queue": "hotline-general",
             "JoinTime": "1795798895",
@@ -176,7 +177,7 @@ def test_handover_targets_are_digits_and_reach_queue_or_linkage() -> None:
     linkage = Walker(DIALPLAN).run("hotline-handover", "110")
     assert ("Dial", "PJSIP/110@carrier-trunk,60,tT") in linkage.apps
     assert linkage.user_events[0] == {
-        "UserEvent": events.HANDOVER,
+        "UserEvent": contract.Handover.NAME,
         "Target": "110",
         "Kind": "emergency",
         "Recording": "calls/20261127/1795798895.7-handover.wav",

@@ -7,13 +7,11 @@ from collections import Counter
 
 import pytest
 
-from gateway.records.examples import emergency_handover
+from gateway.ordersink.examples import emergency_handover
 from gateway.records.model import (
     Callback,
     CallbackOutcome,
     CallRecord,
-    HandoverMode,
-    QueueResult,
     QueueVisit,
     Stage,
     SurveyResult,
@@ -30,6 +28,7 @@ from gateway.reports.aggregate import (
     slot_of,
     slot_start,
 )
+from gateway.vocabulary import HandoverMode, QueueResult
 from tests.support.report_calls import beijing, call
 
 SL = {"hotline-general": 15, "expert-market": 20}

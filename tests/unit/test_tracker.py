@@ -8,18 +8,16 @@ import datetime as dt
 import itertools
 
 from gateway.ami.protocol import Message
-from gateway.calls.model import (
-    Call,
-    DeviceStatus,
+from gateway.calls.model import Call, DeviceStatus, SeatState
+from gateway.calls.tracker import CallEnded, CallUpdate, Output, QueueRules, Tracker, UpdateKind
+from gateway.vocabulary import (
     DispositionKind,
     HandoverMode,
     HandoverOutcome,
     PartyKind,
     QueueResult,
-    SeatState,
     TargetKind,
 )
-from gateway.calls.tracker import CallEnded, CallUpdate, Output, QueueRules, Tracker, UpdateKind
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 
@@ -41,10 +39,9 @@ class Flow:
         return self
 
     def send(self, name: str, **headers: str | int) -> None:
-        self.tracker.apply(
+        self.outputs += self.tracker.apply(
             Message.of(("Event", name), **headers), self.now, T0 + dt.timedelta(seconds=self.now)
         )
-        self.outputs += self.tracker.drain()
 
     def snapshot(self, name: str, headers: list[tuple[str, str]]) -> None:
         wall = T0 + dt.timedelta(seconds=self.now)
@@ -250,7 +247,7 @@ def test_consultation_cancelled_when_the_consult_leg_hangs_up_without_transfer()
     _, consult = flow.channel("Local/7004@hotline-handover", "c1")
     flow.join("c1", consult, queue="policy-specialist")
     (handover,) = flow.tracker.calls["c1"].handovers
-    assert (handover.mode, handover.outcome) == (HandoverMode.ATTENDED, HandoverOutcome.PENDING)
+    assert (handover.mode, handover.outcome) == (HandoverMode.CONSULT, HandoverOutcome.PENDING)
     assert flow.tracker.queues["policy-specialist"].offered == 1
     flow.at(50).hangup("c1", consult)
     assert handover.outcome is HandoverOutcome.CANCELLED
@@ -383,7 +380,7 @@ def test_ended_calls_are_forgotten_after_a_while() -> None:
     for n in range(3):
         _, leg = flow.inbound(f"c{n}")
         flow.hangup(f"c{n}", leg)
-    assert list(flow.tracker._ended) == ["c1", "c2"]
+    assert list(flow.tracker.state.ended) == ["c1", "c2"]
 
 
 def test_resync_rebuilds_from_snapshot_and_closes_what_vanished() -> None:
@@ -421,10 +418,10 @@ def test_resync_rebuilds_from_snapshot_and_closes_what_vanished() -> None:
             ("Paused", "0"),
         ],
     )
-    flow.tracker.end_resync(100, T0 + dt.timedelta(seconds=100))
+    outputs = flow.tracker.end_resync(100, T0 + dt.timedelta(seconds=100))
 
     assert not flow.tracker.stale
-    (vanished,) = [o.call for o in flow.tracker.drain() if isinstance(o, CallEnded)]
+    (vanished,) = [o.call for o in outputs if isinstance(o, CallEnded)]
     assert vanished.call_id == "gone"
     assert vanished.disposition is not None
     assert vanished.disposition.kind is DispositionKind.PBX_OUTAGE

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.ami.protocol import Message
-from gateway.calls.tracker import HANDLED_EVENTS, SNAPSHOT_EVENTS, CallEnded, Tracker
+from gateway.calls.tracker import HANDLED_EVENTS, SNAPSHOT_EVENTS, CallEnded, Output, Tracker
 from tests.replay.recorded import recorded
 
 T0 = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
@@ -52,7 +52,7 @@ STEP = st.one_of(
 
 
 def check_consistent(tracker: Tracker) -> None:
-    legs = sum(len(call.legs) for call in tracker._groups.values())
+    legs = sum(len(call.legs) for call in tracker.state.groups.values())
     assert legs == tracker.live_legs
     for call in tracker.calls.values():
         assert call.ended_at is None
@@ -65,21 +65,22 @@ def check_consistent(tracker: Tracker) -> None:
 @given(st.lists(STEP, max_size=60))
 def test_random_and_garbled_events_never_raise(steps: list[tuple[str, Message | None]]) -> None:
     tracker = Tracker()
+    outputs: list[Output] = []
     for n, (kind, event) in enumerate(steps):
         now = float(n)
         wall = T0 + dt.timedelta(seconds=n)
         if kind == "live" and event is not None:
-            tracker.apply(event, now, wall)
+            outputs += tracker.apply(event, now, wall)
         elif kind == "snapshot" and event is not None:
-            tracker.apply_snapshot([event], now, wall)
+            outputs += tracker.apply_snapshot([event], now, wall)
         elif kind == "begin":
             tracker.begin_resync()
         elif kind == "end":
-            tracker.end_resync(now, wall)
+            outputs += tracker.end_resync(now, wall)
         else:
-            tracker.tick(now, wall)
+            outputs += tracker.tick(now, wall)
         check_consistent(tracker)
-    for output in tracker.drain():
+    for output in outputs:
         if isinstance(output, CallEnded):
             assert output.call.disposition is not None
             assert all(p.ended_at is not None for p in output.call.parties)

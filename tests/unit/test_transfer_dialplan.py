@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gateway.ami.safety import TRACKED_EVENTS
-from gateway.dialplan import events
-from gateway.dialplan.render import (
+from gateway import contract
+from gateway.contract import (
     CALLBACK_DIAL_CONTEXT,
     HANDOVER_CONTEXT,
-    HEAD_OF_QUEUE_PRIORITY,
     RETURN_CONTEXT,
     THREEWAY_CONTEXT,
-    handover_extensions,
-    render,
+    TRACKED_EVENTS,
 )
-from gateway.dialplan.routing import build_routing
+from gateway.dialplan.render import HEAD_OF_QUEUE_PRIORITY, render
+from gateway.dialplan.routing import build_routing, handover_extensions
 from gateway.merge.loader import load_config
 from tests.conftest import ROOT
 from tests.support.dialplan_walk import Walk, Walker, parse
@@ -51,7 +49,7 @@ def test_blind_hand_over_waits_as_long_as_the_gateway_said_then_goes_back_to_the
     # The first seat's MEMBERINTERFACE must not pass for an answer in this queue.
     assert ("Set", "MEMBERINTERFACE=") in caller.apps
     assert caller.queues == [("policy-specialist", "55")]
-    assert not any(e["UserEvent"] == events.SURVEY for e in caller.user_events)
+    assert not any(e["UserEvent"] == contract.Survey.NAME for e in caller.user_events)
     # Unanswered: to hotline-return,<seat> when the gateway named the seat (blind), else hang up.
     assert steps(HANDOVER_CONTEXT, POLICY)[-2:] == [("GotoIf", BACK_TO_SEAT), ("Hangup", "")]
 
@@ -61,7 +59,7 @@ def test_a_consultation_call_is_never_sent_back_and_an_answered_caller_gets_the_
     assert consult.queues == [("policy-specialist", "")]
     assert consult.ended == "Hangup"
     answered = walk(HANDOVER_CONTEXT, POLICY, answered=True)
-    assert answered.user_events[-1]["UserEvent"] == events.SURVEY
+    assert answered.user_events[-1]["UserEvent"] == contract.Survey.NAME
 
 
 def test_linkage_that_does_not_answer_sends_a_blind_caller_back() -> None:
@@ -79,7 +77,7 @@ def test_three_way_targets_name_their_call_ring_until_answered_and_never_survey(
     target = walk(THREEWAY_CONTEXT, POLICY, {"HOTLINE_JOIN": "caller-1"}, answered=True)
     (handover,) = target.user_events
     assert (handover["UserEvent"], handover["Target"], handover["Call"]) == (
-        events.HANDOVER,
+        contract.Handover.NAME,
         "policy-specialist",
         "caller-1",
     )
@@ -93,7 +91,7 @@ def test_three_way_targets_name_their_call_ring_until_answered_and_never_survey(
 def test_return_dials_the_seat_then_heads_the_general_queue() -> None:
     answered = walk(RETURN_CONTEXT, "_X.", {"EXTEN": "1001", "DIALSTATUS": "ANSWER"})
     assert ("Dial", "Local/1001@agents,15,tT") in answered.apps
-    assert answered.user_events[-1]["UserEvent"] == events.SURVEY
+    assert answered.user_events[-1]["UserEvent"] == contract.Survey.NAME
     missed = walk(RETURN_CONTEXT, "_X.", {**AFTER_FIRST_SEAT, "EXTEN": "1001", "DIALSTATUS": "NOANSWER"})
     assert missed.queues == [("hotline-general", "")]
     assert missed.variables["QUEUE_PRIO"] == str(HEAD_OF_QUEUE_PRIORITY)
@@ -107,6 +105,6 @@ def test_a_call_back_is_first_in_line_for_its_queue_and_reports_its_recording() 
     assert back.variables["QUEUE_PRIO"] == str(HEAD_OF_QUEUE_PRIORITY)
     intake, survey = back.user_events
     assert intake == {
-        "UserEvent": events.INTAKE, "Queue": "expert-market", "Recording": "calls/20261127/1795798895.7-callback.wav"
+        "UserEvent": contract.Intake.NAME, "Queue": "expert-market", "Recording": "calls/20261127/1795798895.7-callback.wav"
     }  # fmt: skip
-    assert survey["UserEvent"] == events.SURVEY
+    assert survey["UserEvent"] == contract.Survey.NAME

@@ -7,7 +7,8 @@ import contextlib
 
 import pytest
 
-from gateway.transfers.inbox import Inbox, stop_if_cancelled
+from gateway.tasks import stop_if_cancelled
+from gateway.transfers.inbox import Inbox
 
 
 async def test_next_returns_items_in_order_or_none_after_the_wait() -> None:

@@ -8,7 +8,6 @@ import datetime as dt
 
 import pytest
 
-from gateway.calls.model import HandoverOutcome, TargetKind
 from gateway.transfers.machine import (
     Answered,
     Cancel,
@@ -19,7 +18,6 @@ from gateway.transfers.machine import (
     HangUp,
     Joined,
     Leg,
-    Mode,
     Refused,
     Ringing,
     SendBack,
@@ -34,6 +32,7 @@ from gateway.transfers.machine import (
     observe,
     step,
 )
+from gateway.vocabulary import HandoverMode, HandoverOutcome, TargetKind
 from tests.replay.recorded import recorded, wall
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
@@ -42,7 +41,7 @@ POLICE = Target(TargetKind.EMERGENCY, "110", "110", "公安110")
 
 
 def transfer(
-    mode: Mode, target: Target = POLICY, *, call: str = "c1", caller: str = "c1-2", seat: str = "s1"
+    mode: HandoverMode, target: Target = POLICY, *, call: str = "c1", caller: str = "c1-2", seat: str = "s1"
 ) -> Transfer:
     return Transfer(
         id="tr-1", call_id=call, mode=mode, target=target, from_seat="1001", caller=Leg(caller, "caller;2"),
@@ -65,7 +64,7 @@ def states(t: Transfer) -> list[str]:
 
 
 def test_trace_05_blind_transfer_rings_the_expert_queue_and_completes_when_it_answers() -> None:
-    t = transfer(Mode.BLIND, Target(TargetKind.QUEUE, "expert-market", "expert", "市场监管专席"),
+    t = transfer(HandoverMode.BLIND, Target(TargetKind.QUEUE, "expert-market", "expert", "市场监管专席"),
                  call="caller-s05-798895", caller="caller-s05-798895-2", seat="1795798940.20")  # fmt: skip
     effects = run_trace(t, "05", after=4.5)
     assert states(t) == ["requested", "ringing", "answered", "completed"]
@@ -77,7 +76,9 @@ def test_trace_05_blind_transfer_rings_the_expert_queue_and_completes_when_it_an
 
 
 def test_trace_06_consult_is_complete_only_at_attended_transfer() -> None:
-    t = transfer(Mode.CONSULT, call="caller-s06-798895", caller="caller-s06-798895-2", seat="1795798952.26")
+    t = transfer(
+        HandoverMode.CONSULT, call="caller-s06-798895", caller="caller-s06-798895-2", seat="1795798952.26"
+    )
     run_trace(t, "06", after=4.5, prefix="Local/7004@transfer-")
     assert states(t) == ["requested", "ringing", "answered", "completed"]
     assert t.answered_by == "1004"
@@ -86,7 +87,9 @@ def test_trace_06_consult_is_complete_only_at_attended_transfer() -> None:
 
 
 def test_trace_06b_atxfer_that_never_dials_is_still_requested_and_times_out_as_busy() -> None:
-    t = transfer(Mode.CONSULT, call="caller-s06b-798895", caller="caller-s06b-798895-2", seat="1795798970.34")
+    t = transfer(
+        HandoverMode.CONSULT, call="caller-s06b-798895", caller="caller-s06b-798895-2", seat="1795798970.34"
+    )
     # Until the caller hangs up at 29.5 s: Hold, DTMF, and 22 s later Unhold; no consultation call.
     assert run_trace(t, "06b", after=4.5, before=29.5, prefix="Local/policy@transfer-") == []
     assert states(t) == ["requested"]  # "Atxfer successfully queued" proved nothing
@@ -95,7 +98,9 @@ def test_trace_06b_atxfer_that_never_dials_is_still_requested_and_times_out_as_b
 
 
 def test_trace_07_three_way_completes_when_the_target_joins_the_room() -> None:
-    t = transfer(Mode.THREEWAY, call="caller-s07-798895", caller="caller-s07-798895-2", seat="1795799004.38")
+    t = transfer(
+        HandoverMode.THREEWAY, call="caller-s07-798895", caller="caller-s07-798895-2", seat="1795799004.38"
+    )
     t.room, t.target_legs = "7107", {"1795799008.42": "", "1795799008.43": ""}
     run_trace(t, "07", after=4.5)
     assert states(t) == ["requested", "completed"]  # originated straight into the room: no queue, no ring
@@ -117,38 +122,38 @@ CONSULT_HALF = TargetLeg("k2", "Local/7004@hotline-handover-00000003;2")
     ("mode", "facts", "fact", "state", "effects"),
     [
         # Blind: the gateway's deadline sends the caller back; a PBX verdict was already acted on.
-        (Mode.BLIND, [Ringing(False)], Expired(), State.TIMED_OUT, [Settle(HandoverOutcome.BUSY), SendBack("1001")]),
-        (Mode.BLIND, [Ringing(True)], Cancel(), State.CANCELLED, [Settle(HandoverOutcome.CANCELLED), SendBack("1001")]),
-        (Mode.BLIND, [Ringing(True)], Unreached(HandoverOutcome.BUSY, "busy"), State.FAILED, [Settle(HandoverOutcome.BUSY)]),
-        (Mode.BLIND, [], Gone(Who.CALLER), State.FAILED, [Settle(HandoverOutcome.FAILED)]),
+        (HandoverMode.BLIND, [Ringing(False)], Expired(), State.TIMED_OUT, [Settle(HandoverOutcome.BUSY), SendBack("1001")]),
+        (HandoverMode.BLIND, [Ringing(True)], Cancel(), State.CANCELLED, [Settle(HandoverOutcome.CANCELLED), SendBack("1001")]),
+        (HandoverMode.BLIND, [Ringing(True)], Unreached(HandoverOutcome.BUSY, "busy"), State.FAILED, [Settle(HandoverOutcome.BUSY)]),
+        (HandoverMode.BLIND, [], Gone(Who.CALLER), State.FAILED, [Settle(HandoverOutcome.FAILED)]),
         # Consult: hanging up the consultation call gives the seat its caller back.
-        (Mode.CONSULT, [CONSULT_LEG, CONSULT_HALF, Ringing(True)], Expired(), State.TIMED_OUT,
+        (HandoverMode.CONSULT, [CONSULT_LEG, CONSULT_HALF, Ringing(True)], Expired(), State.TIMED_OUT,
          [Settle(HandoverOutcome.NO_ANSWER), HangUp(CONSULT_LEG.channel)]),
-        (Mode.CONSULT, [CONSULT_LEG, CONSULT_HALF, Answered("4001")], Cancel(), State.CANCELLED,
+        (HandoverMode.CONSULT, [CONSULT_LEG, CONSULT_HALF, Answered("4001")], Cancel(), State.CANCELLED,
          [Settle(HandoverOutcome.CANCELLED), HangUp(CONSULT_LEG.channel)]),
-        (Mode.CONSULT, [CONSULT_LEG, Answered("4001")], Gone(Who.CALLER), State.FAILED,
+        (HandoverMode.CONSULT, [CONSULT_LEG, Answered("4001")], Gone(Who.CALLER), State.FAILED,
          [Settle(HandoverOutcome.FAILED), HangUp(CONSULT_LEG.channel)]),
-        (Mode.CONSULT, [CONSULT_LEG, Answered("4001")], Gone(Who.TARGET), State.FAILED,
+        (HandoverMode.CONSULT, [CONSULT_LEG, Answered("4001")], Gone(Who.TARGET), State.FAILED,
          [Settle(HandoverOutcome.FAILED), HangUp(CONSULT_LEG.channel)]),
-        (Mode.CONSULT, [], Refused("Atxfer failed"), State.FAILED, [Settle(HandoverOutcome.FAILED)]),
+        (HandoverMode.CONSULT, [], Refused("Atxfer failed"), State.FAILED, [Settle(HandoverOutcome.FAILED)]),
         # Three-way: caller and seat stay in the room; alone there, the caller is sent back.
-        (Mode.THREEWAY, [CONSULT_LEG, Ringing(True)], Unreached(HandoverOutcome.NO_ANSWER, "x"), State.FAILED,
+        (HandoverMode.THREEWAY, [CONSULT_LEG, Ringing(True)], Unreached(HandoverOutcome.NO_ANSWER, "x"), State.FAILED,
          [Settle(HandoverOutcome.NO_ANSWER), HangUp(CONSULT_LEG.channel)]),
-        (Mode.THREEWAY, [CONSULT_LEG, Gone(Who.SEAT)], Gone(Who.TARGET), State.FAILED,
+        (HandoverMode.THREEWAY, [CONSULT_LEG, Gone(Who.SEAT)], Gone(Who.TARGET), State.FAILED,
          [Settle(HandoverOutcome.BUSY), HangUp(CONSULT_LEG.channel), SendBack(None)]),
     ],
 )  # fmt: skip
 def test_failures_and_what_gives_the_caller_back(
-    mode: Mode, facts: list[Fact], fact: Fact, state: State, effects: list[Effect]
+    mode: HandoverMode, facts: list[Fact], fact: Fact, state: State, effects: list[Effect]
 ) -> None:
-    t = _through(transfer(mode, POLICE if mode is Mode.BLIND else POLICY), *facts)
+    t = _through(transfer(mode, POLICE if mode is HandoverMode.BLIND else POLICY), *facts)
     assert step(t, fact, T0) == effects
     assert t.state is state
     assert t.finished
 
 
 def test_an_answered_consult_has_no_deadline_and_a_finished_transfer_takes_no_more_facts() -> None:
-    t = _through(transfer(Mode.CONSULT), CONSULT_LEG, Ringing(True), Answered("4001"))
+    t = _through(transfer(HandoverMode.CONSULT), CONSULT_LEG, Ringing(True), Answered("4001"))
     assert step(t, Expired(), T0) == []
     assert t.state is State.ANSWERED
     assert step(t, Transferred(), T0) == [Settle(HandoverOutcome.COMPLETED)]
@@ -159,14 +164,14 @@ def test_an_answered_consult_has_no_deadline_and_a_finished_transfer_takes_no_mo
 
 
 def test_the_seat_leaving_completes_nothing_by_itself() -> None:
-    consult = _through(transfer(Mode.CONSULT), CONSULT_LEG, Answered("4001"), Gone(Who.SEAT))
+    consult = _through(transfer(HandoverMode.CONSULT), CONSULT_LEG, Answered("4001"), Gone(Who.SEAT))
     assert consult.state is State.ANSWERED  # Asterisk completes it; AttendedTransfer will say so
-    blind = _through(transfer(Mode.BLIND, POLICE), Gone(Who.SEAT), Ringing(True), Answered("110"))
+    blind = _through(transfer(HandoverMode.BLIND, POLICE), Gone(Who.SEAT), Ringing(True), Answered("110"))
     assert (blind.state, blind.answered_by) == (State.COMPLETED, "110")
 
 
 def test_linkage_dial_results_read_from_events() -> None:
-    t = transfer(Mode.BLIND, POLICE)
+    t = transfer(HandoverMode.BLIND, POLICE)
     begin = {"Uniqueid": "c1-2", "Linkedid": "c1", "DestUniqueid": "p1", "DestChannel": "PJSIP/carrier-trunk-0000000a",
              "DialString": "PJSIP/110@carrier-trunk"}  # fmt: skip
     assert observe(t, "DialBegin", begin, consult_prefix="") == [
@@ -185,7 +190,7 @@ def test_linkage_dial_results_read_from_events() -> None:
 
 
 def test_as_json_is_what_the_api_and_the_mirror_show() -> None:
-    t = _through(transfer(Mode.CONSULT), CONSULT_LEG, Ringing(True))
+    t = _through(transfer(HandoverMode.CONSULT), CONSULT_LEG, Ringing(True))
     shown = t.as_json()
     assert shown["target"] == {"kind": "queue", "name": "policy-specialist", "title": "政策专家组"}
     assert [h["state"] for h in shown["history"]] == ["requested", "ringing"]

@@ -6,15 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from gateway.calls.model import (
-    HandoverMode,
-    HandoverOutcome,
-    LegRole,
-    PartyKind,
-    QueueResult,
-    SeatState,
-    TargetKind,
-)
+from gateway.calls.model import LegRole, SeatState
+from gateway.vocabulary import HandoverMode, HandoverOutcome, PartyKind, QueueResult, TargetKind
 from tests.unit.test_tracker import T0, Flow
 
 

@@ -4,26 +4,19 @@ the gateway's client reads every kind of answer (docs/order-system.md)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from gateway.ordersink.examples import answered_call, emergency_handover
+from gateway.ordersink.sink import OrderSink
 from gateway.records.client import Answer, OrderSystemClient, Result
-from gateway.records.examples import answered_call, emergency_handover
-from gateway.records.sink import OrderSink
 from gateway.records.tokens import TokenConfigError
+from tests.conftest import SINK_TOKEN
 
-TOKEN = "sink-test-token"
+TOKEN = SINK_TOKEN  # what the shared ``sink`` fixture expects
 ENV = {"ORDER_TOKEN": TOKEN}
-
-
-@pytest.fixture
-async def sink(tmp_path: Path) -> AsyncIterator[OrderSink]:
-    async with OrderSink(tmp_path / "orders.sqlite3", TOKEN) as running:
-        yield running
 
 
 def _client(url: str, timeout_s: float = 2.0) -> OrderSystemClient:

@@ -10,17 +10,10 @@ import datetime as dt
 from gateway.records.model import (
     CallRecord,
     Disposition,
-    DispositionKind,
     Durations,
     EmergencyService,
     Handover,
-    HandoverMode,
-    HandoverOutcome,
-    HandoverTargetKind,
     Leg,
-    LegKind,
-    MergeMode,
-    QueueResult,
     QueueVisit,
     Stage,
     Survey,
@@ -28,6 +21,15 @@ from gateway.records.model import (
     Times,
     record_id_for,
     revision_for,
+)
+from gateway.vocabulary import (
+    DispositionKind,
+    HandoverMode,
+    HandoverOutcome,
+    MergeMode,
+    PartyKind,
+    QueueResult,
+    TargetKind,
 )
 
 EPOCH = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
@@ -64,7 +66,7 @@ def answered_call(n: int, *, pbx_node: str = "pbx-1", start: dt.datetime = EPOCH
         handovers=[],
         legs=[
             Leg(
-                kind=LegKind.SEAT,
+                kind=PartyKind.SEAT,
                 party=seat,
                 queue="hotline-general",
                 offered_at=answered - dt.timedelta(seconds=3),
@@ -105,7 +107,7 @@ def emergency_handover(n: int, *, pbx_node: str = "pbx-1", start: dt.datetime = 
                     at=at,
                     mode=HandoverMode.THREEWAY,
                     from_seat=base.seat_ids[0],
-                    target_kind=HandoverTargetKind.EMERGENCY,
+                    target_kind=TargetKind.EMERGENCY,
                     target="120",
                     emergency_service=EmergencyService.AMBULANCE,
                     outcome=HandoverOutcome.PENDING,

@@ -29,27 +29,34 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from gateway import keys
 from gateway.ami import safety
 from gateway.ami.errors import AmiError
 from gateway.ami.protocol import Message
-from gateway.app import Gateway
 from gateway.calls.model import SeatState
 from gateway.calls.resync import utc_now
-from gateway.dialplan.events import CALL_BACK_PREFIX
-from gateway.dialplan.render import CALLBACK_DIAL_CONTEXT, OUTBOUND_CONTEXT, OUTBOUND_RING_S
-from gateway.dialplan.routing import VAR_LEGACY_LINE
-from gateway.records.from_calls import CallbackAttempt
+from gateway.contract import (
+    CALL_BACK_PREFIX,
+    CALLBACK_DIAL_CONTEXT,
+    OUTBOUND_CONTEXT,
+    OUTBOUND_RING_S,
+    VAR_LEGACY_LINE,
+    VAR_QUEUE,
+    Callback,
+)
+from gateway.ports import Send, TrackerView
+from gateway.records.from_calls import CallbackAttempt, RecordBuilder
 from gateway.records.model import CallbackOutcome, CallRecord
-from gateway.transfers.inbox import Inbox, stop_if_cancelled
+from gateway.records.outbox import Outbox
+from gateway.tasks import stop_if_cancelled
+from gateway.transfers.inbox import Inbox
 
 log = structlog.get_logger(__name__)
 
-ORDER_KEY = "hotline:callbacks:order"  # ZSET call id -> original JoinTime (epoch seconds)
-ENTRIES_KEY = "hotline:callbacks:entries"  # HASH call id -> entry JSON
-RECORDS_KEY = "hotline:callbacks:records"  # HASH call id -> the call's final record JSON
 _DIAL_OUTCOMES = {"BUSY": CallbackOutcome.BUSY, "NOANSWER": CallbackOutcome.NO_ANSWER}
 # The originate outlives the outbound Dial, so an unanswered call back ends with Dial's NOANSWER.
 _ORIGINATE_TIMEOUT_MS = (OUTBOUND_RING_S + 10) * 1000
@@ -92,26 +99,43 @@ _Work = tuple[str, Any]
 
 
 class CallbackService:
-    """``__call__`` for AMI events (after the tracker's), ``run`` in the background, ``load`` at start."""
+    """``__call__`` for AMI events (after the tracker's), ``run`` in the background, ``load`` at start.
+
+    It dials through ``send`` while ``link_ready``, reads ``tracker``, amends call records through
+    ``records`` and appends their outcomes to ``outbox``; its queue is in ``redis``.
+    """
 
     def __init__(
         self,
-        gateway: Gateway,
         *,
+        send: Send,
+        tracker: TrackerView,
+        link_ready: Callable[[], bool],
+        records: RecordBuilder,
+        outbox: Outbox,
+        redis: aioredis.Redis,
+        general_queue: str,
+        node_id: str,
         wallclock: Callable[[], dt.datetime] = utc_now,
         tick_s: float = 1.0,
         max_attempts: int = 3,
         retry_after_s: float = 300.0,
         stale_claim_s: float = 30.0,
     ) -> None:
-        self.gateway = gateway
+        self.send = send
+        self.tracker = tracker
+        self.link_ready = link_ready
+        self.records = records
+        self.outbox = outbox
+        self.redis = redis
+        self.general_queue = general_queue
         self.wallclock = wallclock
         self.tick_s = tick_s
         self.max_attempts = max_attempts
         self.retry_after_s = retry_after_s
         self.stale_claim_s = stale_claim_s
         self.flights: dict[str, Flight] = {}  # by the call back's Linkedid
-        self.instance = f"{gateway.node}:{secrets.token_hex(4)}"  # one node may have standby instances
+        self.instance = f"{node_id}:{secrets.token_hex(4)}"  # one node may have standby instances
         self._work: Inbox[_Work] = Inbox()
 
     # --- the queue in Redis ----------------------------------------------------------------------
@@ -119,18 +143,21 @@ class CallbackService:
     async def load(self) -> None:
         """At start: the call records kept for callbacks' outcomes (Redis being away is survivable)."""
         try:
-            for raw in (await self.gateway.redis.hgetall(RECORDS_KEY)).values():
-                self.gateway.records.remember(CallRecord.model_validate_json(raw))
+            for raw in (await self.redis.hgetall(keys.CALLBACK_RECORDS)).values():
+                self.records.remember(CallRecord.model_validate_json(raw))
         except (RedisError, OSError) as exc:
             log.warning("callback.redis_unreachable", error=str(exc))
 
     async def pending(self) -> list[CallbackEntry]:
         """Waiting to be called back, oldest arrival first."""
-        redis = self.gateway.redis
-        order = [m.decode() if isinstance(m, bytes) else str(m) for m in await redis.zrange(ORDER_KEY, 0, -1)]
+        redis = self.redis
+        order = [
+            m.decode() if isinstance(m, bytes) else str(m)
+            for m in await redis.zrange(keys.CALLBACK_ORDER, 0, -1)
+        ]
         if not order:
             return []
-        entries = await redis.hmget(ENTRIES_KEY, order)
+        entries = await redis.hmget(keys.CALLBACK_ENTRIES, order)
         return [CallbackEntry.from_json(raw) for raw in entries if raw is not None]
 
     async def _keep_claims(self) -> None:
@@ -138,8 +165,8 @@ class CallbackService:
         now = self.wallclock().timestamp()
         for flight in list(self.flights.values()):  # events may land a flight meanwhile
             flight.entry.claimed_at = now
-            await self.gateway.redis.hset(ENTRIES_KEY, flight.entry.call_id, flight.entry.to_json())
-        for raw in (await self.gateway.redis.hgetall(ENTRIES_KEY)).values():
+            await self.redis.hset(keys.CALLBACK_ENTRIES, flight.entry.call_id, flight.entry.to_json())
+        for raw in (await self.redis.hgetall(keys.CALLBACK_ENTRIES)).values():
             entry = CallbackEntry.from_json(raw)
             if entry.claimed_by is not None and now - entry.claimed_at > self.stale_claim_s:
                 log.warning("callback.claim_stale", call_id=entry.call_id, claimed_by=entry.claimed_by)
@@ -147,28 +174,28 @@ class CallbackService:
                 await self._put_back(entry)
 
     async def _add(self, entry: CallbackEntry) -> None:
-        redis = self.gateway.redis
-        if await redis.hsetnx(ENTRIES_KEY, entry.call_id, entry.to_json()):
-            await redis.zadd(ORDER_KEY, {entry.call_id: entry.joined_at}, nx=True)
+        redis = self.redis
+        if await redis.hsetnx(keys.CALLBACK_ENTRIES, entry.call_id, entry.to_json()):
+            await redis.zadd(keys.CALLBACK_ORDER, {entry.call_id: entry.joined_at}, nx=True)
             log.info("callback.queued", call_id=entry.call_id, queue=entry.queue)
 
     async def _put_back(self, entry: CallbackEntry) -> None:
-        redis = self.gateway.redis
-        await redis.hset(ENTRIES_KEY, entry.call_id, entry.to_json())
-        await redis.zadd(ORDER_KEY, {entry.call_id: entry.joined_at})
+        redis = self.redis
+        await redis.hset(keys.CALLBACK_ENTRIES, entry.call_id, entry.to_json())
+        await redis.zadd(keys.CALLBACK_ORDER, {entry.call_id: entry.joined_at})
 
     async def _drop(self, call_id: str) -> None:
-        redis = self.gateway.redis
-        await redis.zrem(ORDER_KEY, call_id)
-        await redis.hdel(ENTRIES_KEY, call_id)
-        await redis.hdel(RECORDS_KEY, call_id)
+        redis = self.redis
+        await redis.zrem(keys.CALLBACK_ORDER, call_id)
+        await redis.hdel(keys.CALLBACK_ENTRIES, call_id)
+        await redis.hdel(keys.CALLBACK_RECORDS, call_id)
 
     # --- requests and outcomes from AMI events ---------------------------------------------------
 
     def __call__(self, event: Message) -> None:
         name = event.event
         f = event.as_dict()
-        if name == "UserEvent" and f.get("UserEvent") == "HotlineCallback":
+        if name == "UserEvent" and f.get("UserEvent") == Callback.NAME:
             self._requested(f)
             return
         flight = self.flights.get(f.get("Linkedid", ""))
@@ -187,12 +214,12 @@ class CallbackService:
             self._land(flight, CallbackOutcome.ANSWERED if flight.answered else CallbackOutcome.FAILED)
 
     def _requested(self, f: dict[str, str]) -> None:
-        tracker = self.gateway.tracker
+        tracker = self.tracker
         call = tracker.call_of_leg(f.get("Uniqueid", "")) or tracker.calls.get(f.get("Linkedid", ""))
         request = call.callback if call is not None else None
         if call is None or request is None:
             return
-        queue = request.queue or self.gateway.settings.config.general_queue.name
+        queue = request.queue or self.general_queue
         entry = CallbackEntry(
             call.call_id, request.number, queue, request.joined_at.timestamp(), request.at.timestamp(),
             call.legacy_line,
@@ -209,7 +236,7 @@ class CallbackService:
             self._work.put(("outcome", (flight, outcome)))
 
     async def _settle(self, flight: Flight, outcome: CallbackOutcome) -> None:
-        entry, records = flight.entry, self.gateway.records
+        entry, records = flight.entry, self.records
         log.info("callback.attempt", call_id=entry.call_id, attempt=entry.attempts, outcome=outcome.value)
         if outcome is CallbackOutcome.ANSWERED:
             # Its record is amended when the call back ends (RecordBuilder.expect_callback).
@@ -224,11 +251,9 @@ class CallbackService:
         await self._report(entry, outcome)
 
     async def _report(self, entry: CallbackEntry, outcome: CallbackOutcome) -> None:
-        record = self.gateway.records.callback_outcome(
-            entry.call_id, outcome, entry.attempts, self.wallclock()
-        )
+        record = self.records.callback_outcome(entry.call_id, outcome, entry.attempts, self.wallclock())
         if record is not None:
-            await self.gateway.outbox.append_many([record])
+            await self.outbox.append_many([record])
         await self._drop(entry.call_id)
 
     # --- dispatch --------------------------------------------------------------------------------
@@ -236,7 +261,7 @@ class CallbackService:
     def ready_seats(self, queue: str) -> int:
         return sum(
             1
-            for seat in self.gateway.tracker.seats.values()
+            for seat in self.tracker.seats.values()
             if seat.state is SeatState.READY
             and queue in seat.memberships
             and not seat.memberships[queue].paused
@@ -247,17 +272,19 @@ class CallbackService:
 
     async def dispatch(self) -> None:
         """Call back the oldest waiting callers of each queue, as many as it has ready seats free."""
-        tracker = self.gateway.tracker
-        if tracker.stale or not self.gateway.client.state.ready:
+        tracker = self.tracker
+        if tracker.stale or not self.link_ready():
             return
         now = self.wallclock().timestamp()
         free: dict[str, int] = {}
         for entry in await self.pending():
             if entry.not_before > now or entry.call_id in tracker.calls:
                 continue
-            if entry.linkedid in tracker.calls:  # a lost attempt was answered: that was the call back
+            if (
+                entry.linkedid is not None and entry.linkedid in tracker.calls
+            ):  # a lost attempt was answered: that was the call back
                 at = dt.datetime.fromtimestamp(entry.attempted_at, dt.UTC)
-                self.gateway.records.expect_callback(
+                self.records.expect_callback(
                     entry.linkedid, CallbackAttempt(entry.call_id, entry.attempts, at)
                 )
                 await self._drop(entry.call_id)
@@ -268,7 +295,7 @@ class CallbackService:
                 free[entry.queue] = self.ready_seats(entry.queue) - self.in_flight(entry.queue)
             if free[entry.queue] <= 0:
                 continue
-            if not await self.gateway.redis.zrem(ORDER_KEY, entry.call_id):
+            if not await self.redis.zrem(keys.CALLBACK_ORDER, entry.call_id):
                 continue  # another instance took it
             free[entry.queue] -= 1
             await self._dial(entry)
@@ -282,14 +309,12 @@ class CallbackService:
         flight = Flight(entry, linkedid, self.wallclock())
         entry.linkedid, entry.claimed_by = linkedid, self.instance
         entry.attempted_at = entry.claimed_at = flight.started.timestamp()
-        await self.gateway.redis.hset(ENTRIES_KEY, entry.call_id, entry.to_json())
+        await self.redis.hset(keys.CALLBACK_ENTRIES, entry.call_id, entry.to_json())
         self.flights[linkedid] = flight
-        self.gateway.records.expect_callback(
-            linkedid, CallbackAttempt(entry.call_id, entry.attempts, flight.started)
-        )
+        self.records.expect_callback(linkedid, CallbackAttempt(entry.call_id, entry.attempts, flight.started))
         log.info("callback.dialling", call_id=entry.call_id, attempt=entry.attempts, queue=entry.queue)
         try:
-            await self.gateway.send(
+            await self.send(
                 safety.originate(
                     f"Local/{entry.number}@{OUTBOUND_CONTEXT}", context=CALLBACK_DIAL_CONTEXT, exten="s",
                     caller_id_name="12345回拨", caller_id_number=entry.number,
@@ -305,7 +330,7 @@ class CallbackService:
     def _variables(entry: CallbackEntry) -> dict[str, str]:
         """The queue to join; the line tells any gateway (after a resync too) this is a citizen's call."""
         line = {VAR_LEGACY_LINE: entry.line} if entry.line else {}
-        return {"HOTLINE_QUEUE": entry.queue, **line}
+        return {VAR_QUEUE: entry.queue, **line}
 
     async def run(self) -> None:
         """Background task: Redis writes and outcomes as they come, dispatch every tick."""
@@ -330,7 +355,7 @@ class CallbackService:
             if kind == "add":
                 await self._add(item)
             elif kind == "record":
-                await self.gateway.redis.hset(RECORDS_KEY, item.linkedid, item.model_dump_json())
+                await self.redis.hset(keys.CALLBACK_RECORDS, item.linkedid, item.model_dump_json())
             else:
                 await self._settle(*item)
         except (RedisError, OSError) as exc:

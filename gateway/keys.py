@@ -1,0 +1,100 @@
+"""Every Redis key and key prefix the gateway uses, in one place (as arq keeps its own).
+
+All gateway instances of a deployment share one Redis; these names are how they find each
+other's data, so they are defined once here and built only through these helpers. Prefixes that
+a test or a second deployment may change are dataclass fields with the shipped default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+PREFIX: Final = "hotline"
+
+LEASE: Final = f"{PREFIX}:lease"  # + ":<node>": which instance controls a PBX node
+LIVE: Final = f"{PREFIX}:live"  # + ":<node>": the node's latest live snapshot, for other instances
+TRANSFER: Final = f"{PREFIX}:transfer"  # + ":<id>": a transfer as JSON, for every instance's API
+CALLBACK_ORDER: Final = f"{PREFIX}:callbacks:order"  # ZSET call id -> original JoinTime (epoch seconds)
+CALLBACK_ENTRIES: Final = f"{PREFIX}:callbacks:entries"  # HASH call id -> entry JSON
+CALLBACK_RECORDS: Final = f"{PREFIX}:callbacks:records"  # HASH call id -> the call's final record JSON
+RECORDS: Final = f"{PREFIX}:records"
+FEEDBACK: Final = f"{RECORDS}:feedback"
+KPI: Final = f"{PREFIX}:kpi"
+SUPERVISE_AUDIT: Final = f"{PREFIX}:audit:supervise"  # STREAM: every listen / whisper / barge try
+
+
+def lease(node: str) -> str:
+    return f"{LEASE}:{node}"
+
+
+def live(node: str) -> str:
+    return f"{LIVE}:{node}"
+
+
+LIVE_PATTERN: Final = f"{LIVE}:*"  # SCAN match for every node's snapshot
+
+
+def transfer(transfer_id: str) -> str:
+    return f"{TRANSFER}:{transfer_id}"
+
+
+@dataclass(frozen=True)
+class OutboxKeys:
+    """The call records' keys; one prefix per deployment (all PBX nodes share the stream)."""
+
+    prefix: str = RECORDS
+    group: str = "order-system"  # the stream's consumer group (not a key)
+
+    @property
+    def stream(self) -> str:
+        return f"{self.prefix}:outbox"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}:dead"
+
+    def seen(self, idempotency_key: str) -> str:
+        return f"{self.prefix}:seen:{idempotency_key}"
+
+    def final(self, record_id: str) -> str:
+        """The backstop's marker: a final record of this call is in the outbox."""
+        return f"{self.prefix}:final:{record_id}"
+
+    def swept_until(self, pbx_node: str) -> str:
+        """PBX epoch seconds up to which the backstop has read the node's ended-call log."""
+        return f"{self.prefix}:backstop:{pbx_node}:swept-until"
+
+
+@dataclass(frozen=True)
+class FeedbackKeys:
+    """The order system's feedback: one hash per record, one sorted set per kind and outcome."""
+
+    prefix: str = FEEDBACK
+
+    def record(self, record_id: str) -> str:
+        return f"{self.prefix}:{record_id}"
+
+    def outcome(self, kind: str, outcome: str) -> str:
+        return f"{self.prefix}:{kind}:{outcome}"
+
+
+@dataclass(frozen=True)
+class KpiKeys:
+    """KPI minute buckets: one hash per scope and UTC day, one per gauge and day, and their indexes."""
+
+    prefix: str = KPI
+
+    def counts(self, scope: str, day: str) -> str:
+        return f"{self.prefix}:{scope}:{day}"
+
+    def gauge(self, name: str, day: str) -> str:
+        return f"{self.prefix}:gauge:{name}:{day}"
+
+    @property
+    def scopes(self) -> str:
+        return f"{self.prefix}:scopes"
+
+    @property
+    def gauges(self) -> str:
+        return f"{self.prefix}:gauges"

@@ -1,0 +1,414 @@
+"""One controlled Asterisk node: ``Node`` holds its parts and runs its background tasks.
+
+The AMI read path only updates the tracker and puts outputs on a queue (``TrackerFeed``); every
+await on Redis or HTTP happens in the node's tasks, each started once by ``Node.start``:
+
+- ``lease``: runs the AMI session while this instance holds the node's lease (home node only);
+- ``records-pipeline``: tracker outputs -> KPIs and call records -> outbox (Redis Stream, or the spool);
+- ``ticker``: a few times a second, lets time pass in the tracker, counts KPIs, publishes the
+  dashboard snapshot to the live hub; every second shares with the other instances through Redis
+  (KPI buckets both ways, this node's live state out, the other nodes' in): a side branch, the
+  page never waits on it;
+- ``resync``, ``spool-recovery`` (home node only) and ``records-backstop`` (work orders of calls
+  that ran while no gateway watched, from the PBX's own log);
+- ``reports``: the outbox's records into the half-hour report buckets (``gateway.reports.store``).
+Nothing here is needed for a citizen to reach a seat: Asterisk's dialplan does that alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from prometheus_client import CollectorRegistry
+from redis.exceptions import RedisError
+
+from gateway import keys
+from gateway.ami import safety
+from gateway.ami.client import AmiClient, AmiSettings, ConnectionState
+from gateway.ami.errors import AmiError
+from gateway.ami.result import ActionResult
+from gateway.calls.resync import Resync, TrackerFeed
+from gateway.calls.tracker import Output, QueueRules, Tracker
+from gateway.contract import CONTROLLER_USER_WRITE
+from gateway.dialplan.reload import config_digest, read_applied
+from gateway.dialplan.routing import RoutingPlan, build_routing
+from gateway.lease import NodeLease
+from gateway.merge.loader import ConfigError, load_config
+from gateway.merge.schema import HotlineConfig
+from gateway.metrics import GatewayMetrics
+from gateway.queues.kpi_store import KpiStore
+from gateway.queues.recorder import KpiRecorder
+from gateway.queues.stats import CHINA_TZ, KpiBook
+from gateway.records.backstop import Backstop
+from gateway.records.feedback import FeedbackStore
+from gateway.records.from_calls import RecordBuilder
+from gateway.records.metrics import OutboxMetrics
+from gateway.records.outbox import Outbox
+from gateway.records.spool import Spool
+from gateway.reports.store import ReportStore
+from gateway.settings import Settings
+from gateway.tasks import cancel_tasks, start_task, stop_if_cancelled
+from gateway.web.live import LiveHub
+from gateway.web.snapshot import LinkView, Snapshot, as_plain, build_snapshot, merge_live
+
+log = structlog.get_logger(__name__)
+
+TICK_S = 0.25
+MIRROR_EVERY_S = 1.0
+FEEDBACK_EVERY_S = 10.0
+
+
+@dataclass
+class Node:
+    """Everything one controlled node runs: the home node, or one taken over from a dead instance."""
+
+    settings: Settings
+    plan: RoutingPlan
+    redis: aioredis.Redis
+    registry: CollectorRegistry
+    metrics: GatewayMetrics
+    tracker: Tracker
+    client: AmiClient
+    feed: TrackerFeed
+    resync: Resync
+    hub: LiveHub
+    book: KpiBook
+    kpi_store: KpiStore
+    recorder: KpiRecorder
+    outbox: Outbox
+    records: RecordBuilder
+    feedback: FeedbackStore
+    reports: ReportStore  # half-hour report buckets, fed by the outbox and the order system's feedback
+    config: HotlineConfig  # the config in force
+    outputs: asyncio.Queue[Output] = field(default_factory=asyncio.Queue)
+    resolution: tuple[float | None, int] = (None, 0)
+    redis_ok: bool = False
+    started: float = field(default_factory=time.monotonic)
+    applied_sha: str = ""  # the .applied.json digest whose plan this process runs
+    lease: NodeLease | None = None  # this node's lease in Redis (scale-out)
+    controlling: bool = False  # holds the lease (or Redis is unreachable) and runs the AMI session
+    standby: bool = False  # found the node's lease held by another instance
+    peers: list[dict[str, Any]] = field(default_factory=list)  # other nodes' mirrored live state
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def adopt(self, config: HotlineConfig) -> None:
+        """Run a new, already validated and applied config: routing plan, queue rules, KPI thresholds."""
+        self.plan = build_routing(config)
+        self.config = config
+        self.tracker.queue_rules = _queue_rules(self.plan)
+        self.book.service_level_s = {q.name: q.service_level_s for q in self.plan.queues.values()}
+        log.info("config.adopted", queues=len(self.plan.queues), lines=len(self.plan.routes))
+
+    def follow_applied(self) -> None:
+        """Adopt the config a `hotline-gateway reload` applied (it writes .applied.json last)."""
+        applied = read_applied(self.settings.dialplans_dir)
+        sha = applied.get("sha256", "")
+        if not sha or sha == self.applied_sha:
+            return
+        self.applied_sha = sha
+        path = Path(applied.get("config", str(self.settings.config_path)))
+        try:
+            if config_digest(path) == sha:
+                self.adopt(load_config(path))
+        except (OSError, ConfigError) as exc:
+            log.warning("config.applied_unreadable", path=str(path), error=str(exc))
+
+    @property
+    def node_id(self) -> str:
+        return self.settings.node_id
+
+    def link(self) -> LinkView:
+        state = self.client.state
+        if not self.controlling:
+            return LinkView(ami="standby", stale=False, reason="")
+        if not state.ready:
+            why = state.last_error or "connecting to Asterisk"
+            return LinkView(ami=state.phase.value, stale=True, reason=f"与Asterisk的连接中断: {why}")
+        if self.tracker.stale:
+            return LinkView(ami=state.phase.value, stale=True, reason="正在与Asterisk重新同步")
+        return LinkView(ami=state.phase.value, stale=False, reason="")
+
+    def snapshot(self) -> Snapshot:
+        """This node's live state plus the other nodes' (from Redis), with the shared KPIs."""
+        wall = dt.datetime.now(dt.UTC)
+        own = build_snapshot(
+            tracker=self.tracker,
+            plan=self.plan,
+            config=self.config,
+            book=self.book,
+            link=self.link(),
+            now=time.monotonic(),
+            wall=wall,
+            resolution=self.resolution,
+        )
+        return merge_live(own, self.peers, now=wall.timestamp())
+
+    async def send(self, action: safety.Action) -> ActionResult:
+        """Send an AMI action, timing it for /metrics."""
+        began = time.monotonic()
+        outcome = "ok"
+        try:
+            return await self.client.send(action)
+        except AmiError:
+            outcome = "error"
+            raise
+        finally:
+            self.metrics.action_seconds.labels(action.name, outcome).observe(time.monotonic() - began)
+
+    def start(self, *, takeover: bool = False) -> None:
+        """Start the node's background tasks, each once.
+
+        A node taken over (``takeover``) is controlled at once: the loop that took its lease renews
+        it. Its spool stays with its own instance, so only the home node recovers a spool.
+        """
+        if self.tasks:
+            raise RuntimeError(f"node {self.node_id} is already running")
+        suffix = f"-{self.node_id}" if takeover else ""
+        works: list[tuple[Awaitable[None], str]] = []
+        if takeover:
+            self.lease, self.controlling = None, True
+            self.client.start()
+        else:
+            works += [(_control(self), "lease"), (self.outbox.run_recovery(self.stopping), "spool-recovery")]
+        works += [
+            (self.resync.run(), "resync"),
+            (_pipeline(self), "records-pipeline"),
+            (_ticker(self), "ticker"),
+            (_backstop(self), "records-backstop"),
+            (self.reports.run(), "reports"),
+        ]
+        self.tasks = [start_task(work, name + suffix) for work, name in works]
+
+    async def stop(self) -> None:
+        """Stop the tasks, hand the last outputs on, flush KPIs and free the lease."""
+        self.stopping.set()
+        await self.client.close()
+        await cancel_tasks(self.tasks)
+        await _flush_outputs(self)
+        await self.kpi_store.flush()
+        await self.reports.flush()
+        if self.lease is not None and self.controlling:
+            with contextlib.suppress(RedisError, OSError):
+                await self.lease.release()  # a standby may take over at once
+
+
+def _queue_rules(plan: RoutingPlan) -> dict[str, QueueRules]:
+    return {q.name: QueueRules(q.service_level_s, q.wrapup_s) for q in plan.queues.values()}
+
+
+def build_node(settings: Settings, redis: aioredis.Redis, holder: str) -> Node:
+    config = settings.config
+    plan = build_routing(config)
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics(registry)
+    tracker = Tracker(queue_rules=_queue_rules(plan), emergency_numbers=plan.emergency_targets)
+    client = AmiClient(
+        AmiSettings(
+            host=settings.ami_host,
+            port=settings.ami_port,
+            username=config.ami.username,
+            secret=settings.ami_secret,
+            # The classes its manager.conf user has (rendered from the same constant).
+            write_classes=frozenset(CONTROLLER_USER_WRITE.split(",")),
+        )
+    )
+    outputs: asyncio.Queue[Output] = asyncio.Queue()
+    feed = TrackerFeed(tracker, outputs.put_nowait)
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    book = KpiBook(service_level_s={q.name: q.service_level_s for q in plan.queues.values()})
+    node = Node(
+        settings=settings,
+        plan=plan,
+        redis=redis,
+        registry=registry,
+        metrics=metrics,
+        tracker=tracker,
+        client=client,
+        feed=feed,
+        resync=Resync(client, feed),
+        hub=LiveHub(),
+        book=book,
+        kpi_store=KpiStore(redis),
+        recorder=KpiRecorder(),
+        outbox=Outbox(
+            redis,
+            Spool(settings.spool_dir / f"records-{settings.node_id}.jsonl"),
+            metrics=OutboxMetrics(registry),
+        ),
+        records=RecordBuilder(settings.node_id),
+        feedback=FeedbackStore(redis),
+        reports=ReportStore(
+            redis, lambda: book.service_level_s, retention_days=settings.reports_retention_days
+        ),
+        config=config,
+        outputs=outputs,
+        lease=NodeLease(redis, settings.node_id, holder, ttl_ms=settings.lease_ttl_ms),
+    )
+
+    def on_event(_: object) -> None:
+        metrics.events.inc()
+
+    def on_state(state: ConnectionState) -> None:
+        metrics.ami_up.set(1 if state.ready else 0)
+        metrics.reconnects.set(state.reconnects)
+
+    node.outbox.listeners.append(node.reports.add)
+    client.add_event_listener(on_event)
+    client.add_event_listener(feed)
+    client.add_state_listener(on_state)
+    return node
+
+
+async def _control(node: Node) -> None:
+    """Run the AMI session while this instance holds the node's lease; stand by otherwise."""
+    assert node.lease is not None
+    while True:
+        stop_if_cancelled()
+        try:
+            held = await node.lease.acquire()
+        except (RedisError, OSError):
+            held = True  # nobody can take over without Redis: keep (or start) controlling
+        node.standby = not held
+        if held and not node.controlling:
+            node.controlling = True
+            node.client.start()
+            log.info("node.controlling", node=node.node_id)
+        elif not held and node.controlling:
+            node.controlling = False
+            await node.client.close()
+            node.tracker.begin_resync()
+            log.warning("node.lease_lost", node=node.node_id)
+        await asyncio.sleep(node.lease.ttl_ms / 3000)
+
+
+async def take_over(settings: Settings, redis: aioredis.Redis, holder: str, nodes: dict[str, Node]) -> None:
+    """Control ``settings.node_id`` whenever its lease is free, until another instance holds it.
+
+    The node runs in ``nodes`` (by node id) while this instance controls it.
+    """
+    lease = NodeLease(redis, settings.node_id, holder, ttl_ms=settings.lease_ttl_ms)
+    runtime: Node | None = None
+    # Give the node's own instance time to take its lease first: taking over is for dead ones.
+    await asyncio.sleep(2 * lease.ttl_ms / 1000)
+    try:
+        while True:
+            stop_if_cancelled()
+            try:
+                held = await (lease.acquire() if runtime is None else lease.renew())
+            except (RedisError, OSError):
+                held = runtime is not None  # without Redis, keep what we have, take nothing new
+            if held and runtime is None:
+                runtime = build_node(settings, redis, holder)
+                runtime.start(takeover=True)
+                nodes[runtime.node_id] = runtime
+                log.warning("node.taken_over", node=runtime.node_id)
+            elif not held and runtime is not None:
+                nodes.pop(runtime.node_id, None)
+                await runtime.stop()
+                runtime = None
+                log.info("node.handed_back", node=settings.node_id)
+            await asyncio.sleep(lease.ttl_ms / 3000)
+    finally:
+        if runtime is not None:
+            nodes.pop(runtime.node_id, None)
+            await runtime.stop()
+            with contextlib.suppress(RedisError, OSError):
+                await lease.release()
+
+
+def _backstop(node: Node) -> Awaitable[None]:
+    """Records of the calls this node's gateway never saw, from the PBX's log of ended calls."""
+    return Backstop(node.resync, node.records, node.outbox, node.redis).run()
+
+
+async def _pipeline(node: Node) -> None:
+    """Tracker outputs -> KPIs and call records, in batches; never blocks the AMI path."""
+    while True:
+        stop_if_cancelled()
+        batch = [await node.outputs.get()]
+        await _handle_outputs(node, batch)
+
+
+async def _flush_outputs(node: Node) -> None:
+    batch = []
+    while not node.outputs.empty():
+        batch.append(node.outputs.get_nowait())
+    if batch:
+        await _handle_outputs(node, batch)
+
+
+async def _handle_outputs(node: Node, batch: list[Output]) -> None:
+    while not node.outputs.empty():
+        batch.append(node.outputs.get_nowait())
+    for observation in node.recorder.observe_outputs(batch):
+        node.kpi_store.add(node.book.record(observation))
+    records = node.records.records(batch, time.monotonic())
+    if records:
+        via = await node.outbox.append_many(records)
+        log.info("records.appended", count=len(records), via=via.value)
+
+
+async def _ticker(node: Node) -> None:
+    next_mirror = next_feedback = 0.0
+    while True:
+        stop_if_cancelled()
+        now, wall = time.monotonic(), dt.datetime.now(dt.UTC)
+        for output in node.tracker.tick(now, wall):
+            node.feed.emit(output)
+        for observation in node.recorder.observe(node.tracker.calls.values()):
+            node.kpi_store.add(node.book.record(observation))
+        waiting = sum(len(q.waiting) for q in node.tracker.queues.values())
+        node.kpi_store.add_gauge(node.book.sample("waiting", wall.timestamp(), waiting))
+        node.metrics.observe_tracker(node.tracker, now)
+        snapshot = node.snapshot()
+        node.hub.publish(snapshot)
+        if now >= next_mirror:
+            next_mirror = now + MIRROR_EVERY_S
+            node.book.prune(wall.timestamp())
+            node.redis_ok = await _share(node, snapshot, wall.timestamp())
+        if now >= next_feedback:
+            next_feedback = now + FEEDBACK_EVERY_S
+            await _refresh_resolution(node, wall)
+            node.follow_applied()
+        await asyncio.sleep(TICK_S)
+
+
+async def _share(node: Node, snapshot: Snapshot, now: float) -> bool:
+    """Exchange state with the other instances through Redis: KPI increments both ways, this
+    node's live state out (while controlling it), the other nodes' live state in."""
+    if not await node.kpi_store.flush():
+        return False
+    try:
+        await node.kpi_store.refresh(node.book, now)
+        if node.controlling:
+            own = json.dumps({**as_plain(snapshot), "node": node.node_id}, ensure_ascii=False)
+            await node.redis.set(keys.live(node.node_id), own, ex=10)
+        names = [k async for k in node.redis.scan_iter(match=keys.LIVE_PATTERN, count=100)]
+        values = await node.redis.mget(names) if names else []
+    except (RedisError, OSError):
+        return False
+    mine = {node.node_id} if node.controlling else set()
+    peers = [json.loads(v) for v in values if v is not None]
+    node.peers = [p for p in peers if p.get("node") not in mine]
+    return True
+
+
+async def _refresh_resolution(node: Node, wall: dt.datetime) -> None:
+    midnight = wall.astimezone(CHINA_TZ).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        rates = await node.feedback.rates(midnight, wall)
+    except (RedisError, OSError):
+        return
+    covered = rates.counts.get("resolution:resolved", 0) + rates.counts.get("resolution:unresolved", 0)
+    node.resolution = (rates.resolution_rate, covered)
