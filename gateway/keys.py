@@ -7,6 +7,7 @@ a test or a second deployment may change are dataclass fields with the shipped d
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
@@ -21,6 +22,7 @@ CALLBACK_RECORDS: Final = f"{PREFIX}:callbacks:records"  # HASH call id -> the c
 RECORDS: Final = f"{PREFIX}:records"
 FEEDBACK: Final = f"{RECORDS}:feedback"
 KPI: Final = f"{PREFIX}:kpi"
+REPORTS: Final = f"{PREFIX}:reports"
 SUPERVISE_AUDIT: Final = f"{PREFIX}:audit:supervise"  # STREAM: every listen / whisper / barge try
 
 
@@ -98,3 +100,26 @@ class KpiKeys:
     @property
     def gauges(self) -> str:
         return f"{self.prefix}:gauges"
+
+
+@dataclass(frozen=True)
+class ReportKeys:
+    """The report buckets (a hash per Beijing day and per month) and each record's two keys.
+
+    The reports' Lua script builds the day and month names from ``prefix`` the same way
+    (``gateway.reports.store``).
+    """
+
+    prefix: str = REPORTS
+
+    def day(self, day: dt.date) -> str:
+        return f"{self.prefix}:day:{day:%Y%m%d}"
+
+    def month(self, month: str) -> str:
+        return f"{self.prefix}:month:{month}"
+
+    def record(self, record_id: str) -> str:
+        return f"{self.prefix}:record:{record_id}"
+
+    def increments(self, record_id: str) -> str:
+        return f"{self.prefix}:record:{record_id}:increments"

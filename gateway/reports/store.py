@@ -4,12 +4,14 @@ Layout (prefix ``hotline:reports``):
 - ``:day:<yyyymmdd>`` one hash per local (Beijing) day, fields ``<slot>|<scope>|<counter>``;
 - ``:month:<yyyy-mm>`` one hash per local month, fields ``<scope>|<counter>`` (the same counts
   without the slot, so the monthly ranking reads one hash instead of a month of days);
-- ``:record:<record id>:increments`` what each record added (kept ``REPLACE_DAYS``), so a newer
-  revision (a late survey, a call back's outcome, a backstop correction) replaces its old counts
-  instead of adding to them;
-- ``:record:<record id>`` the versions seen and where the call's feedback goes (kept
-  ``FEEDBACK_DAYS``), so the order system's feedback lands in the call's cells whichever of the
-  two arrives first.
+- ``:record:<record id>:increments`` what each record added, one compact string (kept
+  ``REPLACE_DAYS``), so a newer revision (a late survey, a call back's outcome, a backstop
+  correction) replaces its old counts instead of adding to them;
+- ``:record:<record id>`` the marker, one string: the versions seen and where the call's feedback
+  goes (kept ``FEEDBACK_DAYS``), so the order system's feedback lands in the call's cells
+  whichever of the two arrives first.
+Both are strings rather than JSON or hashes naming every key and field: per record they cost
+Redis about a tenth and a quarter of what they did (``bench/reports.py``).
 Every change runs one Lua script per record and part (``call``, ``resolution``, ``follow_up``):
 a part with the same or an older version than the stored one changes nothing, so a record seen
 twice (spool recovery, a second instance, a retried post) is counted once. Each bucket written
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,9 +33,10 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from gateway.keys import ReportKeys
 from gateway.records.feedback import FollowUp, Resolution
 from gateway.records.model import CallRecord, Stage
-from gateway.reports.aggregate import Cell, call_cells, contribution, month_of
+from gateway.reports.aggregate import Cell, call_cells, contribution
 
 log = structlog.get_logger(__name__)
 
@@ -48,70 +50,78 @@ MAX_PENDING = 200_000  # records held while Redis is away (about 100 MB); older 
 REPLACE_DAYS = 2
 FEEDBACK_DAYS = 62
 
-# KEYS: the record's marker (versions, feedback targets, feedback counts), the record's increments.
-# ARGV: part, version, bucket TTL, marker TTL, increments TTL (s), then for part 'call' the
-# increments [[key, field, n], ...] and the feedback targets [[key, field prefix], ...]; for the
-# feedback parts the counts [[counter, n], ...], added at the targets the call part stored.
+# A record's cells as one compact string (``encode_cells``), rather than a JSON list of key, field
+# and count per Redis field: cells ";"-separated, each "<yyyymmdd>|<slot>|<scope>,<scope>...|
+# <counter>=<n>,..." (scopes with the same counts share one cell; a feedback target has no counts).
+# The script expands it into the day's and the month's hash fields itself; ``ReportKeys`` builds
+# the same key names for reading. Scopes never hold the separators (``encode_cells`` refuses them).
+SEPARATORS = frozenset(";|,=")
+
+# KEYS: the record's marker, the record's increments. The marker is one string, "<call version>|
+# <resolution version>|<follow-up version>|<resolution counts>|<follow-up counts>|<feedback targets>"
+# (a key of its own costs Redis about 120 bytes; a hash of fields would cost far more again).
+# ARGV: part, version, bucket TTL, marker TTL, increments TTL (s), key prefix, then for part 'call'
+# the increments and the feedback targets (compact cells), for the feedback parts its counts
+# ("<counter>=<n>,..."), added at the targets the call part stored.
 # Returns 1 applied, 0 not newer, -1 a newer revision after its record's increments expired.
 _APPLY_PART = """
-local marker, increments, part = KEYS[1], KEYS[2], ARGV[1]
-local current = redis.call('HGET', marker, part .. ':v')
-if current and tonumber(current) >= tonumber(ARGV[2]) then return 0 end
+local marker, increments, part, prefix = KEYS[1], KEYS[2], ARGV[1], ARGV[6]
+local f = {string.match(redis.call('GET', marker) or '|||||', '^(%d*)|(%d*)|(%d*)|([^|]*)|([^|]*)|(.*)$')}
+local version_at = ({call = 1, resolution = 2, follow_up = 3})[part]
+local current = tonumber(f[version_at])
+if current and current >= tonumber(ARGV[2]) then return 0 end
 local old_increments = redis.call('GET', increments)
 if part == 'call' and current and not old_increments then return -1 end
+local function counts_of(text)
+  local out = {}
+  for name, n in string.gmatch(text, '([^,=]+)=(-?%d+)') do out[#out + 1] = {name, tonumber(n)} end
+  return out
+end
+local function cells_of(text)
+  local out = {}
+  for cell in string.gmatch(text or '', '[^;]+') do
+    local day, slot, scopes, counts = string.match(cell, '^(%d+)|(%d+)|([^|]*)|(.*)$')
+    local list = {}
+    for scope in string.gmatch(scopes, '[^,]+') do list[#list + 1] = scope end
+    out[#out + 1] = {day, slot, list, counts_of(counts)}
+  end
+  return out
+end
 local touched = {}
-local function add(key, field, n)
-  redis.call('HINCRBY', key, field, n)
-  touched[key] = true
-end
-local function spread(targets, counts, sign)
-  for _, t in ipairs(targets) do
-    for _, c in ipairs(counts) do add(t[1], t[2] .. c[1], sign * c[2]) end
-  end
-end
-local targets = cjson.decode(redis.call('HGET', marker, 'targets') or '[]')
-if part == 'call' then
-  for _, inc in ipairs(cjson.decode(old_increments or '[]')) do add(inc[1], inc[2], -inc[3]) end
-  local moved = cjson.decode(ARGV[7])
-  for _, other in ipairs({'resolution', 'follow_up'}) do
-    local counts = redis.call('HGET', marker, other)
-    if counts then
-      counts = cjson.decode(counts)
-      spread(targets, counts, -1)
-      spread(moved, counts, 1)
+local function spread(cells, counts, sign)
+  for _, cell in ipairs(cells) do
+    local day_key = prefix .. ':day:' .. cell[1]
+    local month_key = prefix .. ':month:' .. string.sub(cell[1], 1, 4) .. '-' .. string.sub(cell[1], 5, 6)
+    for _, scope in ipairs(cell[3]) do
+      for _, c in ipairs(counts or cell[4]) do
+        redis.call('HINCRBY', day_key, cell[2] .. '|' .. scope .. '|' .. c[1], sign * c[2])
+        redis.call('HINCRBY', month_key, scope .. '|' .. c[1], sign * c[2])
+      end
     end
+    touched[day_key], touched[month_key] = true, true
   end
-  for _, inc in ipairs(cjson.decode(ARGV[6])) do add(inc[1], inc[2], inc[3]) end
-  redis.call('SET', increments, ARGV[6], 'EX', ARGV[5])
-  redis.call('HSET', marker, 'targets', ARGV[7])
-else
-  local old = redis.call('HGET', marker, part)
-  if old then spread(targets, cjson.decode(old), -1) end
-  spread(targets, cjson.decode(ARGV[6]), 1)
-  redis.call('HSET', marker, part, ARGV[6])
 end
-redis.call('HSET', marker, part .. ':v', ARGV[2])
-redis.call('EXPIRE', marker, ARGV[4])
+local targets = cells_of(f[6])
+if part == 'call' then
+  spread(cells_of(old_increments), nil, -1)
+  local moved = cells_of(ARGV[8])
+  for i = 4, 5 do
+    spread(targets, counts_of(f[i]), -1)
+    spread(moved, counts_of(f[i]), 1)
+  end
+  spread(cells_of(ARGV[7]), nil, 1)
+  redis.call('SET', increments, ARGV[7], 'EX', ARGV[5])
+  f[6] = ARGV[8]
+else
+  spread(targets, counts_of(f[version_at + 2]), -1)
+  spread(targets, counts_of(ARGV[7]), 1)
+  f[version_at + 2] = ARGV[7]
+end
+f[version_at] = ARGV[2]
+redis.call('SET', marker, table.concat(f, '|'), 'EX', ARGV[4])
 for key in pairs(touched) do redis.call('EXPIRE', key, ARGV[3]) end
 return 1
 """
-
-
-@dataclass(frozen=True)
-class ReportKeys:
-    prefix: str = "hotline:reports"
-
-    def day(self, day: dt.date) -> str:
-        return f"{self.prefix}:day:{day:%Y%m%d}"
-
-    def month(self, month: str) -> str:
-        return f"{self.prefix}:month:{month}"
-
-    def record(self, record_id: str) -> str:
-        return f"{self.prefix}:record:{record_id}"
-
-    def increments(self, record_id: str) -> str:
-        return f"{self.prefix}:record:{record_id}:increments"
 
 
 @dataclass(frozen=True)
@@ -122,14 +132,30 @@ class _Part:
     args: tuple[str, ...]
 
 
+def encode_counts(counts: Mapping[str, int]) -> str:
+    return ",".join(f"{name}={n}" for name, n in sorted(counts.items()))
+
+
+def encode_cells(contribution: Mapping[Cell, Mapping[str, int]]) -> str:
+    """The compact form the Lua script reads (see ``SEPARATORS``); cells sharing counts share one entry."""
+    grouped: dict[tuple[str, int, str], list[str]] = {}
+    for cell, counts in contribution.items():
+        if SEPARATORS & set(cell.scope):
+            raise ValueError(f"scope {cell.scope!r} holds one of {''.join(sorted(SEPARATORS))}")
+        grouped.setdefault((f"{cell.day:%Y%m%d}", cell.slot, encode_counts(counts)), []).append(cell.scope)
+    return ";".join(
+        f"{day}|{slot}|{','.join(scopes)}|{counts}" for (day, slot, counts), scopes in grouped.items()
+    )
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def feedback_counts(feedback: Resolution | FollowUp) -> list[list[str | int]]:
+def feedback_counts(feedback: Resolution | FollowUp) -> dict[str, int]:
     if isinstance(feedback, Resolution):
-        return [[feedback.outcome, 1]]
-    return [[f"followup_{feedback.outcome}", 1]]
+        return {feedback.outcome: 1}
+    return {f"followup_{feedback.outcome}": 1}
 
 
 class ReportStore:
@@ -171,25 +197,9 @@ class ReportStore:
             log.error("reports.pending_full_dropped", record_id=dropped)
 
     def _call_part(self, record: CallRecord) -> _Part:
-        increments: list[list[str | int]] = []
-        for cell, counts in contribution(record, self._service_level_s()).items():
-            for counter, n in sorted(counts.items()):
-                increments.append([self.keys.day(cell.day), f"{cell.slot}|{cell.scope}|{counter}", n])
-                increments.append([self.keys.month(month_of(cell.day)), f"{cell.scope}|{counter}", n])
-        targets = [
-            [key, prefix]
-            for cell in call_cells(record)
-            for key, prefix in (
-                (self.keys.day(cell.day), f"{cell.slot}|{cell.scope}|"),
-                (self.keys.month(month_of(cell.day)), f"{cell.scope}|"),
-            )
-        ]
-        return _Part(
-            record.record_id,
-            "call",
-            record.revision,
-            (json.dumps(increments, ensure_ascii=False), json.dumps(targets, ensure_ascii=False)),
-        )
+        increments = encode_cells(contribution(record, self._service_level_s()))
+        targets = encode_cells({cell: {} for cell in call_cells(record)})
+        return _Part(record.record_id, "call", record.revision, (increments, targets))
 
     async def flush(self) -> bool:
         """Send what is pending, ``FLUSH_CHUNK`` records a round trip; False (and what was not
@@ -217,7 +227,7 @@ class ReportStore:
         """Count the order system's feedback in its call's cells (newest ``at`` wins); Redis errors
         propagate, so the order system's post fails and is retried."""
         version = int(feedback.at.timestamp() * 1000)
-        counts = json.dumps(feedback_counts(feedback))
+        counts = encode_counts(feedback_counts(feedback))
         await self._run([_Part(record_id, feedback.kind, version, (counts,))])
 
     async def _run(self, parts: list[_Part]) -> None:
@@ -226,7 +236,7 @@ class ReportStore:
             for part in parts:
                 await self._apply(
                     keys=[self.keys.record(part.record_id), self.keys.increments(part.record_id)],
-                    args=[part.name, part.version, *ttls, *part.args],
+                    args=[part.name, part.version, *ttls, self.keys.prefix, *part.args],
                     client=pipe,
                 )
             results = await pipe.execute()

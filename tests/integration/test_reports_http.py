@@ -192,6 +192,24 @@ async def test_spooled_records_are_counted_when_recovered_and_buckets_expire(
     assert await redis_client.hget(store.keys.month("2026-03"), "all|survey_basic") is None
 
 
+async def test_a_record_keeps_two_compact_strings_and_a_scope_with_a_separator_is_refused(
+    redis_client: aioredis.Redis, store: ReportStore, client: Client
+) -> None:
+    good = call(beijing(2026, 3, 2, 9, 0), linkedid="c.1")
+    odd = call(beijing(2026, 3, 2, 9, 5), linkedid="c.2", department="市场监督管理局|稽查")
+    store.add([good, odd])  # the outbox's listener never raises: the odd one is logged and left out
+    assert await store.flush()
+    body = await report(client, **{"from": "2026-03-02", "to": "2026-03-02"})
+    assert [(r["interval"], r["offered"]) for r in rows(body, "intervals")] == [("09:00-09:30", 1)]
+    assert await redis_client.get(store.keys.record(odd.record_id)) is None
+    # The bench's figures (bench/reports.py), as a bound: one string each, a few hundred bytes.
+    marker, increments = store.keys.record(good.record_id), store.keys.increments(good.record_id)
+    assert await redis_client.type(marker) == await redis_client.type(increments) == b"string"
+    sizes = [await redis_client.memory_usage(key, samples=0) or 0 for key in (marker, increments)]
+    assert 0 < sizes[0] < 300
+    assert 0 < sizes[1] < 700
+
+
 async def test_flush_keeps_what_redis_did_not_take(config: HotlineConfig) -> None:
     with LocalRedis() as server:
         redis = aioredis.Redis.from_url(server.url)
