@@ -284,6 +284,10 @@ class HotlineConfig(_Model):
     order_system: OrderSystem
     ami: Ami
     targets: Targets = Field(default_factory=Targets)
+    # Why a seat may pause (小休): what seats choose from, and what the demo's seats pause with.
+    pause_reasons: list[ShortText] = Field(
+        default_factory=lambda: ["休息", "午餐", "培训", "班组会"], min_length=1, max_length=50
+    )
 
     def queue(self, name: str) -> Queue:
         return next(q for q in self.queues if q.name == name)

@@ -56,3 +56,16 @@ def seats_needed(traffic: float, handling_s: float, target_s: float, goal: float
         if seats > MAX_SEATS:
             raise ValueError(f"more than {MAX_SEATS} seats for {traffic:.1f} Erlangs")
     return seats
+
+
+def traffic_carried(seats: int, handling_s: float, target_s: float, goal: float) -> float:
+    """The most Erlangs ``seats`` carry at ``goal`` within ``target_s``: the inverse of
+    ``seats_needed`` (``seats_needed`` of the result is ``seats``, or fewer), to 0.01 Erlang."""
+    low, high = 0.0, float(seats)
+    while high - low > 0.005:
+        middle = (low + high) / 2
+        if service_level(seats, middle, handling_s, target_s) >= goal:
+            low = middle
+        else:
+            high = middle
+    return low

@@ -21,6 +21,7 @@ from gateway.reports.erlang import (
     probability_of_waiting,
     seats_needed,
     service_level,
+    traffic_carried,
 )
 
 
@@ -65,3 +66,16 @@ def test_edges_no_traffic_and_overload() -> None:
     assert 0 < probability_of_waiting(2000, 1950) < 1
     levels = [service_level(n, 50.0, 300, 15) for n in range(51, 80)]
     assert levels == sorted(levels)
+
+
+@pytest.mark.parametrize("seats", [1, 3, 12, 13, 14, 55, 60])
+def test_traffic_carried_is_the_inverse_of_seats_needed(seats: int) -> None:
+    carried = traffic_carried(seats, 180, 20, 0.8)
+    assert service_level(seats, carried, 180, 20) >= 0.8
+    assert seats_needed(carried, 180, 20, 0.8) <= seats
+    assert seats_needed(carried + 0.05, 180, 20, 0.8) > seats  # a little more needs another seat
+    # The Call Centre Helper example: 14 seats carry its 10 Erlangs at 80 % in 20 s, 13 do not.
+    if seats == 14:
+        assert carried >= 10
+    if seats == 13:
+        assert carried < 10
