@@ -7,6 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 job="${1:-}"
+# CI runs the real-PBX tier against the shared Asterisk 22 build next to the repo.
+if [ "${CI:-}" = true ] && [ -z "${ASTERISK_BIN:-}" ] && [ -x ../shared/asterisk/sbin/asterisk ]; then
+  ASTERISK_BIN="$(cd ../shared/asterisk/sbin && pwd)/asterisk"
+  export ASTERISK_BIN
+fi
 case "$job" in demo|test) shift ;; *) echo "usage: ./hotline.sh demo|test [args]" >&2; exit 64 ;; esac
 
 python="${PYTHON:-python3}"
@@ -18,12 +23,23 @@ if [ "$job" = test ]; then
   [ -d /usr/share/fonts/opentype/noto ] || debs+=(fonts-noto-cjk)  # Chinese text on the page
   command -v espeak-ng >/dev/null || debs+=(espeak-ng)  # the voice prompt generator's test
   command -v sox >/dev/null || debs+=(sox)
+  # The real-PBX tier (tests/real/): the shared Asterisk build's runtime libraries, the prompts
+  # and on-hold music it plays (pbx-transfer for consults), unshare for the PBX's namespace.
+  if [ -n "${ASTERISK_BIN:-}" ] || [ "${CI:-}" = true ]; then
+    for deb in libc6 libgcc-s1 libstdc++6 libcrypt1 libssl3 libxml2 libxslt1.1 libsqlite3-0 libjansson4 \
+      libuuid1 libedit2 libcurl4 libpq5 zlib1g asterisk-core-sounds-en asterisk-core-sounds-en-gsm \
+      asterisk-moh-opsound-gsm util-linux; do
+      dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q 'ok installed' || debs+=("$deb")
+    done
+  fi
 fi
 if [ ${#debs[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   echo "installing Debian packages: ${debs[*]}" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
+  # Wait for another apt-get (up to 5 minutes) rather than fail on its lock.
+  apt=(apt-get -o DPkg::Lock::Timeout=300)
+  $sudo "${apt[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo "${apt[@]}" install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
 fi
 
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required" >&2; exit 1; }

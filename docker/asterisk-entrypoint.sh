@@ -7,7 +7,7 @@
 #       container supervises):
 #       - /etc/asterisk/manager_secrets_<user>.conf (mode 600) for the two AMI users of the
 #         rendered manager.conf, from HOTLINE_AMI_SECRET and HOTLINE_AMI_ADMIN_SECRET;
-#       - /etc/asterisk/pjsip_site.conf: public address and carrier, from HOTLINE_SIP_* and
+#       - /etc/asterisk/pjsip_site.conf: bind and public address and carrier, from HOTLINE_SIP_* and
 #         HOTLINE_CARRIER_*;
 #       - /etc/asterisk/pjsip_seats.conf (mode 600): copied from the mounted site folder.
 #       It refuses to start, naming what is wrong, when a secret is missing, empty, too short
@@ -135,6 +135,9 @@ write_manager_secrets() {
 }
 
 write_pjsip_site() {
+	bind=${HOTLINE_SIP_BIND:-0.0.0.0:5060}
+	printf '%s\n' "$bind" | grep -Eq '^[0-9]{1,3}(\.[0-9]{1,3}){3}:[0-9]{1,5}$' ||
+		die "HOTLINE_SIP_BIND='$bind' is not an IPv4 address:port (default 0.0.0.0:5060)"
 	external=${HOTLINE_SIP_EXTERNAL_ADDRESS:-}
 	carrier=${HOTLINE_CARRIER_ADDRESS:-}
 	[ -n "$external" ] ||
@@ -159,8 +162,8 @@ write_pjsip_site() {
 		echo '; GENERATED at container start from docker/.env by the entrypoint: do not edit.'
 		echo
 		for transport in transport-udp transport-tcp; do
-			printf '[%s](+)\nexternal_media_address = %s\nexternal_signaling_address = %s\n\n' \
-				"$transport" "$external" "$external"
+			printf '[%s](+)\nbind = %s\nexternal_media_address = %s\nexternal_signaling_address = %s\n\n' \
+				"$transport" "$bind" "$external" "$external"
 		done
 		if [ -n "$username" ]; then
 			# Appends to the first [carrier-trunk] of the configuration: the endpoint in pjsip.conf.
