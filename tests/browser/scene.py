@@ -1,4 +1,4 @@
-"""A realistic hotline floor for the dashboard tests and the README screenshot.
+"""A realistic hotline floor for the dashboard tests (the README screenshot comes from the demo).
 
 The shipped ``hotline_merge.yaml`` gives the queues, seats and legacy lines; a real ``KpiBook`` is
 filled with a deterministic day of calls (``Observation``s), and seats are spread over every state.
