@@ -76,6 +76,7 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
         outbox=node.outbox,
         redis=redis,
         general_queue=settings.config.general_queue.name,
+        numbers=settings.config.callback.numbers,
         node_id=node.node_id,
     )
     # Services listen to AMI after the tracker, so they read the state the event made.

@@ -30,8 +30,6 @@ from gateway.settings import ENV_FEEDBACK_TOKEN, ENV_REDIS_URL, Settings
 from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.day import start_of, summary
 
-HELP = "run the embedded demo: simulator + gateway + order sink + dashboard"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("hotline_merge.yaml"), help="merge config")

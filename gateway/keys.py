@@ -59,6 +59,10 @@ class OutboxKeys:
     def seen(self, idempotency_key: str) -> str:
         return f"{self.prefix}:seen:{idempotency_key}"
 
+    def produced(self, record_id: str) -> str:
+        """A record with this id went into the outbox: the order system may post feedback on it."""
+        return f"{self.prefix}:produced:{record_id}"
+
     def final(self, record_id: str) -> str:
         """The backstop's marker: a final record of this call is in the outbox."""
         return f"{self.prefix}:final:{record_id}"

@@ -10,8 +10,6 @@ from gateway.app import init_app
 from gateway.logging import configure_logging
 from gateway.settings import Settings
 
-HELP = "run the gateway: AMI controller, tracker, records, API and dashboard"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -77,7 +77,9 @@ class AmiSettings:
     port: int = 5038
     username: str = "gateway"
     secret: str = field(default="", repr=False)
-    md5: bool = False  # log in with the Challenge/MD5 handshake instead of a plain secret
+    # The secret never crosses the wire: Challenge, then Login with MD5(challenge + secret). Only
+    # if this is set does a server that offers no challenge get the secret in clear.
+    plain_login_fallback: bool = False
     action_timeout: float = 5.0
     connect_timeout: float = 5.0
     login_timeout: float = 5.0  # Asterisk answers a refused login only after about 1 s
@@ -352,12 +354,19 @@ class AmiClient:
 
     async def _login(self) -> None:
         settings = self.settings
-        if settings.md5:
-            challenge = await self._request(safety.challenge(), settings.login_timeout)
-            key = hashlib.md5(((challenge.get("Challenge") or "") + settings.secret).encode()).hexdigest()
+        challenge = await self._request(safety.challenge(), settings.login_timeout)
+        nonce = challenge.get("Challenge") if challenge.ok else None
+        if nonce:
+            key = hashlib.md5((nonce + settings.secret).encode()).hexdigest()
             login = safety.login_md5(settings.username, key)
-        else:
+        elif settings.plain_login_fallback:
+            log.warning("ami_plain_login", where=self._where, reason=challenge.message or "no challenge")
             login = safety.login(settings.username, settings.secret)
+        else:
+            raise LoginFailedError(
+                f"AMI at {self._where} offers no MD5 challenge ({challenge.message or 'no Challenge header'}); "
+                "the secret is not sent in clear unless ami.plain_login is true in hotline_merge.yaml"
+            )
         result = await self._request(login, settings.login_timeout)
         if not result.ok:
             raise LoginFailedError(

@@ -13,7 +13,8 @@ hung up the test channel), and bare LF works as well as CRLF. So every value goe
 through an allowlist. Variable names never contain ``(``: ``Getvar``/``Setvar`` on a *function*
 (``SHELL(...)``, ``FILE(...)``) would run it. ``Hangup`` never takes a ``/regex/`` channel, which
 would hang up every matching call. ``Atxfer`` only takes a digits-only extension: Asterisk types
-it as DTMF and silently does nothing with letters (trace 06b).
+it as DTMF and silently does nothing with letters (trace 06b). Originate variables follow the
+dialplan's text rule (no ``,`` that would split one Variable header into several).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 from gateway.ami.errors import UnsafeValueError
 from gateway.ami.protocol import UnsafeHeaderError, check_header
+from gateway.merge.dialplan_text import UnsafeText, dialplan_text
 from gateway.vocabulary import QUEUE_RE
 
 _TECH = r"(?:PJSIP|SIP|IAX2|DAHDI|Local)"
@@ -262,6 +264,13 @@ def originate(
     for name, value in (variables or {}).items():
         if not VARIABLE.fullmatch(name):
             raise UnsafeValueError(f"Originate: variable name {name!r} is not a plain variable name")
+        # Asterisk splits a Variable header at "," (outside quotes and parentheses) into more
+        # variables: "A=1,CHANNEL(hangup_handler_push)=evil,s,1" would set a second, a function.
+        # The value also reaches the dialplan, so the dialplan's text rule applies as a whole.
+        try:
+            dialplan_text(value)
+        except UnsafeText as exc:
+            raise UnsafeValueError(f"Originate: variable {name}: {exc}") from None
         b.text("Variable", f"{name}={value}")
     b.number("Timeout", timeout_ms, low=1000, high=600_000).text("Async", "true")
     if channel_id is not None:

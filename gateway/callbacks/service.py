@@ -48,6 +48,7 @@ from gateway.contract import (
     VAR_QUEUE,
     Callback,
 )
+from gateway.merge.schema import CallbackNumbers
 from gateway.ports import Send, TrackerView
 from gateway.records.from_calls import CallbackAttempt, RecordBuilder
 from gateway.records.model import CallbackOutcome, CallRecord
@@ -115,6 +116,7 @@ class CallbackService:
         outbox: Outbox,
         redis: aioredis.Redis,
         general_queue: str,
+        numbers: CallbackNumbers,
         node_id: str,
         wallclock: Callable[[], dt.datetime] = utc_now,
         tick_s: float = 1.0,
@@ -129,6 +131,7 @@ class CallbackService:
         self.outbox = outbox
         self.redis = redis
         self.general_queue = general_queue
+        self.numbers = numbers  # the YAML's dial plan for call backs
         self.wallclock = wallclock
         self.tick_s = tick_s
         self.max_attempts = max_attempts
@@ -220,8 +223,9 @@ class CallbackService:
         if call is None or request is None:
             return
         queue = request.queue or self.general_queue
+        number = request.number if self._dialable(request.number, call.call_id) else None
         entry = CallbackEntry(
-            call.call_id, request.number, queue, request.joined_at.timestamp(), request.at.timestamp(),
+            call.call_id, number, queue, request.joined_at.timestamp(), request.at.timestamp(),
             call.legacy_line,
         )  # fmt: skip
         self._work.put(("add", entry))
@@ -300,10 +304,19 @@ class CallbackService:
             free[entry.queue] -= 1
             await self._dial(entry)
 
+    def _dialable(self, number: str | None, call_id: str) -> bool:
+        """Only numbers of the YAML's callback dial plan are called (checked again on entries read back
+        from Redis, which anyone with access to it could have written)."""
+        if self.numbers.allows(number):
+            return True
+        if number is not None:
+            log.warning("callback.number_refused", call_id=call_id, number=number[:32])
+        return False
+
     async def _dial(self, entry: CallbackEntry) -> None:
         entry.attempts += 1
-        if entry.number is None:
-            await self._report(entry, CallbackOutcome.FAILED)  # the caller withheld the number
+        if not self._dialable(entry.number, entry.call_id):
+            await self._report(entry, CallbackOutcome.FAILED)  # withheld, or outside the dial plan
             return
         linkedid = f"{CALL_BACK_PREFIX}{secrets.token_hex(8)}"
         flight = Flight(entry, linkedid, self.wallclock())

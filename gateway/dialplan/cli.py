@@ -10,8 +10,6 @@ from gateway.dialplan.deploy import swap_in
 from gateway.dialplan.render import render
 from gateway.merge.check import load_or_report
 
-HELP = "render dialplans/ (extensions, queues, manager, features) from hotline_merge.yaml"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="hotline_merge.yaml", help="merge config (default: %(default)s)")

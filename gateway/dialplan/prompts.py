@@ -20,7 +20,6 @@ from gateway.errors import GatewayError
 from gateway.merge.check import load_or_report
 from gateway.merge.schema import HotlineConfig
 
-HELP = "make the voice prompts in recordings/prompts/ from the YAML's texts (espeak-ng + sox)"
 MANIFEST = "manifest.json"
 VOICE = "cmn"  # espeak-ng's Mandarin
 SPEED_WPM = "170"

@@ -32,7 +32,6 @@ from gateway.merge.loader import ConfigError, load_config
 from gateway.merge.schema import HotlineConfig
 from gateway.settings import Settings
 
-HELP = "validate, render, swap and reload the merge into Asterisk (calls in progress are kept)"
 APPLIED = ".applied.json"
 # Which Asterisk module reads which rendered file.
 MODULES = {
@@ -126,6 +125,7 @@ def admin_settings(settings: Settings) -> AmiSettings:
         port=settings.ami_port,
         username=settings.config.ami.admin_username,
         secret=settings.ami_admin_secret,
+        plain_login_fallback=settings.config.ami.plain_login,
         write_classes=frozenset(ADMIN_USER_WRITE.split(",")),
     )
 

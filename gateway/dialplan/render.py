@@ -5,7 +5,9 @@ features.conf. Nothing here waits on the gateway: a call reaches a queue and a s
 dialplan alone, and seats can log in from their phones (*71 / *72), so 12345 keeps answering while
 the gateway is down. The gateway only adds control, visibility and records.
 
-Secrets are not rendered: manager.conf #includes ``manager_secrets_<user>.conf``, which the
+Every config value written here goes through ``gateway.merge.dialplan_text`` (the rule ``check``
+applies too), so a text can never change an application's arguments even if a caller skipped
+the check. Secrets are not rendered: manager.conf #includes ``manager_secrets_<user>.conf``, which the
 deployment writes from the environment (docker/asterisk-entrypoint.sh).
 """
 
@@ -54,6 +56,7 @@ from gateway.contract import (
     Survey,
 )
 from gateway.dialplan.routing import RoutePlan, RoutingPlan, build_routing, handover_extensions, prompt_name
+from gateway.merge.dialplan_text import dial_string, dialplan_text
 from gateway.merge.schema import HotlineConfig
 
 HEADER = (
@@ -123,7 +126,9 @@ def _inbound(plan: RoutingPlan) -> _Context:
     )
     for route in plan.routes.values():
         ctx.exten(
-            route.number, f"NoOp({route.title}: {route.merge_mode} -> {route.queue})", *_route_steps(route)
+            route.number,
+            f"NoOp({dialplan_text(route.title)}: {route.merge_mode} -> {route.queue})",
+            *_route_steps(route),
         )
     return ctx
 
@@ -131,7 +136,7 @@ def _inbound(plan: RoutingPlan) -> _Context:
 def _route_steps(route: RoutePlan) -> list[str]:
     # "__" makes the variables inherit to every channel of the call (seat legs, transfers).
     names = (VAR_LEGACY_LINE, VAR_DEPARTMENT, VAR_MERGE_MODE, VAR_CATEGORY, VAR_LINE_PRIORITY)
-    steps = [f"Set(__{name}={route.variables.get(name, '')})" for name in names]
+    steps = [f"Set(__{name}={dialplan_text(route.variables.get(name, ''))})" for name in names]
     key = route.optional_key
     steps += [
         f"Set(HOTLINE_QUEUE={route.queue})",
@@ -277,7 +282,7 @@ def _handover(plan: RoutingPlan) -> _Context:
     for queue, exten in handover_extensions(plan).items():
         ctx.exten(
             exten,
-            f"NoOp(hand-over to {plan.queues[queue].title})",
+            f"NoOp(hand-over to {dialplan_text(plan.queues[queue].title)})",
             *_reach(plan, queue),
             # A caller redirected out of a queue still carries the first seat's MEMBERINTERFACE.
             *_forget_member(),
@@ -291,7 +296,7 @@ def _handover(plan: RoutingPlan) -> _Context:
             number,
             f"NoOp(linkage hand-over to {number})",
             *_reach(plan, number),
-            f"Dial({dial},60,tT)",
+            f"Dial({dial_string(dial)},60,tT)",
             f'GotoIf($["${{DIALSTATUS}}" != "ANSWER" & "${{{VAR_RETURN_SEAT}}}" != ""]'
             f"?{RETURN_CONTEXT},${{{VAR_RETURN_SEAT}}},1)",
             "Hangup()",
@@ -331,14 +336,14 @@ def _threeway(plan: RoutingPlan) -> _Context:
     )
     for queue, exten in handover_extensions(plan).items():
         # Option r: ring, do not answer with music, so the originate succeeds only when a seat answers.
-        ctx.exten(exten, f"NoOp(three-way with {plan.queues[queue].title})", *_reach(plan, queue, joins=True),
+        ctx.exten(exten, f"NoOp(three-way with {dialplan_text(plan.queues[queue].title)})", *_reach(plan, queue, joins=True),
                   f"Queue({queue},tTr)", "Hangup()")  # fmt: skip
     for number, dial in sorted(plan.emergency_targets.items()):
         ctx.exten(
             number,
             f"NoOp(three-way with {number})",
             *_reach(plan, number, joins=True),
-            f"Dial({dial},60)",
+            f"Dial({dial_string(dial)},60)",
             "Hangup()",
         )
     return ctx
@@ -428,7 +433,7 @@ def _seats(plan: RoutingPlan) -> _Context:
         add.exten(
             ext,
             *(
-                f"AddQueueMember({q},{seat.interface},{seat.penalty},,{seat.name},{seat.state_interface})"
+                f"AddQueueMember({q},{seat.interface},{seat.penalty},,{dialplan_text(seat.name)},{seat.state_interface})"
                 for q in seat.queues
             ),
             "Playback(beep)",
@@ -462,7 +467,7 @@ def _queues(plan: RoutingPlan, config: HotlineConfig) -> str:
     ]
     for queue in plan.queues.values():
         lines += [
-            f"\n; {queue.title} ({queue.kind})",
+            f"\n; {dialplan_text(queue.title)} ({queue.kind})",
             f"[{queue.name}]",
             f"strategy = {queue.strategy}",
             f"timeout = {queue.ring_timeout_s}",
@@ -486,7 +491,7 @@ def _queues(plan: RoutingPlan, config: HotlineConfig) -> str:
                 f"periodic-announce-frequency = {queue.callback_offer_after_s}",
                 f"context = {CALLBACK_CONTEXT}",
             ]
-        lines += [f"member => {m.interface},{m.penalty},{m.name}" for m in queue.members]
+        lines += [f"member => {m.interface},{m.penalty},{dialplan_text(m.name)}" for m in queue.members]
     return "\n".join(lines) + "\n"
 
 
@@ -497,7 +502,7 @@ def _manager(config: HotlineConfig, tracked_events: Iterable[str]) -> str:
         "enabled = yes",
         "webenabled = no",
         f"port = {ami.port}",
-        "bindaddr = 0.0.0.0",
+        f"bindaddr = {ami.bind}",  # only the configured address: AMI is never on every interface
         "displayconnects = yes",
         "authtimeout = 10",
         "authlimit = 20",

@@ -12,8 +12,6 @@ from collections import Counter
 from gateway.merge.loader import ConfigError, load_config
 from gateway.merge.schema import LINE_MODES, HotlineConfig
 
-HELP = "validate hotline_merge.yaml and print a summary (exit 2 with every error)"
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", default="hotline_merge.yaml", help="config file")

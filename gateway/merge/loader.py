@@ -1,30 +1,48 @@
 """Read hotline_merge.yaml into a validated ``HotlineConfig``, or fail with every problem at once.
 
-Owns the file-level rules (size, encoding, YAML syntax, no anchors/aliases, no duplicate keys)
-and the mapping from a field path back to its line and column. What a valid config *means* lives
-in ``schema.py``; this module only makes sure each complaint names the exact place.
+Owns the file-level rules (a regular file of at most 1 MiB, UTF-8, YAML syntax, plain tags only,
+bounded nesting, no anchors/aliases, no duplicate keys) and the mapping from a field path back to
+its line and column. What a valid config *means* lives in ``schema.py``; this module only makes
+sure each complaint names the exact place. Every input ends as a config or a ``ConfigError``:
+the file is untrusted (a FIFO, /dev/zero, ``!!python/name:``, 5,000 nested lists, 30 February).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import errno
+import os
+import stat
+import types
+import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.errors import GatewayError
-from gateway.merge.schema import PATTERN_HINTS, HotlineConfig, semantic_problems
+from gateway.merge.schema import PATTERN_HINTS, HotlineConfig, duplicates, semantic_problems
 
 MAX_CONFIG_BYTES = 1 << 20
+MAX_DEPTH = 32  # the config nests 5 levels; deep nesting would exhaust the recursive composer
+# Scalars are built from these tags only; a date-like scalar stays text (the schema parses dates,
+# so "2021-02-30" is reported as a bad date at its line instead of crashing the YAML constructor).
+_YAML = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {f"{_YAML}{name}" for name in ("null", "bool", "int", "float", "str")}
+_TEXT_TAGS = {f"{_YAML}timestamp"}
+_COLLECTION_TAGS = {f"{_YAML}map", f"{_YAML}seq"}
 
 FieldPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
 class Problem:
+    """One complaint; ``line`` 0 means the file as a whole (it cannot be read as text)."""
+
     path: str
     line: int
     column: int
@@ -32,7 +50,13 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        if not self.line:
+            return f"{self.path}: {self.message}"
         return f"{self.path}:{self.line}:{self.column}: {self.field}: {self.message}"
+
+
+def _file_problem(path: str, message: str) -> ConfigError:
+    return ConfigError([Problem(path, 0, 0, "(file)", message)])
 
 
 class ConfigError(GatewayError):
@@ -74,24 +98,40 @@ class _Builder:
         self.source = source
         self.positions = _Positions()
         self.problems: list[Problem] = []
+        self.refused: set[FieldPath] = set()
         self._scalars = yaml.SafeLoader("")
 
     def problem(self, where: tuple[int, int], loc: FieldPath, message: str) -> None:
         self.problems.append(Problem(self.source, where[0], where[1], dotted(loc), message))
 
+    def refuse(self, node: yaml.Node, loc: FieldPath, message: str) -> None:
+        """A value that cannot be built: reported here, read as missing by the schema."""
+        self.problem(_mark(node), loc, message)
+        self.refused.add(loc)
+
+    def reported(self, loc: FieldPath) -> bool:
+        """True when a value at or above ``loc`` was refused already (the schema's complaint would echo it)."""
+        return any(loc[:end] in self.refused for end in range(1, len(loc) + 1))
+
     def build(self, node: yaml.Node, loc: FieldPath) -> Any:
         self.positions.values[loc] = _mark(node)
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _COLLECTION_TAGS:
+            self.refuse(node, loc, f"YAML tag {node.tag!r} is not allowed (plain YAML only)")
+            return None
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self._scalars.construct_object(key_node)
-                if not isinstance(key, str | int):
+                key = self.scalar(key_node, loc) if isinstance(key_node, yaml.ScalarNode) else None
+                if not isinstance(key, str | int) or isinstance(key, bool):
                     self.problem(_mark(key_node), loc, "mapping keys must be plain words")
                     continue
                 key = str(key)
                 if key in out:
+                    first = self.positions.keys[(*loc, key)][0]
                     self.problem(
-                        _mark(key_node), (*loc, key), "duplicate key (the earlier one would be lost)"
+                        _mark(key_node),
+                        (*loc, key),
+                        f"duplicate key (first at line {first}; the earlier one would be lost)",
                     )
                     continue
                 self.positions.keys[(*loc, key)] = _mark(key_node)
@@ -99,7 +139,19 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        return self._scalars.construct_object(node)
+        return self.scalar(node, loc)
+
+    def scalar(self, node: yaml.Node, loc: FieldPath) -> Any:
+        if node.tag in _TEXT_TAGS:
+            return node.value
+        if node.tag not in _PLAIN_TAGS:
+            self.refuse(node, loc, f"YAML tag {node.tag!r} is not allowed (plain YAML only)")
+            return None
+        try:
+            return self._scalars.construct_object(node)
+        except (yaml.YAMLError, ValueError, OverflowError) as exc:
+            self.refuse(node, loc, f"cannot read {node.value!r}: {exc}")
+            return None
 
 
 def dotted(loc: FieldPath) -> str:
@@ -109,15 +161,49 @@ def dotted(loc: FieldPath) -> str:
     return text or "(document)"
 
 
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _read_bytes(source: str) -> bytes:
+    """At most 1 MiB + 1 byte of a regular file, whatever the path names.
+
+    Opened non-blocking (a FIFO without a writer must not hang) and refused before any read
+    unless it is a regular file (/dev/zero would never end).
+    """
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _file_problem(source, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+            raise _file_problem(source, f"is {kind}; give the path of the YAML file")
+        chunks: list[bytes] = []
+        left = MAX_CONFIG_BYTES + 1
+        while left and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            raise _file_problem(source, "is a directory; give the path of the YAML file") from None
+        raise _file_problem(source, f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
 def _read_text(path: Path) -> str:
     source = str(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ConfigError([Problem(source, 1, 1, "(file)", f"cannot read: {exc.strerror}")]) from None
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigError([Problem(source, 1, 1, "(file)", f"file is {size:,} bytes; the limit is 1 MiB")])
-    data = path.read_bytes()
+    data = _read_bytes(source)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise _file_problem(source, "file is over 1 MiB; the limit is 1 MiB (is it the merge config?)")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -135,10 +221,17 @@ def _fail_at(source: str, mark: Any, message: str) -> ConfigError:
 
 def _compose(text: str, source: str) -> yaml.Node | None:
     try:
+        depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             # Aliases allow "billion laughs" expansion; the config never needs them.
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise _fail_at(source, event.start_mark, "YAML anchors and aliases (&, *) are not allowed")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _fail_at(source, event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         reason = exc.problem or exc.context or "syntax error"
@@ -161,12 +254,18 @@ def parse_config(
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err["loc"])
+            if builder.reported(loc):
+                continue
             line, column = builder.positions.locate(loc)
             problems.append(Problem(source, line, column, dotted(loc), _message(err)))
         raise ConfigError(_sorted(problems)) from None
     for loc, message in semantic_problems(config, today=today or dt.date.today()):
         line, column = builder.positions.locate(loc)
         problems.append(Problem(source, line, column, dotted(loc), message))
+    for loc, message, first in duplicates(config):
+        line, column = builder.positions.locate(loc)
+        where = f"{dotted(first)}, line {builder.positions.locate(first)[0]}"
+        problems.append(Problem(source, line, column, dotted(loc), f"{message} (first at {where})"))
     if problems:
         raise ConfigError(_sorted(problems))
     return config
@@ -184,6 +283,10 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
 def _message(err: Any) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
+        key = str(err["loc"][-1])
+        nearest = difflib.get_close_matches(key, _known_keys(tuple(err["loc"][:-1])), n=1, cutoff=0.6)
+        if nearest:
+            return f"unknown key (did you mean {nearest[0]}?)"
         return "unknown key (check the spelling; see hotline_merge.yaml's comments for the allowed keys)"
     if kind == "missing":
         return "required field is missing"
@@ -193,3 +296,26 @@ def _message(err: Any) -> str:
             return f"{err['input']!r} is not valid: {hint}"
     message = str(err["msg"])
     return message.removeprefix("Value error, ")
+
+
+def _known_keys(loc: FieldPath) -> list[str]:
+    """The keys the model allows at ``loc`` (for "did you mean"), or none when it is not a model."""
+    model: type[BaseModel] | None = HotlineConfig
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue  # an item of a list: the list's annotation already named the item's model
+        field = model.model_fields.get(part)
+        model = next(_models(field.annotation), None) if field else None
+    return list(model.model_fields) if model else []
+
+
+def _models(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The pydantic models inside an annotation such as ``list[Queue]`` or ``OptionalKey | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        for arg in typing.get_args(annotation):
+            yield from _models(arg)

@@ -12,17 +12,17 @@ import datetime as dt
 import re
 from collections.abc import Iterator
 from enum import StrEnum
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from gateway.merge.dialplan_text import dial_string, dialplan_text
 from gateway.vocabulary import CATEGORY, DTMF_KEY, HandoverMode, MergeMode, anchored
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{1,63}$")
 QUEUE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
-DIAL_STRING = re.compile(r"^[A-Za-z0-9/@._:;,+#*-]{3,120}$")
 
 
 def _number_text(value: Any) -> Any:
@@ -30,24 +30,22 @@ def _number_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-_TEXT = r'^[^,;$\[\]{}\\"|\x00-\x1f\x7f]+$'
 _PHONE = r"^[0-9]{3,11}$"
 _CATEGORY = anchored(CATEGORY)
+_NUMBER_PATTERN = r"^_([0-9XZN]|\[[0-9-]+\])+$"
 # What a person should be told when a value does not match its pattern.
 PATTERN_HINTS = {
-    _TEXT: 'use full-width punctuation (，；) instead of ASCII , ; $ [ ] { } \\ " |, and no control characters',
     _PHONE: "a phone number is 3 to 11 digits",
     _CATEGORY: "a work-order category code is 6 digits (GB/T 39666-2020)",
+    _NUMBER_PATTERN: "a number pattern is _ then digits, X (0-9), Z (1-9), N (2-9) or [1-5] ranges",
     QUEUE_NAME.pattern: "a queue name is 2-40 lowercase letters, digits and dashes, starting with a letter",
-    DIAL_STRING.pattern: "a dial string is 3-120 characters of A-Z a-z 0-9 / @ . _ : ; , + # * -",
 }
 
 PhoneNumber = Annotated[str, BeforeValidator(_number_text), Field(pattern=_PHONE)]
 CategoryCode = Annotated[str, BeforeValidator(_number_text), Field(pattern=_CATEGORY)]
 QueueName = Annotated[str, Field(pattern=QUEUE_NAME.pattern)]
-# Texts reach the dialplan and voice prompts: ASCII , ; $ [ ] { } \\ " | and control characters would
-# change how Asterisk splits or expands them, so admins write full-width punctuation (，；) instead.
-ShortText = Annotated[str, Field(min_length=1, max_length=200, pattern=_TEXT)]
+# Texts reach the dialplan and voice prompts: gateway.merge.dialplan_text says which may.
+ShortText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(dialplan_text)]
 Seconds = Annotated[int, Field(ge=0, le=86_400)]
 DtmfKey = Annotated[str, BeforeValidator(_number_text), Field(pattern=anchored(DTMF_KEY))]
 
@@ -208,7 +206,7 @@ class EmergencyTarget(_Model):
 
     number: PhoneNumber
     name: ShortText
-    dial: Annotated[str, Field(pattern=DIAL_STRING.pattern)]
+    dial: Annotated[str, AfterValidator(dial_string)]
     modes: list[EmergencyMode] = Field(default_factory=lambda: [HandoverMode.BLIND, HandoverMode.THREEWAY])
 
 
@@ -227,12 +225,43 @@ class Survey(_Model):
     keys: dict[DtmfKey, Literal["satisfied", "basic", "dissatisfied"]]
 
 
+_PATTERN_DIGITS = {"X": "[0-9]", "Z": "[1-9]", "N": "[2-9]"}
+INTERNATIONAL = re.compile(r"(00|\+)[1-9][0-9]{6,14}")
+
+
+class CallbackNumbers(_Model):
+    """The numbers a call back may dial (the gateway pays for and places these calls).
+
+    Patterns in Asterisk's notation (X 0-9, Z 1-9, N 2-9, [1-5]); numbers abroad (00..., +...)
+    only when ``international`` is true, whatever the patterns say.
+    """
+
+    patterns: list[Annotated[str, Field(pattern=_NUMBER_PATTERN)]] = Field(
+        default_factory=lambda: ["_[2-8]XXXXXXX", "_1[3-9]XXXXXXXXX"],  # local 8 digits, mobile 11
+        min_length=1,
+        max_length=50,
+    )
+    international: bool = False
+
+    def allows(self, number: str | None) -> bool:
+        if number is None:
+            return False
+        if number.startswith(("00", "+")):
+            return self.international and INTERNATIONAL.fullmatch(number) is not None
+        return any(_number_pattern(p).fullmatch(number) for p in self.patterns)
+
+
+def _number_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(_PATTERN_DIGITS.get(c, c) for c in pattern[1:]))
+
+
 class Callback(_Model):
     """回拨: a caller waiting longer than a queue's callback_offer_after_s may press one key."""
 
     key: DtmfKey = "1"
     offer: ShortText  # "等候时间较长，如需稍后回电请按1"
     confirm: ShortText  # "已为您登记回电，请保持电话畅通"
+    numbers: CallbackNumbers = Field(default_factory=CallbackNumbers)
 
 
 class OrderSystem(_Model):
@@ -256,6 +285,9 @@ class Ami(_Model):
     admin_secret_env: str = "HOTLINE_AMI_ADMIN_SECRET"
     node_id: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")] = "pbx-1"
     permit: list[IPv4Network] = Field(default_factory=lambda: [IPv4Network("127.0.0.1/32")], min_length=1)
+    bind: IPv4Address = IPv4Address("127.0.0.1")  # where Asterisk's AMI listens (manager.conf bindaddr)
+    # The gateway logs in with the MD5 challenge; a plain secret in clear only if this says so.
+    plain_login: bool = False
 
     @field_validator("secret_env", "admin_secret_env")
     @classmethod
@@ -302,14 +334,7 @@ Loc = tuple[str | int, ...]
 
 def semantic_problems(config: HotlineConfig, *, today: dt.date) -> Iterator[tuple[Loc, str]]:
     """Every cross-field problem as (field path, message); empty when the config is usable."""
-    queue_names: dict[str, int] = {}
-    for i, queue in enumerate(config.queues):
-        if queue.name in queue_names:
-            yield (
-                ("queues", i, "name"),
-                f"queue {queue.name!r} is defined twice (first at queues[{queue_names[queue.name]}])",
-            )
-        queue_names.setdefault(queue.name, i)
+    queue_names = {queue.name: i for i, queue in reversed(list(enumerate(config.queues)))}
 
     def unknown_queue(name: str | None, loc: Loc) -> Iterator[tuple[Loc, str]]:
         if name is not None and name not in queue_names:
@@ -353,13 +378,6 @@ def semantic_problems(config: HotlineConfig, *, today: dt.date) -> Iterator[tupl
             )
         for q, name in enumerate(group.queues):
             yield from unknown_queue(name, ("seats", g, "queues", q))
-    seen_ext: dict[str, int] = {}
-    for g, group in enumerate(config.seats):
-        for ext in group.extension_list():
-            if ext in seen_ext and seen_ext[ext] != g:
-                yield ("seats", g, "extensions"), f"extension {ext} is also in seats[{seen_ext[ext]}]"
-                break
-            seen_ext.setdefault(ext, g)
 
     emergency = {t.number for t in config.emergency_targets}
     for t, target in enumerate(config.emergency_targets):
@@ -371,19 +389,12 @@ def semantic_problems(config: HotlineConfig, *, today: dt.date) -> Iterator[tupl
             f"emergency linkage target {number} is missing (110, 119, 120, 122 are required)",
         )
 
-    numbers: dict[str, int] = {}
     for i, line in enumerate(config.legacy_lines):
         loc: Loc = ("legacy_lines", i)
         if line.number == config.hotline.number:
             yield (*loc, "number"), "a legacy line cannot be the hotline number itself"
         if line.number in emergency:
             yield (*loc, "number"), f"{line.number} is an emergency linkage target; those are never merged"
-        if line.number in numbers:
-            yield (
-                (*loc, "number"),
-                f"{line.number} is already defined at legacy_lines[{numbers[line.number]}]",
-            )
-        numbers.setdefault(line.number, i)
         yield from _line_mode_problems(config, line, loc, unknown_queue)
         if line.optional_key:
             yield from unknown_queue(line.optional_key.queue, (*loc, "optional_key", "queue"))
@@ -399,6 +410,33 @@ def semantic_problems(config: HotlineConfig, *, today: dt.date) -> Iterator[tupl
     results = list(config.survey.keys.values())
     if len(set(results)) != len(results):
         yield ("survey", "keys"), "each result (satisfied, basic, dissatisfied) may have one key only"
+
+
+def duplicates(config: HotlineConfig) -> Iterator[tuple[Loc, str, Loc]]:
+    """Every value given twice as (field path of the copy, message, field path of the first)."""
+    queues: dict[str, int] = {}
+    for i, queue in enumerate(config.queues):
+        if queue.name in queues:
+            yield (
+                ("queues", i, "name"),
+                f"queue {queue.name!r} is defined twice",
+                ("queues", queues[queue.name]),
+            )
+        queues.setdefault(queue.name, i)
+    extensions: dict[str, int] = {}
+    for g, group in enumerate(config.seats):
+        for ext in group.extension_list():
+            if ext in extensions and extensions[ext] != g:
+                first = ("seats", extensions[ext], "extensions")
+                yield ("seats", g, "extensions"), f"extension {ext} is in two seat groups", first
+                break
+            extensions.setdefault(ext, g)
+    numbers: dict[str, int] = {}
+    for i, line in enumerate(config.legacy_lines):
+        if line.number in numbers:
+            first = ("legacy_lines", numbers[line.number], "number")
+            yield ("legacy_lines", i, "number"), f"{line.number} is defined twice", first
+        numbers.setdefault(line.number, i)
 
 
 def _line_mode_problems(

@@ -219,6 +219,7 @@ def build_node(settings: Settings, redis: aioredis.Redis, holder: str) -> Node:
             port=settings.ami_port,
             username=config.ami.username,
             secret=settings.ami_secret,
+            plain_login_fallback=config.ami.plain_login,
             # The classes its manager.conf user has (rendered from the same constant).
             write_classes=frozenset(CONTROLLER_USER_WRITE.split(",")),
         )

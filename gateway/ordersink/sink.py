@@ -38,7 +38,6 @@ from gateway.records.tokens import bearer_matches, token_from_env
 
 log = structlog.get_logger(__name__)
 
-HELP = "reference order system: stores work orders in SQLite, deduplicates by Idempotency-Key"
 DEFAULT_TOKEN_ENV = "HOTLINE_ORDER_TOKEN"
 WORK_ORDERS_PATH = "/work-orders"
 
@@ -49,7 +48,7 @@ CREATE TABLE IF NOT EXISTS work_orders (
     revision INTEGER NOT NULL,
     stage TEXT NOT NULL,
     disposition TEXT NOT NULL,
-    legacy_line TEXT NOT NULL,
+    legacy_line TEXT,  -- null: a call found by a resync (the contract allows it)
     record TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL

@@ -5,6 +5,9 @@ payloads, their idempotent storage in Redis, and the resolution and satisfaction
 time window that the dashboard shows. ``feedback_routes`` gives the aiohttp route the gateway's
 web app mounts; everything else is a store API without HTTP.
 
+Feedback is taken only for records the gateway produced (the outbox marks each record id; 404
+otherwise) and at times no more than ``MAX_CLOCK_SKEW`` ahead (422): a forged id or a time in
+9999 would otherwise move the rates or shadow every genuine post for that record.
 Per record and kind the newest ``at`` wins, so a repeated or late, older post changes nothing.
 Each kind keeps one sorted set per outcome (score = ``at`` in ms), so a rate over any window is
 a few ZCOUNTs, and a record that moves from unresolved to resolved leaves the old set.
@@ -23,14 +26,16 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from gateway.keys import FeedbackKeys
+from gateway.keys import FeedbackKeys, OutboxKeys
 from gateway.records.model import RecordId, UtcTime
+from gateway.records.outbox import PRODUCED_TTL_S
 from gateway.records.tokens import bearer_matches, token_from_env
 
 log = structlog.get_logger(__name__)
 
 FEEDBACK_PATH = "/api/records/{record_id}/feedback"
-RETENTION_S = 400 * 86_400  # a year of monthly grading plus a margin
+RETENTION_S = PRODUCED_TTL_S  # feedback is kept as long as the record ids it may name
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)  # the order system's clock may run this far ahead
 
 # KEYS: record hash, the outcome's set, then the kind's other outcome sets.
 # ARGV: kind, payload JSON, at (ms), record id, hash TTL (s), oldest score kept (ms).
@@ -128,11 +133,17 @@ class FeedbackStore:
         *,
         keys: FeedbackKeys | None = None,
         retention_s: int = RETENTION_S,
+        outbox: OutboxKeys | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys or FeedbackKeys()
+        self._outbox = outbox or OutboxKeys()
         self._retention_s = retention_s
         self._apply_newest = redis.register_script(_APPLY_NEWEST)
+
+    async def produced(self, record_id: str) -> bool:
+        """Did this gateway (any instance) send a record with this id to the order system?"""
+        return bool(await self._redis.exists(self._outbox.produced(record_id)))
 
     async def apply(self, record_id: str, feedback: Resolution | FollowUp) -> bool:
         """Store unless an equal or newer feedback of the same kind is stored; True if stored."""
@@ -200,8 +211,18 @@ def feedback_routes(
             record_ids.validate_python(record_id)
             feedback = FEEDBACK.validate_json(await request.read())
         except ValidationError as exc:
-            problems = [f"{'.'.join(map(str, e['loc'])) or 'path'}: {e['msg']}" for e in exc.errors()]
+            errors = exc.errors()
+            if any(
+                e["type"] == "json_invalid" for e in errors
+            ):  # not JSON, or nested past the parser's limit
+                return _error(400, "feedback.invalid_json", "the request body is not valid JSON")
+            problems = [f"{'.'.join(map(str, e['loc'])) or 'path'}: {e['msg']}" for e in errors]
             return _error(422, "feedback.invalid", "; ".join(problems))
+        latest = dt.datetime.now(dt.UTC) + MAX_CLOCK_SKEW
+        if feedback.at > latest:
+            return _error(422, "feedback.invalid", f"at: {feedback.at.isoformat()} is in the future")
+        if not await store.produced(record_id):
+            return _error(404, "feedback.unknown_record", f"no record {record_id} was sent by this gateway")
         applied = await store.apply(record_id, feedback)
         if on_feedback is not None:
             await on_feedback(record_id, feedback)

@@ -40,9 +40,16 @@ log = structlog.get_logger(__name__)
 SEEN_TTL_S = 7 * 86_400  # longer than any Redis outage we plan for; the receiver dedupes anyway
 RECOVERY_CHUNK = 500
 
-# KEYS: stream, seen marker. ARGV: ttl, idempotency key, record JSON. Returns the entry id or nil.
+# How long the gateway remembers the records it produced: the order system's feedback about any
+# other record id is refused (forged ids must not move the rates). A year of monthly grading plus a
+# margin; one small key per call (about 100 bytes in Redis).
+PRODUCED_TTL_S = 400 * 86_400
+
+# KEYS: stream, seen marker, produced marker. ARGV: ttl, idempotency key, record JSON, produced ttl.
+# Returns the entry id or nil.
 _APPEND_ONCE = """
 if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('SET', KEYS[3], '1', 'EX', ARGV[4])
   return redis.call('XADD', KEYS[1], '*', 'key', ARGV[2], 'record', ARGV[3])
 end
 return false
@@ -131,9 +138,10 @@ class Outbox:
         """XADD each (key, body) unless seen before; returns how many entered the stream."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, body in lines:
+                record_id = key.rpartition(":")[0]
                 await self._append_once(
-                    keys=[self.keys.stream, self.keys.seen(key)],
-                    args=[self._seen_ttl_s, key, body],
+                    keys=[self.keys.stream, self.keys.seen(key), self.keys.produced(record_id)],
+                    args=[self._seen_ttl_s, key, body, PRODUCED_TTL_S],
                     client=pipe,
                 )
             results = await pipe.execute()
@@ -197,8 +205,9 @@ class DeadLetter:
     idempotency_key: str
     status: int | None
     reason: str
-    failed_at: dt.datetime
-    record: dict[str, Any]
+    failed_at: dt.datetime | None
+    record: dict[str, Any] | None  # None: the entry is malformed (``problem`` says how)
+    problem: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -206,8 +215,10 @@ class DeadLetter:
             "idempotency_key": self.idempotency_key,
             "status": self.status,
             "reason": self.reason,
-            "failed_at": self.failed_at.isoformat(),
+            "failed_at": self.failed_at.isoformat() if self.failed_at else None,
             "record": self.record,
+            "malformed": self.problem is not None,
+            "problem": self.problem,
         }
 
 
@@ -241,17 +252,41 @@ async def dead_letters(
     keys = keys or OutboxKeys()
     maximum = before if before == "+" else f"({before}"
     entries = stream_entries(await redis.xrevrange(keys.dead, max=maximum, min="-", count=count))
-    return [
-        DeadLetter(
-            entry_id=entry_id,
-            idempotency_key=fields["key"].decode(),
-            status=int(fields["status"]) if fields.get("status") else None,
-            reason=fields.get("reason", b"").decode(),
-            failed_at=dt.datetime.fromisoformat(fields["failed_at"].decode()),
-            record=json.loads(fields["record"]),
-        )
-        for entry_id, fields in entries
-    ]
+    return [_dead_letter(entry_id, fields) for entry_id, fields in entries]
+
+
+def _dead_letter(entry_id: str, fields: dict[str, bytes]) -> DeadLetter:
+    """One dead letter; whatever is in the stream (anyone with Redis access can write there), a
+    letter that does not parse is listed as malformed instead of failing the whole list."""
+
+    def text(name: str) -> str:
+        return fields.get(name, b"").decode("utf-8", "replace")[:200]
+
+    problems: list[str] = []
+    status = int(text("status")) if text("status").isdigit() else None
+    if text("status") and status is None:
+        problems.append(f"status {text('status')!r} is not a number")
+    try:
+        failed_at: dt.datetime | None = dt.datetime.fromisoformat(text("failed_at"))
+    except ValueError:
+        failed_at = None
+        problems.append(f"failed_at {text('failed_at')!r} is not a time")
+    try:
+        record = json.loads(fields.get("record", b""))
+    except (ValueError, RecursionError):
+        record = None
+    if not isinstance(record, dict):
+        record = None
+        problems.append("record is not a JSON object")
+    return DeadLetter(
+        entry_id=entry_id,
+        idempotency_key=text("key"),
+        status=status,
+        reason=text("reason"),
+        failed_at=failed_at,
+        record=record,
+        problem="; ".join(problems) or None,
+    )
 
 
 @dataclass(frozen=True)

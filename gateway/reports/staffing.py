@@ -27,7 +27,6 @@ from gateway.reports.aggregate import SLOT_MIN, Cell, check_range, local, slot_l
 from gateway.reports.erlang import seats_needed, service_level
 
 SLOT_S = SLOT_MIN * 60
-HELP = "list the half hours whose rostered seats are fewer than Erlang C needs (reads report data from Redis)"
 
 
 def on_duty(queue: Queue, day: dt.date, slot: int) -> int:

@@ -30,8 +30,6 @@ from gateway.sim.plan import SimPlan, plan_from_config
 from gateway.sim.server import SimOptions, Simulator
 from gateway.sim.traffic import TrafficGenerator
 
-HELP = "run the embedded PBX simulator (AMI over TCP, traffic, fault control) for hotline_merge.yaml"
-
 
 class SimulateError(GatewayError):
     code = "sim.config"

@@ -195,7 +195,7 @@ async def test_refused_login_is_a_clear_error_and_state_not_a_silent_loop(peer: 
 
 
 async def test_md5_challenge_login(peer: AmiPeer) -> None:
-    async with AmiClient(fast(peer, md5=True)) as ami:
+    async with AmiClient(fast(peer)) as ami:
         await ami.wait_ready(within=2.0)
     login = peer.actions("Login")[0]
     assert login.get("AuthType") == "MD5"

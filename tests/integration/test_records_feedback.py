@@ -25,6 +25,9 @@ from gateway.records.feedback import (
     Resolution,
     feedback_routes,
 )
+from gateway.records.model import CallRecord
+from gateway.records.outbox import Outbox
+from gateway.records.spool import Spool
 from gateway.records.tokens import TokenConfigError
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -87,10 +90,16 @@ async def gateway_url(redis_client: aioredis.Redis) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+async def produced(redis: aioredis.Redis, tmp_path: Path, *records: CallRecord) -> None:
+    """Through the outbox, as the gateway does: only records it produced take feedback."""
+    await Outbox(redis, Spool(tmp_path / "spool.jsonl")).append_many(records)
+
+
 async def test_the_order_system_posts_feedback_over_http(
-    gateway_url: str, redis_client: aioredis.Redis
+    gateway_url: str, redis_client: aioredis.Redis, tmp_path: Path
 ) -> None:
     record_id = answered_call(1).record_id
+    await produced(redis_client, tmp_path, answered_call(1))
     url = gateway_url + FEEDBACK_PATH.format(record_id=record_id)
     body = {"kind": "resolution", "resolved": True, "at": "2026-03-02T17:00:00+08:00", "work_order_id": "GD1"}
     async with aiohttp.ClientSession() as http:
@@ -129,6 +138,7 @@ async def test_the_reference_sink_posts_feedback_for_final_records(
         OrderSink(tmp_path / "orders.sqlite3", "sink-token", feedback=poster) as sink,
         OrderSystemClient(sink.url, 2.0, "T", environ={"T": "sink-token"}) as client,
     ):
+        await produced(redis_client, tmp_path, interim, final)
         for record in (interim, final, final):
             await client.submit(record.idempotency_key, record.model_dump_json().encode())
         store = FeedbackStore(redis_client)

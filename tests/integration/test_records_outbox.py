@@ -120,7 +120,7 @@ async def test_a_refused_record_is_dead_lettered_listed_counted_and_can_be_reque
     bad = next(letter for letter in letters if letter.reason == "http_400")
     assert bad.idempotency_key == refused.idempotency_key
     assert bad.status == 400
-    assert bad.record["record_id"] == refused.record_id
+    assert (bad.record or {}).get("record_id") == refused.record_id
     assert registry.get_sample_value("hotline_records_dead_lettered_total") == 2
     assert registry.get_sample_value("hotline_records_dead_letters") == 2
     assert sink.store.delivery_keys() == [fine.idempotency_key]

@@ -105,6 +105,8 @@ class PeerSession:
         handler = self.peer.handlers.get(name)
         if name == "login":
             await self._login(request)
+        elif name == "challenge" and not self.peer.offers_challenge:
+            self.respond(request, "Error", Message="Invalid/unknown command: Challenge.")
         elif name == "challenge":
             self.challenge = secrets.token_hex(8)
             self.respond(request, Challenge=self.challenge)
@@ -166,6 +168,7 @@ class AmiPeer:
         self.on_login: Callable[[PeerSession], Awaitable[None]] | None = None
         self.stalled = False
         self.refuse_logins = False
+        self.offers_challenge = True  # False: an AMI that answers Challenge with an error
         self.sessions: list[PeerSession] = []
         self.received: list[Message] = []
         self.connections = 0

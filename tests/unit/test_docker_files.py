@@ -316,8 +316,12 @@ def test_compose_network_is_permitted_on_ami() -> None:
     subnet = ipaddress.ip_network(subnet_config["subnet"])
     permitted = [ipaddress.ip_network(cidr) for cidr in CONFIG.ami.permit]
     assert any(subnet.version == net.version and subnet.subnet_of(net) for net in permitted)  # type: ignore[arg-type]
-    for service in SERVICES.values():
-        assert service["networks"] == ["hotline"]
+    for name, service in SERVICES.items():
+        assert list(service["networks"]) == ["hotline"], name
+    # AMI listens on Asterisk's fixed address only (manager.conf bindaddr = ami.bind).
+    asterisk_address = SERVICES["asterisk"]["networks"]["hotline"]["ipv4_address"]
+    assert ipaddress.ip_address(asterisk_address) == CONFIG.ami.bind
+    assert CONFIG.ami.bind in subnet
     # The same range is local to PJSIP (no public address rewritten into it).
     for transport in ("transport-udp", "transport-tcp"):
         (section,) = PJSIP.named(transport, "transport")

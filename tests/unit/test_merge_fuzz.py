@@ -12,6 +12,7 @@ from tests.conftest import ROOT
 
 LINES = (ROOT / "hotline_merge.yaml").read_text(encoding="utf-8").splitlines()
 TOKENS = [*"{}[]:'\"#\t ", "- ", "&a ", "*a", "null", "-1", "1e9", "é", "😀", "\x00", ""]
+TOKENS += ["!!python/name:os.system ", "!evil ", "2021-02-30", "[" * 100, "!!binary x"]
 
 
 @st.composite
