@@ -131,7 +131,7 @@ class SuperviseService:
             caller_id_number=call.caller_number
             if call.caller_number and call.caller_number.isdigit()
             else None,
-            variables={VAR_SPY_TARGET: target},
+            channel_variables={VAR_SPY_TARGET: target},
             timeout_ms=(SUPERVISOR_RING_S + 5) * 1000,
         )
 

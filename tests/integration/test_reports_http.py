@@ -131,9 +131,10 @@ async def test_feedback_lands_in_the_calls_month_whichever_comes_first(
         answer = await client.post(FEEDBACK_PATH.format(record_id=record.record_id), json=body, headers=auth)
         assert answer.status == 200, await answer.text()
 
-    # The resolution of the March call arrives before its record reached the reports.
-    await post(late, {"kind": "resolution", "resolved": False, "at": "2026-03-04T01:00:00Z"})
+    # The resolution of the March call arrives before its record reached the reports (the outbox
+    # has it, the order system answered, the reports' flush has not run yet).
     await outbox.append_many([early, late])
+    await post(late, {"kind": "resolution", "resolved": False, "at": "2026-03-04T01:00:00Z"})
     assert await store.flush()
     await post(
         late, {"kind": "resolution", "resolved": True, "at": "2026-03-05T01:00:00Z"}
