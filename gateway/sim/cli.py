@@ -48,6 +48,7 @@ class ServiceOptions:
     username: str | None = None  # default: ami.username of the config
     secret_env: str | None = None  # default: ami.secret_env of the config
     endpoints: Endpoints | None = None  # how simulated seats and trunk parties behave (default: realistic)
+    start_traffic: bool = True  # False: the caller starts ``traffic`` when it is ready for calls
     # A day at the centre instead of ``rate``: traffic sized to the roster, seats on shifts and breaks.
     day_start: dt.datetime | None = None  # the Beijing moment the day starts from
     day_s: float = DAY_S  # simulated seconds per day
@@ -117,7 +118,7 @@ class SimulatorService:
         if self.day is not None and self.shifts is not None:
             self.day.t0 = self.sim.clock.now()
             self.shifts.start()
-        if self.traffic is not None:
+        if self.traffic is not None and self.options.start_traffic:
             self.traffic.start()
         if self.options.control_port is not None:
             self._runner = web.AppRunner(control_app(self.sim, self.traffic))

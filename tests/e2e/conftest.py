@@ -25,6 +25,7 @@ from gateway.sim.people import CallerBehaviour, Endpoints, SeatBehaviour
 from gateway.sim.server import Simulator
 from gateway.web.api import NODE
 from tests.conftest import ROOT
+from tests.support.polling import until
 
 CONFIG = ROOT / "hotline_merge.yaml"
 TIME_SCALE = 0.02  # 50 simulated seconds per real second
@@ -101,6 +102,7 @@ async def stack(
             seed=12345,
             time_scale=stack_options.time_scale,
             endpoints=Endpoints(seats=stack_options.seats),
+            start_traffic=False,
         ),
         env,
     )
@@ -119,7 +121,13 @@ async def stack(
     client = TestClient(TestServer(init_app(settings), host="127.0.0.1"))
     await client.start_server()
     try:
-        yield Stack(client, service, sink, env)
+        stack = Stack(client, service, sink, env)
+        # Calls start once the gateway has its first snapshot: a call that began and ended before
+        # it would be counted by app_queue and not by the gateway, and a test would compare the two.
+        await until(lambda: stack.gateway.resync.completed > 0, within=30, every=0.05, what="first resync")
+        if service.traffic is not None:
+            service.traffic.start()
+        yield stack
     finally:
         await client.close()
         await service.stop()
