@@ -54,7 +54,7 @@ COPY --chown=root:asterisk --chmod=0640 \
      asterisk/asterisk.conf asterisk/modules.conf asterisk/logger.conf asterisk/musiconhold.conf \
      asterisk/confbridge.conf asterisk/cdr.conf asterisk/cel.conf asterisk/rtp.conf \
      asterisk/pjsip.conf asterisk/extensions.conf asterisk/queues.conf asterisk/manager.conf \
-     asterisk/features.conf \
+     asterisk/features.conf asterisk/indications.conf \
      /etc/asterisk/
 COPY --chmod=0755 asterisk-entrypoint.sh /usr/local/bin/hotline-asterisk-entrypoint
 

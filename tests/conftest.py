@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, settings
 
 from gateway.localredis import LocalRedis
 from gateway.ordersink.sink import OrderSink
@@ -15,6 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TRACES = FIXTURES / "ami-traces"
 SINK_TOKEN = "sink-test-token"
+
+# Every hypothesis test: no per-example deadline and no too-slow health check. Both are timings;
+# on a busy 2-core machine they fail tests whose examples are simply slow.
+settings.register_profile("hotline", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hotline")
 
 
 @pytest.fixture(scope="session")

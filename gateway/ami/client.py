@@ -26,7 +26,9 @@ layer, so closing them meant replacing that layer; this client replaces it clean
   response without ``EventList: start`` completes its action here.
 
 Listeners are plain functions called in the read path: they must not await I/O (hand work to a
-queue). An exception in a listener is logged and never breaks the session.
+queue). An exception in a listener is logged and never breaks the session. Messages are handled
+in the order read, so every event Asterisk wrote before an action's answer has reached the
+listeners when that action completes: an answered Ping is a barrier (the transfer deadlines).
 """
 
 from __future__ import annotations

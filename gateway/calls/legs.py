@@ -19,9 +19,7 @@ from gateway.calls.state import (
     TrackerState,
     valid,
 )
-from gateway.contract import (
-    VAR_LEGACY_LINE,
-)
+from gateway.contract import ENDED_CONTEXT, VAR_LEGACY_LINE
 from gateway.vocabulary import (
     PHONE_RE,
     DispositionKind,
@@ -33,6 +31,10 @@ from gateway.vocabulary import (
 )
 
 _LEFT_UNANSWERED = frozenset({QueueResult.TIMEOUT, QueueResult.OVERFLOWED})
+# Events that end a channel: after QueueCallerAbandon they make it a real abandon.
+_HANGUP_EVENTS = frozenset({"Hangup", "HangupRequest", "SoftHangupRequest", "HangupHandlerRun"})
+# Events about a channel that say nothing about where its dialplan went (app_queue sets them either way).
+_NO_SIGN_EVENTS = frozenset({"VarSet", "QueueCallerAbandon", "QueueCallerLeave"})
 
 
 def _add_recording(recordings: list[str], name: str) -> None:
@@ -233,8 +235,9 @@ def sync_clocks(st: TrackerState, call: Call, now: float) -> None:
 
 
 def leave_queue(
-    st: TrackerState, visit: QueueVisit, now: float, wall: dt.datetime, result: QueueResult
+    st: TrackerState, visit: QueueVisit, now: float, wall: dt.datetime, result: QueueResult | None
 ) -> None:
+    """The visit is over; ``result`` unless it has one (None: not known yet, see ``decide_abandon``)."""
     if visit.left_mono is None:
         visit.left_mono = now
         visit.left_at = wall
@@ -243,6 +246,39 @@ def leave_queue(
     figures = st.queues.get(visit.queue)
     if figures is not None:
         figures.waiting.pop(visit.leg, None)
+
+
+def decide_abandon(st: TrackerState, event: str, f: dict[str, str], *, handled: bool) -> None:
+    """Real Asterisk sends QueueCallerAbandon when the caller hangs up *and* when Queue() times out.
+
+    A timed-out caller stays up and goes on in the dialplan (overflow queue, return to the seat,
+    survey): its next event is one the tracker handles. A caller who hung up is next seen hanging
+    up (or running its hang-up handler, ``hotline-ended``). Values set on the way out say neither.
+    """
+    visit = st.undecided.get(f.get("Uniqueid", ""))
+    if visit is None or (event in _NO_SIGN_EVENTS and f.get("Context") != ENDED_CONTEXT):
+        return
+    if event in _HANGUP_EVENTS or f.get("Context") == ENDED_CONTEXT:
+        settle_abandon(st, visit, QueueResult.ABANDONED)
+    elif handled:
+        settle_abandon(st, visit, QueueResult.TIMEOUT)
+
+
+def settle_abandon(st: TrackerState, visit: QueueVisit, result: QueueResult) -> None:
+    """A visit QueueCallerAbandon ended turns out ``result``; only a real abandon counts as one."""
+    st.undecided.pop(visit.leg, None)
+    if visit.result is not None:
+        return
+    visit.result = result
+    if result is QueueResult.ABANDONED:
+        queue_figures(st, visit.queue).abandoned += 1
+
+
+def settle_undecided(st: TrackerState, call: Call, legs: set[str] | None, outage: bool) -> None:
+    """The caller's leg (``legs``; None: every leg) is gone: an undecided visit was an abandon."""
+    for visit in call.queues:
+        if st.undecided.get(visit.leg) is visit and (legs is None or visit.leg in legs):
+            settle_abandon(st, visit, QueueResult.PBX_OUTAGE if outage else QueueResult.ABANDONED)
 
 
 def count_answered(st: TrackerState, visit: QueueVisit, now: float, wall: dt.datetime) -> None:
@@ -336,6 +372,7 @@ def leg_gone(
     party = st.party_of_leg.pop(leg.uniqueid, None)
     if party is not None:
         end_party(st, call, party, now, wall)
+    settle_undecided(st, call, {leg.uniqueid}, outage)
     for visit in call.queues:
         if visit.leg == leg.uniqueid and visit.left_mono is None:
             leave_queue(st, visit, now, wall, QueueResult.PBX_OUTAGE if outage else QueueResult.ABANDONED)
@@ -359,6 +396,7 @@ def leg_gone(
 def finalize(st: TrackerState, call: Call, now: float, wall: dt.datetime, *, outage: bool = False) -> None:
     for party in call.parties:
         end_party(st, call, party, now, wall)
+    settle_undecided(st, call, None, outage)
     for visit in call.queues:
         leave_queue(st, visit, now, wall, QueueResult.PBX_OUTAGE if outage else QueueResult.ABANDONED)
     for uniqueid in call.legs:

@@ -171,11 +171,11 @@ def _on_queue_caller_join(
 def _on_queue_caller_abandon(
     st: TrackerState, f: dict[str, str], _: Message, now: float, wall: dt.datetime
 ) -> None:
+    # A hang-up or a Queue() timeout: decided once the caller has left (``decide_abandon``).
     figures = st.queues.get(f.get("Queue", ""))
     visit = figures.waiting.get(f.get("Uniqueid", "")) if figures else None
-    if figures is not None and visit is not None and visit.result is None:
-        visit.result = QueueResult.ABANDONED
-        figures.abandoned += 1
+    if visit is not None and visit.result is None:
+        visit.abandon_reported = True
 
 
 @HANDLERS.on("QueueCallerLeave")
@@ -187,8 +187,12 @@ def _on_queue_caller_leave(
     call = st.leg_call.get(f.get("Uniqueid", ""))
     if visit is None or call is None:
         return
-    # Leave comes before AgentConnect: "timeout" is provisional until an answer says otherwise.
-    leave_queue(st, visit, now, wall, QueueResult.TIMEOUT)
+    if visit.abandon_reported and visit.result is None:
+        leave_queue(st, visit, now, wall, None)
+        st.undecided[visit.leg] = visit
+    else:
+        # Leave comes before AgentConnect: "timeout" is provisional until an answer says otherwise.
+        leave_queue(st, visit, now, wall, QueueResult.TIMEOUT)
     sync_clocks(st, call, now)
 
 

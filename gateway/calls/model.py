@@ -133,6 +133,9 @@ class QueueVisit:
     left_mono: float | None = None
     result: QueueResult | None = None
     position: int | None = None
+    # app_queue sent QueueCallerAbandon: a hang-up, or a Queue() timeout (it reports both so);
+    # the caller's next event tells which (``legs.decide_abandon``).
+    abandon_reported: bool = False
 
     def wait_s(self, now: float) -> float:
         return max(0.0, (self.left_mono if self.left_mono is not None else now) - self.joined_mono)

@@ -65,10 +65,12 @@ def refresh_seat(st: TrackerState, seat: Seat, now: float, wall: dt.datetime) ->
         state = SeatState.RINGING
     elif not seat.memberships or status in _GONE_DEVICE:
         state = SeatState.LOGGED_OUT
+    elif any(m.paused for m in seat.memberships.values()):
+        # A pause (with its reason) beats the wrap-up it may fall in: Asterisk shows the member
+        # paused, and the seat stays paused when the wrap-up is over.
+        state = SeatState.PAUSED
     elif seat.wrap_up_until is not None and now < seat.wrap_up_until:
         state = SeatState.WRAP_UP
-    elif any(m.paused for m in seat.memberships.values()):
-        state = SeatState.PAUSED
     else:
         state = SeatState.READY
     if state is not seat.state:

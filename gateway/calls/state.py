@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gateway.ami.protocol import Message
-from gateway.calls.model import Call, Leg, Party, QueueFigures, Seat, Survey
+from gateway.calls.model import Call, Leg, Party, QueueFigures, QueueVisit, Seat, Survey
 from gateway.contract import VAR_CATEGORY, VAR_DEPARTMENT, VAR_LEGACY_LINE, VAR_MERGE_MODE
 from gateway.vocabulary import CATEGORY_RE, PHONE_RE
 
@@ -88,6 +88,8 @@ class TrackerState:
     wrapping: set[str] = field(default_factory=set)
     ended: dict[str, None] = field(default_factory=dict)  # recently ended Linkedids, oldest first
     gone_legs: dict[str, None] = field(default_factory=dict)  # recently hung-up Uniqueids, oldest first
+    # Legs that left a queue after QueueCallerAbandon: hung up or timed out, decided at their next event.
+    undecided: dict[str, QueueVisit] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)  # of the event being applied
     resync_entries: set[tuple[str, str]] = field(default_factory=set)
     # A resync's callers talking to a seat (Queue() bridged): bridge -> (queue, call, leg, joined).

@@ -34,6 +34,10 @@ What the real Asterisk 22 traces taught, and how it is handled here:
   after a target queue that never answered is the return, not a second hand-over.
 - AgentRingNoAnswer RingTime is in ms, AgentConnect RingTime in s (02): ring time is measured
   here from AgentCalled, not taken from either.
+- QueueCallerAbandon comes before QueueCallerLeave both when the caller hangs up (03) and when
+  Queue() times out (real 01: a parallel line's overflow): a visit it ends is decided at the
+  caller's next event, an abandon if that is its hang-up, a timeout (overflowed when it joins
+  the next queue) if the caller goes on in the dialplan; only real abandons count as abandoned.
 - Event text is untrusted (10): values are checked against patterns before they reach a record,
   and UserEvents only ever touch a call that already exists.
 
@@ -140,8 +144,13 @@ class Tracker:
         """Apply one live event; returns the calls it ended and the urgent updates it caused, in order."""
         name = event.event
         handler = _LIVE.get(name) if name is not None else None
+        if name is None or (handler is None and not self.state.undecided):
+            return []
+        fields = event.as_dict()
+        if self.state.undecided:
+            legs.decide_abandon(self.state, name, fields, handled=handler is not None)
         if handler is not None:
-            handler(self.state, event.as_dict(), event, now, wall)
+            handler(self.state, fields, event, now, wall)
         return self.state.take_outputs()
 
     def tick(self, now: float, wall: dt.datetime) -> list[Output]:

@@ -123,16 +123,35 @@ class SimClock:
         if when > self._now:
             self.advance(when - self._now)
 
+    def catch_up(self) -> None:
+        """Real mode: run every timer due by now at once, not when the loop gets to its handle.
+
+        The AMI server calls it before it reads actions, so on a late loop an action's answer
+        still follows every event of the moments before it, as with Asterisk (a client's Ping
+        is then a barrier: see ``gateway.transfers.service``). An error in a timer goes to the
+        loop's exception handler, as when the loop runs the timer, never to the caller.
+        """
+        if self.manual or self._in_run or not self._running or self._loop is None:
+            return
+        if not self._heap or self._heap[0][0] > self.now():
+            return
+        if self._armed is not None:
+            self._armed.cancel()
+        try:
+            self._wake()
+        except Exception as exc:
+            self._loop.call_exception_handler({"message": "error in a simulator timer", "exception": exc})
+
     def _run_until(self, target: float) -> None:
         heap = self._heap
-        while heap and heap[0][0] <= target:
+        while heap and heap[0][0] <= target and not self._held:  # a timer may hold the clock
             when, _, timer = heapq.heappop(heap)
             if timer.cancelled:
                 continue
             if when > self._now:
                 self._now = when
             timer.callback(*timer.args)
-        if target > self._now:
+        if target > self._now and not self._held:
             self._now = target
 
     def _arm(self) -> None:

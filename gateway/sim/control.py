@@ -64,7 +64,7 @@ async def status(request: web.Request) -> web.Response:
         body["queues"] = {
             name: {"waiting": len(q.entries), "members": len(q.members),
                    "free": sum(1 for m in q.members if pbx.queues.available(m)),
-                   "completed": q.completed, "abandoned": q.abandoned}
+                   "completed": q.completed, "abandoned": q.abandoned, "timed_out": q.timed_out}
             for name, q in pbx.queues.queues.items()
         }  # fmt: skip
         body["queued_callers"] = sum(

@@ -216,6 +216,7 @@ class Session(asyncio.Protocol):
         if self.stalled is not None:
             self._held_input.append(data)
             return
+        self.server.clock.catch_up()  # events due before these actions are written before their answers
         try:
             messages = list(self.parser.feed(data))
         except FramingError:

@@ -99,6 +99,9 @@ class PbxSettings:
     answer_delay: float = 0.02  # Answer() to the next priority, as in the traces
     originate_delay: float = 0.002
     originate_timeout: float = 30.0
+    # indications.conf has a "dial" tone: without one a real Asterisk's attended transfer reads only
+    # the first digit Atxfer typed and never dials (issue 13 defect 3, seen on the real PBX).
+    dial_tone: bool = True
 
 
 @dataclass

@@ -13,7 +13,7 @@ Facts from the traces that shape the code:
   pending until the caller hangs up, and why the member hanging up a Local member first still
   reads Reason=caller. Its channel blocks appear only for channels still alive.
 - ``AgentRingNoAnswer.RingTime`` is milliseconds, ``AgentConnect`` HoldTime/RingTime seconds.
-- QueueCallerAbandon comes before QueueCallerLeave; ``setinterfacevar``, ``setqueueentryvar`` and
+- QueueCallerAbandon comes before QueueCallerLeave, on a hang-up and on Queue()'s timeout alike; ``setinterfacevar``, ``setqueueentryvar`` and
   ``setqueuevar`` decide which VarSet groups a caller and a member get.
 """
 
@@ -205,7 +205,10 @@ class Queue:
         self.holdtime = 0
         self.talktime = 0
         self.completed = 0
-        self.abandoned = 0
+        self.abandoned = 0  # app_queue's count: hang-ups and Queue() timeouts alike
+        self.timed_out = (
+            0  # of those, the timeouts (ground truth for tests: callers who hung up = the difference)
+        )
         self.completed_in_sl = 0
         self.wake_at: float | None = None  # the next time waiting callers look for a free member
 
@@ -355,7 +358,7 @@ class QueueEngine:
 
     def _expired(self, entry: QueueEntry) -> None:
         if entry.state in ("waiting", "ringing", "retry"):
-            self.leave(entry, status="TIMEOUT")
+            self.time_out(entry)
             run_of(entry.channel).done()
 
     def _plan_exit_key(self, entry: QueueEntry) -> None:
@@ -651,13 +654,16 @@ class QueueEngine:
         self.queue_vars(entry.queue, caller)
 
     # -- leaving without a member -------------------------------------------------------------------
-    def _stop_waiting(self, entry: QueueEntry) -> float:
+    def _stop_waiting(self, entry: QueueEntry, *, hung_up: bool = True) -> float:
+        """Stop ringing and the music; a caller who hung up loses the music first, a timed-out
+        one after the wait variables (real trace 01)."""
         pbx, caller = self.pbx, entry.channel
         for timer in entry.timers:
             timer.cancel()
         for attempt in list(entry.attempts):
             self.cancel(attempt)
-        pbx.channel_event("MusicOnHoldStop", caller)
+        if hung_up:
+            pbx.channel_event("MusicOnHoldStop", caller)
         now = pbx.clock.now()
         waited = now - entry.joined
         pbx.set_var(caller, "QUEUEWAIT", str(int(waited)))
@@ -666,6 +672,8 @@ class QueueEngine:
         pbx.set_var(caller, "DIALEDTIME_MS", str(int(waited * 1000)))
         pbx.set_var(caller, "ANSWEREDTIME", "0")
         pbx.set_var(caller, "ANSWEREDTIME_MS", "0")
+        if not hung_up:
+            pbx.channel_event("MusicOnHoldStop", caller)
         return waited
 
     def _remove(self, entry: QueueEntry, position: int) -> None:
@@ -681,9 +689,27 @@ class QueueEngine:
         self.wake(queue)
 
     def abandon(self, entry: QueueEntry) -> None:
-        pbx, queue, caller = self.pbx, entry.queue, entry.channel
-        position = queue.position_of(entry)
+        """The caller hung up while waiting."""
+        position = entry.queue.position_of(entry)
         waited = self._stop_waiting(entry)
+        self._report_abandon(entry, position, waited)
+        self.queue_vars(entry.queue, entry.channel)
+        self._remove(entry, position)
+
+    def time_out(self, entry: QueueEntry) -> None:
+        """Queue()'s timeout: app_queue reports it as an abandon too (QueueCallerAbandon before
+        QueueCallerLeave, real trace 01), then the caller goes on in the dialplan."""
+        queue, caller = entry.queue, entry.channel
+        position = queue.position_of(entry)
+        self._report_abandon(entry, position, self.pbx.clock.now() - entry.joined)
+        queue.timed_out += 1
+        self._stop_waiting(entry, hung_up=False)
+        self.queue_vars(queue, caller)
+        self._remove(entry, position)
+        self.pbx.set_var(caller, "QUEUESTATUS", "TIMEOUT")
+
+    def _report_abandon(self, entry: QueueEntry, position: int, waited: float) -> None:
+        pbx, queue, caller = self.pbx, entry.queue, entry.channel
         pbx.set_var(caller, "ABANDONED", "TRUE")
         queue.abandoned += 1
         self.queue_vars(queue, caller)
@@ -691,11 +717,9 @@ class QueueEngine:
                           [("Queue", queue.name), ("Position", str(position)),
                            ("OriginalPosition", str(entry.original_position)), ("HoldTime", str(int(waited)))],
                           category="agent")  # fmt: skip
-        self.queue_vars(queue, caller)
-        self._remove(entry, position)
 
     def leave(self, entry: QueueEntry, *, status: str) -> None:
-        """Leave without abandoning: timeout, empty queue, exit key, redirect."""
+        """Leave without abandoning: empty queue, exit key, redirect."""
         queue = entry.queue
         position = queue.position_of(entry)
         self._stop_waiting(entry)

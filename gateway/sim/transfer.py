@@ -8,7 +8,9 @@ the transferee on hold and dials ``Local/<exten>@<context>`` into a consultation
 transferer. Hanging the transferer up completes it: the bridges merge, ``AttendedTransfer`` and
 ``AgentComplete`` (Reason=transfer). An extension with anything but digits (or one that does not
 exist) is never dialled: after the prompt has collected nothing three times, about 22 s later,
-the transferer is taken off hold, and no transfer event is ever sent (06b).
+the transferer is taken off hold, and no transfer event is ever sent (06b). So is any extension on
+a PBX without a dial tone in indications.conf (``PbxSettings.dial_tone``): the real PBX then reads
+only the first digit (real trace 04).
 
 CancelAtxfer is not in the recorded traces; it is modelled as the target leg hanging up: the
 transferer goes back to the transferee, who is taken off hold.
@@ -114,9 +116,11 @@ class Transfers:
         pbx = self.pbx
         pbx.channel_event("Hold", consult.transferer)
         pbx.channel_event("MusicOnHoldStart", consult.transferee, [("Class", "default")])
-        for digit in consult.exten:
+        # Without a dial tone nothing wakes a silent transferer to read the digits after the first.
+        typed = consult.exten if pbx.settings.dial_tone else consult.exten[:1]
+        for digit in typed:
             self._dtmf(consult.transferer, digit)
-        valid = consult.exten.isdigit() and pbx.dialplan.find(consult.context, consult.exten) is not None
+        valid = typed.isdigit() and pbx.dialplan.find(consult.context, typed) is not None
         if valid:
             pbx.later(DIAL_AFTER - HOLD_AFTER, self._dial, consult)
         else:

@@ -19,6 +19,11 @@ How each mode is proven, from the recorded traces and the rendered dialplan:
   queue and being answered are the steps, and only ``AttendedTransfer`` completes it (the seat
   hanging up its leg does that). Cancelling or timing out hangs up the consultation leg, and
   Asterisk gives the seat its caller back.
+  Asterisk can also take the Atxfer (the caller is put on hold) and never dial: it collects the
+  extension's digits with a dial tone playing, and without one (no indications.conf) a silent
+  seat channel reads only the first digit; after ~20 s of prompts it takes the caller off hold,
+  with no event to say why (issue 13, defect 3). So a consult whose leg has not appeared within
+  a few seconds (``start_by``), or whose seat is taken off hold first, has failed, with a reason.
 - three-way: caller and seat redirected into a ConfBridge room, the target originated into it
   (trace 07) with ids the service chose; its leg joining the room completes it. The seat may
   leave at any time and the others go on; if the target never comes and the seat has left, the
@@ -119,6 +124,18 @@ class Refused:
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """The seat's leg was put on hold: Asterisk took the Atxfer's feature code."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotStarted:
+    """A consult's consultation leg never appeared: by ``start_by``, or the seat is off hold again."""
+
+    late: bool  # True: the start deadline passed; False: Asterisk gave the caller back (Unhold)
+
+
+@dataclass(frozen=True, slots=True)
 class Expired:
     """The deadline passed before anyone at the target answered."""
 
@@ -128,7 +145,20 @@ class Cancel:
     """Asked for through the API."""
 
 
-Fact = TargetLeg | Ringing | Answered | Unreached | Transferred | Joined | Gone | Refused | Expired | Cancel
+Fact = (
+    TargetLeg
+    | Ringing
+    | Answered
+    | Unreached
+    | Transferred
+    | Joined
+    | Gone
+    | Refused
+    | Held
+    | NotStarted
+    | Expired
+    | Cancel
+)
 
 # --- effects ---------------------------------------------------------------------------------
 
@@ -176,6 +206,8 @@ class Transfer:
     target_legs: dict[str, str] = field(default_factory=dict)  # Uniqueid -> channel name ("" until seen)
     rang: bool = False
     seat_left: bool = False
+    start_by: float | None = None  # monotonic; a consult's consultation leg must have appeared by then
+    held: bool = False  # a consult: Asterisk put the caller on hold (it took the feature code)
     history: list[tuple[State, dt.datetime]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -185,6 +217,11 @@ class Transfer:
     @property
     def finished(self) -> bool:
         return self.state in TERMINAL
+
+    @property
+    def awaits_answer(self) -> bool:
+        """Its deadline still applies: not finished, and nobody at the target has answered."""
+        return not self.finished and self.state is not State.ANSWERED
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -253,6 +290,8 @@ def _read(t: Transfer, name: str, f: Mapping[str, str], uniqueid: str, bound: bo
             if f.get("Result") == "Success":
                 return [Transferred()]
             return [Unreached(HandoverOutcome.FAILED, f"Asterisk did not transfer: {f.get('Result', '')}")]
+        case "Hold" | "Unhold" if t.mode is HandoverMode.CONSULT and uniqueid == t.seat.uniqueid:
+            return [Held()] if name == "Hold" else [NotStarted(late=False)]
         case "ConfbridgeJoin" if uniqueid in t.target_legs and f.get("Conference") == t.room:
             return [Joined()]
         case "Hangup":
@@ -317,9 +356,13 @@ def step(t: Transfer, fact: Fact, wall: dt.datetime) -> list[Effect]:
             return _end(t, State.FAILED, outcome, why, wall, *_recover(t, blind_returns_itself=True))
         case Refused(why):
             return _end(t, State.FAILED, HandoverOutcome.FAILED, why, wall)
+        case Held():
+            t.held = True
+        case NotStarted(late) if t.state is State.REQUESTED and not t.target_legs:
+            return _end(t, State.FAILED, HandoverOutcome.FAILED, _not_started(t, late), wall)
         case Gone(who):
             return _gone(t, who, wall)
-        case Expired() if t.state is not State.ANSWERED:
+        case Expired() if t.awaits_answer:
             why = f"no one at {t.target.title} answered in time"
             return _end(t, State.TIMED_OUT, _unanswered(t, why).outcome, why, wall, *_recover(t))
         case Cancel():
@@ -344,6 +387,20 @@ def _gone(t: Transfer, who: Who, wall: dt.datetime) -> list[Effect]:
         return _end(t, State.FAILED, HandoverOutcome.FAILED, why, wall, *_recover(t))
     unreached = _unanswered(t, f"{t.target.title} could not be reached")
     return _end(t, State.FAILED, unreached.outcome, unreached.why, wall, *_recover(t))
+
+
+def _not_started(t: Transfer, late: bool) -> str:
+    if not t.held:
+        return (
+            f"Asterisk did not take the Atxfer to {t.target.title} (the caller was never put on hold): "
+            "check features.conf's atxfer code and Queue() option t"
+        )
+    gave_up = "is still collecting" if late else "gave up collecting"
+    return (
+        f"Asterisk put the caller on hold but never dialled {t.target.title}: it {gave_up} the "
+        f"extension's digits ({t.target.exten}); it needs a dial tone (indications.conf) and the "
+        "pbx-transfer prompt"
+    )
 
 
 def _recover(t: Transfer, *, blind_returns_itself: bool = False) -> list[Effect]:

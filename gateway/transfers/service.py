@@ -65,6 +65,7 @@ from gateway.transfers.machine import (
     Fact,
     HangUp,
     Leg,
+    NotStarted,
     Refused,
     SendBack,
     Settle,
@@ -83,9 +84,12 @@ KEEP_FINISHED_S = 3600.0  # finished transfers stay in memory this long, then on
 # Asterisk's own limits (the target queue's wait, the three-way originate) run this much longer
 # than the gateway's deadline: they only act when the gateway is gone.
 PBX_GRACE_S = 10
+# A consult's consultation leg appears about half a second after Atxfer (real PBX and traces);
+# one that has not appeared by then was not started (see ``machine``).
+CONSULT_START_S = 5.0
 WATCHED_EVENTS = frozenset({
     "Newchannel", "QueueCallerJoin", "AgentCalled", "AgentConnect", "DialBegin", "DialEnd",
-    "BlindTransfer", "AttendedTransfer", "ConfbridgeJoin", "Hangup",
+    "BlindTransfer", "AttendedTransfer", "ConfbridgeJoin", "Hangup", "Hold", "Unhold",
 })  # fmt: skip
 _LINK_HEADERS = (
     "Linkedid",
@@ -185,6 +189,8 @@ class TransferService:
             caller=caller_leg, seat=seat_leg, requested_at=self.wallclock(), deadline=self.clock() + timeout,
             node=self.node_id, override=over_limit,
         )  # fmt: skip
+        if mode is HandoverMode.CONSULT:
+            t.start_by = self.clock() + CONSULT_START_S
         if mode is HandoverMode.THREEWAY:
             t.room = f"{secrets.randbelow(9 * 10**7) + 10**7}"  # digits: hotline-conf matches _X.
             t.target_legs = {t.id: "", f"{t.id}-2": ""}  # the originate's ChannelId / OtherChannelId
@@ -201,6 +207,9 @@ class TransferService:
                         f"the caller stays with seat {t.from_seat}"
                     ) from exc
                 raise
+        # Counted from when Asterisk took the hand-over, as its own limits are: a late answer to
+        # the action must not eat the target's time.
+        t.deadline = self.clock() + timeout
         return t
 
     async def cancel(self, transfer_id: str) -> Transfer:
@@ -387,13 +396,42 @@ class TransferService:
             if work is not None:
                 t, effect = work
                 await (self._mirror(t) if effect is None else self._perform(t, effect))
-            self._expire()
+            await self._expire()
 
-    def _expire(self) -> None:
+    async def _expire(self) -> None:
+        """Fail the transfers whose leg never started or whose deadline passed, once Asterisk
+        confirms nothing changed that.
+
+        A late event loop (a busy machine) may not yet have read the events that say a leg started
+        or a target answered in time. So a limit is acted on only after a Ping on the same AMI
+        session is answered: Asterisk writes responses and events in order on one socket and the
+        client applies every event to the listeners (this service among them) before it completes
+        a later action, so what was on its way has been applied by then (and makes the step a
+        no-op). One Ping covers every transfer due. While the tracker is stale (link down or
+        resyncing) nothing fails on stale knowledge; Asterisk's own limits (``PBX_GRACE_S`` later)
+        guard the caller meanwhile.
+        """
         now = self.clock()
-        for t in list(self._watching.values()):
-            if not t.finished and now >= t.deadline:
-                self._queue(t, self._apply(t, Expired()))
+        late = [
+            t
+            for t in self._watching.values()
+            if not t.finished and t.start_by is not None and now >= t.start_by
+        ]
+        due = [t for t in self._watching.values() if t.awaits_answer and now >= t.deadline]
+        if (late or due) and not self.tracker.stale:
+            try:
+                await self.send(safety.ping())
+            except AmiError as exc:
+                log.warning(
+                    "transfer.deadline_unconfirmed", transfers=len(late) + len(due), error=exc.message
+                )
+            else:
+                for t in late:
+                    if not t.finished:
+                        self._queue(t, self._apply(t, NotStarted(late=True)))
+                for t in due:
+                    if not t.finished:
+                        self._queue(t, self._apply(t, Expired()))
         cutoff = self.wallclock() - dt.timedelta(seconds=KEEP_FINISHED_S)
         for t in [t for t in self.transfers.values() if t.finished and t.history[-1][1] < cutoff]:
             del self.transfers[t.id]

@@ -475,6 +475,25 @@ async def test_consult_nobody_answers_times_out_and_the_seat_has_the_caller_back
     assert any(p.party == "1001" and p.active for p in stack.call("citizen-1").parties)
 
 
+async def test_a_consult_the_pbx_never_starts_fails_within_seconds_with_a_reason(stack: Stack) -> None:
+    """Issue 13 defect 3: a PBX without a dial tone takes the Atxfer (the caller is held) but never
+    dials; the transfer fails at its start deadline instead of sitting in 'requested'."""
+    stack.sim.pbx.settings.dial_tone = False
+    stack.dial_in("citizen-1")
+    await stack.talking("citizen-1", "1001")
+    transfer = await stack.transfer("citizen-1", "policy-specialist", "consult")
+    started = stack.sim.clock.now()
+    failed = await stack.state_of(transfer["id"], "failed")
+    assert stack.sim.clock.now() - started < 10  # simulated seconds: CONSULT_START_S, not the ~22 s give-up
+    assert failed["outcome"] == "failed"
+    assert "never dialled 政策专家组" in failed["reason"]
+    assert "indications.conf" in failed["reason"]
+    call = stack.call("citizen-1")
+    seat = next(p for p in call.parties if p.party == "1001" and p.active)
+    # Asterisk gives up collecting digits by itself (~22 s) and the seat has its caller back.
+    await until(lambda: not call.legs[seat.leg or ""].on_hold, "the seat took the caller off hold", within=10)
+
+
 async def test_caller_hangs_up_during_a_consult_and_the_specialist_is_released(stack: Stack) -> None:
     stack.dial_in("citizen-1")
     await stack.talking("citizen-1", "1001")

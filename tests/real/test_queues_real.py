@@ -34,9 +34,6 @@ async def live_page_today(stack: RealStack, queue: str) -> dict[str, Any]:
     return dict(view["rates"]["today"])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 13 defect 1: a parallel line's overflow is counted as abandoned"
-)
 async def test_parallel_line_overflows_to_general_seats_after_its_wait(real: RealStack) -> None:
     seat = real.fresh_seat()  # no expert-health seat is logged in: the call must overflow
     before = await today(real, "expert-health")

@@ -51,7 +51,6 @@ async def test_pause_with_a_reason_while_idle(real: RealStack) -> None:
         assert (await real.members("hotline-general"))[seat]["Paused"] == "0"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 defect 2: a seat paused during a call shows wrap_up")
 async def test_pause_with_a_reason_during_a_call(real: RealStack) -> None:
     seat = real.fresh_seat()
     async with real.seats_in(seat), recorded(

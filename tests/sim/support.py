@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.ami.protocol import Message, MessageParser
+from gateway.calls.model import Call
+from gateway.calls.tracker import CallEnded, QueueRules, Tracker
+from gateway.contract import CONTROLLER_USER_READ, TRACKED_EVENTS
 from gateway.sim.clock import SimClock
 from gateway.sim.events import CLASSES, Headers
 
@@ -100,11 +104,13 @@ class RecordingSink:
 
     events: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     raw: list[tuple[str, Headers]] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)  # each event's class
 
     def wants(self, category: str) -> bool:
         return category in CLASSES
 
     def emit(self, category: str, name: str, headers: Headers) -> None:
+        self.categories.append(category)
         self.raw.append((name, headers))
         self.events.append((name, dict(headers)))
 
@@ -113,3 +119,20 @@ class RecordingSink:
 
     def names(self) -> list[str]:
         return [n for n, _ in self.events]
+
+    def tracked(self, rules: dict[str, QueueRules] | None = None) -> tuple[Tracker, list[Call]]:
+        """What the gateway's tracker makes of these events, as its manager user receives them
+        (read classes and eventfilter); one event per simulated millisecond (no times are kept)."""
+        tracker = Tracker(queue_rules=rules)
+        classes = set(CONTROLLER_USER_READ.split(","))
+        ended: list[Call] = []
+        epoch = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+        delivered = [(n, h) for (n, h), category in zip(self.raw, self.categories, strict=True)
+                     if n in TRACKED_EVENTS and category in classes]  # fmt: skip
+        for i, (name, headers) in enumerate(delivered):
+            now = i / 1000
+            outputs = tracker.apply(
+                Message([("Event", name), *headers]), now, epoch + dt.timedelta(seconds=now)
+            )
+            ended += [o.call for o in outputs if isinstance(o, CallEnded)]
+        return tracker, ended

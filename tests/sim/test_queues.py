@@ -174,12 +174,15 @@ def test_priority_callers_go_ahead() -> None:
     assert [(e["Position"], e["Count"]) for e in sink.named("QueueCallerJoin")] == [("1", "1"), ("1", "2")]
 
 
-def test_queue_timeout_leaves_without_abandoning() -> None:
+def test_queue_timeout_is_reported_as_an_abandon_and_the_caller_goes_on() -> None:
+    """As real app_queue does (real trace 01): QueueCallerAbandon with the whole wait as HoldTime,
+    then QueueCallerLeave, and the caller's dialplan goes on (no hang-up)."""
     pbx, sink = make_pbx(QueueSpec("q", members=[member("9001")]))
     call(pbx, timeout="10")
     pbx.clock.advance(11.0)
-    assert sink.named("QueueCallerLeave")
-    assert not sink.named("QueueCallerAbandon")
+    names = [n for n in sink.names() if n in ("QueueCallerAbandon", "QueueCallerLeave")]
+    assert names == ["QueueCallerAbandon", "QueueCallerLeave"]
+    assert sink.named("QueueCallerAbandon")[0]["HoldTime"] == "10"
     assert [e["Value"] for e in sink.named("VarSet") if e["Variable"] == "AFTER"] == ["TIMEOUT"]
 
 

@@ -15,6 +15,7 @@ from gateway.sim.pbx import OriginateRequest, Pbx
 from gateway.sim.people import Endpoints, SeatBehaviour
 from gateway.sim.plan import SimPlan, plan_from_config
 from gateway.sim.server import install_queues
+from gateway.vocabulary import DispositionKind, QueueResult
 from tests.sim.support import RecordingSink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,6 +84,39 @@ def test_parallel_line_tries_its_experts_then_overflows_to_general(plan: SimPlan
     assert joins == ["expert-market", "hotline-general"]
     [connect] = sink.named("AgentConnect")
     assert connect["Queue"] == "hotline-general"
+
+
+def test_parallel_lines_overflow_is_reported_and_tracked_as_real_asterisk_does(plan: SimPlan) -> None:
+    """Issue 13 defect 1 on the simulator: the timeout sends QueueCallerAbandon (real trace 01), and
+    the gateway's tracker still sees an overflow, not an abandon."""
+    pbx, sink = make_pbx(plan)
+    for member in pbx.queues.queues["expert-market"].members:
+        pbx.run(functools.partial(pbx.queues.pause, "expert-market", member.interface, True))
+    dial_in(pbx, "12315")
+    pbx.clock.advance(120.0)
+    [abandon] = sink.named("QueueCallerAbandon")
+    assert (abandon["Queue"], abandon["HoldTime"]) == ("expert-market", "30")  # overflow_after_s
+    tracker, [call] = sink.tracked()
+    assert call.disposition is not None
+    assert call.disposition.kind is DispositionKind.ANSWERED
+    assert [(v.queue, v.result) for v in call.queues] == [
+        ("expert-market", QueueResult.OVERFLOWED),
+        ("hotline-general", QueueResult.ANSWERED),
+    ]
+    assert tracker.queues["expert-market"].abandoned == 0
+
+
+def test_a_caller_who_hangs_up_while_waiting_is_tracked_as_abandoned(plan: SimPlan) -> None:
+    pbx, sink = make_pbx(plan)
+    for member in pbx.queues.queues["hotline-general"].members:
+        pbx.run(functools.partial(pbx.queues.pause, "hotline-general", member.interface, True))
+    legs = dial_in(pbx, "12345")
+    pbx.clock.advance(30.0)
+    pbx.run(lambda: pbx.softhangup(legs[0], 16))
+    pbx.clock.advance(1.0)
+    tracker, [call] = sink.tracked()
+    assert [(v.queue, v.result) for v in call.queues] == [("hotline-general", QueueResult.ABANDONED)]
+    assert tracker.queues["hotline-general"].abandoned == 1
 
 
 def test_subcenter_line_goes_to_its_own_queue(plan: SimPlan) -> None:

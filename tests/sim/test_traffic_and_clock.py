@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,42 @@ async def test_held_time_stands_still_until_resumed() -> None:
     await asyncio.wait_for(fired.wait(), 5)
     assert clock.now() >= 1.0
     clock.stop()
+
+
+def test_catch_up_runs_every_due_timer_in_order() -> None:
+    """What the AMI server does before it reads actions: on a late loop, no event due is left
+    behind the answer to an action."""
+    clock = SimClock(time_scale=0.001)
+    seen: list[str] = []
+    loop = asyncio.new_event_loop()
+    try:
+        clock.start(loop)
+        clock.call_at(2.0, seen.append, "answer")
+        clock.call_at(1.0, seen.append, "ring")
+        clock.call_at(1e6, seen.append, "never")
+        time.sleep(0.01)  # the loop does not run: 10 simulated seconds or more pass
+        clock.catch_up()
+        assert seen == ["ring", "answer"]
+    finally:
+        clock.stop()
+        loop.close()
+
+
+def test_a_timer_that_holds_the_clock_stops_the_timers_due_after_it() -> None:
+    clock = SimClock(time_scale=0.001)
+    seen: list[float] = []
+    loop = asyncio.new_event_loop()
+    try:
+        clock.start(loop)
+        clock.call_at(1.0, clock.hold)
+        clock.call_at(2.0, seen.append, 2.0)
+        time.sleep(0.01)
+        clock.catch_up()
+        assert seen == []
+        clock.resume()
+        time.sleep(0.01)
+        clock.catch_up()
+        assert seen == [2.0]
+    finally:
+        clock.stop()
+        loop.close()

@@ -28,7 +28,7 @@ def test_chinese_split_byte_by_byte() -> None:
     assert messages == [Message([("Event", "UserEvent"), ("Caller", "张三李四")])]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.lists(st.integers(1, len(STREAM) - 1), max_size=40))
 def test_any_split_of_a_real_stream_gives_the_same_messages(cuts: list[int]) -> None:
     parser = MessageParser(expect_banner=True)

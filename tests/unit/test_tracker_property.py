@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.ami.protocol import Message
@@ -61,7 +61,7 @@ def check_consistent(tracker: Tracker) -> None:
         assert figures.answered_within_sl <= figures.answered
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300)
 @given(st.lists(STEP, max_size=60))
 def test_random_and_garbled_events_never_raise(steps: list[tuple[str, Message | None]]) -> None:
     tracker = Tracker()
@@ -86,7 +86,7 @@ def test_random_and_garbled_events_never_raise(steps: list[tuple[str, Message | 
             assert all(p.ended_at is not None for p in output.call.parties)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.integers(0, 2**32), st.floats(0.0, 0.6))
 def test_a_real_trace_with_events_dropped_or_duplicated_never_raises(seed: int, loss: float) -> None:
     """What a lossy link does to a real stream: three recorded call traces, mutilated."""

@@ -18,6 +18,7 @@ from gateway.transfers.machine import (
     HangUp,
     Joined,
     Leg,
+    NotStarted,
     Refused,
     Ringing,
     SendBack,
@@ -33,7 +34,7 @@ from gateway.transfers.machine import (
     step,
 )
 from gateway.vocabulary import HandoverMode, HandoverOutcome, TargetKind
-from tests.replay.recorded import recorded, wall
+from tests.replay.recorded import recorded, recorded_real, wall
 
 T0 = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
 POLICY = Target(TargetKind.QUEUE, "policy-specialist", "7004", "政策专家组")
@@ -86,15 +87,55 @@ def test_trace_06_consult_is_complete_only_at_attended_transfer() -> None:
     assert t.history[-1][1] == wall(10.014)  # AttendedTransfer, not the Atxfer answer at 4.508
 
 
-def test_trace_06b_atxfer_that_never_dials_is_still_requested_and_times_out_as_busy() -> None:
+def test_trace_06b_atxfer_that_never_dials_fails_when_asterisk_gives_the_caller_back() -> None:
     t = transfer(
         HandoverMode.CONSULT, call="caller-s06b-798895", caller="caller-s06b-798895-2", seat="1795798970.34"
     )
-    # Until the caller hangs up at 29.5 s: Hold, DTMF, and 22 s later Unhold; no consultation call.
-    assert run_trace(t, "06b", after=4.5, before=29.5, prefix="Local/policy@transfer-") == []
-    assert states(t) == ["requested"]  # "Atxfer successfully queued" proved nothing
-    assert step(t, Expired(), T0) == [Settle(HandoverOutcome.BUSY)]  # nothing to hang up: no leg was made
-    assert (t.state, t.reason) == (State.TIMED_OUT, "no one at 政策专家组 answered in time")
+    # Hold, DTMF, and 22 s later Unhold; no consultation call: failed at the Unhold, not left requested.
+    assert run_trace(t, "06b", after=4.5, before=29.5, prefix="Local/policy@transfer-") == [
+        Settle(HandoverOutcome.FAILED)
+    ]  # nothing to hang up: no leg was made
+    assert states(t) == ["requested", "failed"]  # "Atxfer successfully queued" proved nothing
+    assert t.outcome is HandoverOutcome.FAILED
+    assert "never dialled 政策专家组" in t.reason
+    assert "gave up collecting" in t.reason
+
+
+def test_real_04_consult_the_pbx_took_but_never_dialled_fails_at_its_start_deadline() -> None:
+    """Real trace 04b (no dial tone): Hold at once, no consultation leg; the service's start deadline."""
+    t = transfer(HandoverMode.CONSULT, call="1796223318.33", caller="1796223318.33", seat="1796223324.34")
+    for _, message in recorded_real("04b", as_controller=True):
+        if message.event == "Unhold":
+            break  # ~20 s later: the deadline comes first
+        for fact in observe(
+            t, message.event or "", message.as_dict(), consult_prefix="Local/7007@hotline-handover-"
+        ):
+            step(t, fact, T0)
+    assert (t.state, t.held) == (State.REQUESTED, True)
+    assert step(t, NotStarted(late=True), T0) == [Settle(HandoverOutcome.FAILED)]  # nothing to hang up
+    assert t.state is State.FAILED
+    assert "still collecting the extension's digits (7004)" in t.reason
+    assert "indications.conf" in t.reason
+
+
+def test_real_04_consult_with_a_dial_tone_rings_answers_and_completes() -> None:
+    """Real trace 04 (indications.conf in place): Hold, the 7007 leg, queue, answer, AttendedTransfer."""
+    t = transfer(HandoverMode.CONSULT, call="1796224765.0", caller="1796224765.0", seat="1796224771.1")
+    for _, message in recorded_real("04", as_controller=True):
+        for fact in observe(
+            t, message.event or "", message.as_dict(), consult_prefix="Local/7007@hotline-handover-"
+        ):
+            step(t, fact, T0)
+    assert states(t) == ["requested", "ringing", "answered", "completed"]
+    assert (t.answered_by, t.outcome, t.held) == ("4001", HandoverOutcome.COMPLETED, True)
+
+
+def test_a_consult_asterisk_never_took_says_so() -> None:
+    t = transfer(HandoverMode.CONSULT)
+    step(t, NotStarted(late=True), T0)
+    assert "never put on hold" in t.reason
+    t = _through(transfer(HandoverMode.CONSULT), CONSULT_LEG, NotStarted(late=True))
+    assert t.state is State.REQUESTED  # the leg is there: it started
 
 
 def test_trace_07_three_way_completes_when_the_target_joins_the_room() -> None:
