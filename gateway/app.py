@@ -8,9 +8,11 @@ through one ``web.AppKey``:
 - the dispatchers to the order system, and the watchers of nodes this instance may take over;
 - the transfer and callback services (``gateway.transfers``, ``gateway.callbacks``), given a sender,
   a read-only tracker view, the current plan and Redis (``gateway.ports``);
+- the supervisors' listen / whisper / barge (``gateway.supervise``), audited like every change;
 - the web: identity (``gateway.web.auth``: environment tokens, named credentials and sessions in
   Redis, throttling), the audit middleware, API, seat control (``gateway.queues.control``),
-  feedback routes, dashboard + live hub.
+  feedback routes (which also tell the reports), dashboard + live hub, the seats' workbench,
+  reports (``gateway.reports``, fed by the node's outbox).
 Nothing here is needed for a citizen to reach a seat: Asterisk's dialplan does that alone.
 """
 
@@ -37,6 +39,8 @@ from gateway.records.feedback import feedback_routes
 from gateway.redisconn import connect
 from gateway.sessions import SessionStore
 from gateway.settings import Settings
+from gateway.supervise.http import setup_supervise
+from gateway.supervise.service import SuperviseService
 from gateway.tasks import cancel_tasks, start_task
 from gateway.transfers.http import setup_transfers
 from gateway.transfers.service import TransferService
@@ -45,6 +49,7 @@ from gateway.web.audit import audit_middleware, setup_audit
 from gateway.web.auth import AUTH_KEY, Authenticator, Throttle
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware
+from gateway.web.reports import setup_reports
 from gateway.web.seat import setup_seat
 from gateway.workbench.categories import CategoryTree, load_tree, tree_path
 from gateway.workbench.desk import Desk
@@ -70,7 +75,8 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
         throttle=Throttle(node.registry),
         session_secret=settings.session_secret,
     )
-    setup_audit(app, AuditLog(redis))
+    audit = AuditLog(redis)
+    setup_audit(app, audit)
 
     transfers = TransferService(
         send=node.send,
@@ -109,10 +115,20 @@ def init_app(settings: Settings, *, dispatchers: int = 2) -> web.Application:
     setup_api(app, SeatControl(node.send, lambda: node.plan))
     setup_transfers(app, transfers)
     setup_callbacks(app, callbacks, lambda: node.plan)
+    supervise = SuperviseService(node.send, lambda call_id: node.tracker.calls.get(call_id), audit)
+    setup_supervise(app, supervise, settings.supervisor_extensions)
     setup_dashboard(app, node.hub)
     setup_seat(app, _desk(settings, node, transfers, callbacks, tree), node, tree)
+    setup_reports(app, node.reports, lambda: node.config)
     token_env = settings.feedback_token_env
-    app.add_routes(feedback_routes(node.feedback, token_env, environ={token_env: settings.feedback_token}))
+    app.add_routes(
+        feedback_routes(
+            node.feedback,
+            token_env,
+            environ={token_env: settings.feedback_token},
+            on_feedback=node.reports.apply_feedback,
+        )
+    )
     return app
 
 

@@ -25,10 +25,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reload": ("gateway.dialplan.reload", "validate, render, swap and reload into Asterisk"),
     "prompts": ("gateway.dialplan.prompts", "make recordings/prompts/ from the config's texts"),
     "run": ("gateway.run", "run the gateway: AMI, records, API and dashboard"),
-    "demo": ("gateway.demo", "simulator + gateway + order sink + dashboard"),
+    "demo": ("gateway.demo", "a day at the centre: simulator, gateway, dashboard"),
     "simulate": ("gateway.sim.cli", "run the embedded PBX simulator (AMI over TCP)"),
     "order-sink": ("gateway.ordersink.sink", "the reference order system (SQLite, deduplicating)"),
     "credentials": ("gateway.credentials", "API credentials in Redis: add, rotate, revoke, list"),
+    "staffing": ("gateway.reports.staffing", "half hours with fewer seats than Erlang C needs"),
 }
 
 

@@ -29,6 +29,13 @@ THREEWAY_CONTEXT: Final = "hotline-threeway"  # a three-way target, originated i
 RETURN_CONTEXT: Final = "hotline-return"  # a failed hand-over: back to the seat, else first in line
 ENDED_CONTEXT: Final = "hotline-ended"  # the caller's hangup handler: writes the ended-call log
 OUTBOUND_RING_S: Final = 45  # how long a call out through the trunk (a callback) rings the citizen
+SUPERVISOR_PHONE_CONTEXT: Final = "hotline-supervisor-phone"  # Local/<ext>@...: rings a supervisor's phone
+SUPERVISE_CONTEXT: Final = "hotline-supervise"  # listen / whisper / barge: ChanSpy on VAR_SPY_TARGET
+# ChanSpy options per mode: q no beep or name announced, E end when the seat's channel hangs up
+# (never move on to another channel), S end at once when it is already gone; w whisper to the
+# seat, B barge in on both sides. Listen sends nothing to the call.
+SUPERVISE_MODES: Final = {"listen": "qES", "whisper": "qESw", "barge": "qESB"}
+SUPERVISOR_RING_S: Final = 30
 
 # --- channel variables ---------------------------------------------------------------------------
 
@@ -50,6 +57,7 @@ VAR_MIXMONITOR_FILENAME: Final = "MIXMONITOR_FILENAME"  # Asterisk's own name fo
 VAR_RETURN_SEAT: Final = "HOTLINE_RETURN"
 VAR_HANDOVER_TIMEOUT: Final = "HOTLINE_HANDOVER_TIMEOUT"
 VAR_JOIN_CALL: Final = "HOTLINE_JOIN"  # on a three-way target the gateway originates: the call it joins
+VAR_SPY_TARGET: Final = "HOTLINE_SPY_TARGET"  # the seat's channel, set by the gateway's Originate only
 
 # --- UserEvents ------------------------------------------------------------------------------------
 

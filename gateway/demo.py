@@ -28,6 +28,7 @@ from gateway.merge.loader import load_config
 from gateway.ordersink.sink import FeedbackPoster, OrderSink
 from gateway.settings import ENV_FEEDBACK_TOKEN, ENV_REDIS_URL, ENV_ROLE_TOKENS, Settings, seat_tokens
 from gateway.sim.cli import ServiceOptions, SimulatorService
+from gateway.sim.day import start_of, summary
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +37,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--http-port", type=int, default=8080, help="dashboard and API port (default: %(default)s)"
     )
     parser.add_argument(
-        "--rate", type=float, default=2.0, help="inbound calls per second (default: %(default)s)"
+        "--load", type=float, default=1.0,
+        help="calls as a share of what the rostered seats answer at target, over the day's curve (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--start", default=None, help="Beijing time of day to start the day at, HH:MM (default: now)"
     )
+    parser.add_argument(
+        "--day-minutes", type=float, default=24 * 60,
+        help="minutes the demo's day takes: shifts and the traffic curve run that much faster; calls do not (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0,
+        help="real seconds per simulated second: below 1 everything on the PBX runs faster (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=None, help="replay the same traffic")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     parser.add_argument(
@@ -108,9 +121,19 @@ async def demo_stack(args: argparse.Namespace) -> AsyncIterator[tuple[str, dict[
         gateway_url = f"http://127.0.0.1:{gateway_port}"
         feedback = FeedbackPoster(gateway_url, env[ENV_FEEDBACK_TOKEN], delay_s=5.0)
         sink = OrderSink(data / "orders.sqlite3", env[config.order_system.token_env], feedback=feedback)
-        simulator = SimulatorService(
-            ServiceOptions(config=args.config, port=free_port(), rate=args.rate, seed=args.seed), env
+        start = start_of(None, args.start)
+        options = ServiceOptions(
+            config=args.config,
+            port=free_port(),
+            seed=args.seed,
+            time_scale=args.time_scale,
+            day_start=start,
+            day_s=args.day_minutes * 60,
+            load=args.load,
         )
+        simulator = SimulatorService(options, env)
+        assert simulator.day is not None
+        print(summary(simulator.day.staffing_check(start.date())), flush=True)
         await sink.start()
         await simulator.start()
         env.update(

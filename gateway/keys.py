@@ -7,6 +7,7 @@ a test or a second deployment may change are dataclass fields with the shipped d
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Final
 
@@ -30,6 +31,7 @@ SESSION: Final = f"{PREFIX}:session"  # + ":<id>": a browser session (STRING, ex
 SESSIONS_OF: Final = f"{PREFIX}:sessions"  # + ":<credential name>": SET of its session ids
 AUDIT: Final = f"{PREFIX}:audit"  # STREAM: who did what to what, and every authentication failure
 AUDIT_MAXLEN: Final = 1_000_000  # about a year of a busy centre; trimmed approximately
+REPORTS: Final = f"{PREFIX}:reports"
 
 
 def lease(node: str) -> str:
@@ -130,3 +132,26 @@ class KpiKeys:
     @property
     def gauges(self) -> str:
         return f"{self.prefix}:gauges"
+
+
+@dataclass(frozen=True)
+class ReportKeys:
+    """The report buckets (a hash per Beijing day and per month) and each record's two keys.
+
+    The reports' Lua script builds the day and month names from ``prefix`` the same way
+    (``gateway.reports.store``).
+    """
+
+    prefix: str = REPORTS
+
+    def day(self, day: dt.date) -> str:
+        return f"{self.prefix}:day:{day:%Y%m%d}"
+
+    def month(self, month: str) -> str:
+        return f"{self.prefix}:month:{month}"
+
+    def record(self, record_id: str) -> str:
+        return f"{self.prefix}:record:{record_id}"
+
+    def increments(self, record_id: str) -> str:
+        return f"{self.prefix}:record:{record_id}:increments"

@@ -8,6 +8,7 @@ their seat: ``HOTLINE_SEAT_TOKENS=1001:<token>,1002:<token>``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,12 @@ ENV_NODE_ID = "HOTLINE_NODE_ID"  # the Asterisk node this instance controls firs
 # Other nodes this instance takes over when their controller dies: "pbx-2=10.0.0.2:5038,pbx-3=...".
 ENV_TAKEOVER_NODES = "HOTLINE_TAKEOVER_NODES"
 ENV_LEASE_TTL_MS = "HOTLINE_LEASE_TTL_MS"
+ENV_REPORTS_RETENTION_DAYS = "HOTLINE_REPORTS_RETENTION_DAYS"  # how long report buckets are kept
+# A year of monthly rankings, each beside the month before, plus a margin.
+DEFAULT_REPORTS_RETENTION_DAYS = 400
 ENV_DIALPLANS_DIR = "HOTLINE_DIALPLANS_DIR"  # where `render`/`reload` write what Asterisk reads
+# Each supervisor's own phone, for listen/whisper/barge: "<supervisor token>=<extension>,...".
+ENV_SUPERVISOR_EXTENSIONS = "HOTLINE_SUPERVISOR_EXTENSIONS"
 # API bearer tokens per role; several tokens per role are separated by commas.
 ENV_ROLE_TOKENS = {
     "supervisor": "HOTLINE_SUPERVISOR_TOKENS",
@@ -114,6 +120,9 @@ class Settings:
     seat_tokens: dict[str, str] = field(default_factory=dict, repr=False)
     redis_sentinels: tuple[tuple[str, int], ...] = ()
     redis_master: str = "hotline"
+    reports_retention_days: int = DEFAULT_REPORTS_RETENTION_DAYS
+    # token_id(supervisor token) -> the extension of their phone (the tokens themselves are not kept)
+    supervisor_extensions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(
@@ -150,6 +159,14 @@ class Settings:
             node_id=env.get(ENV_NODE_ID, config.ami.node_id),
             takeover_nodes=_nodes(env.get(ENV_TAKEOVER_NODES, "")),
             lease_ttl_ms=_number(env, ENV_LEASE_TTL_MS, 5000, "a lease time in ms", 500, 60_000),
+            reports_retention_days=_number(
+                env,
+                ENV_REPORTS_RETENTION_DAYS,
+                DEFAULT_REPORTS_RETENTION_DAYS,
+                "a number of days to keep reports",
+                1,
+                3660,
+            ),
             session_secret=secret.encode() if secret else None,
             feedback_token=env[ENV_FEEDBACK_TOKEN],
             role_tokens={
@@ -158,6 +175,7 @@ class Settings:
             seat_tokens=seats,
             redis_sentinels=parse_sentinels(env.get(ENV_REDIS_SENTINELS, "")),
             redis_master=env.get(ENV_REDIS_MASTER, "hotline"),
+            supervisor_extensions=_extensions(env.get(ENV_SUPERVISOR_EXTENSIONS, "")),
         )
 
 
@@ -203,6 +221,26 @@ def _number(env: Mapping[str, str], name: str, default: int, what: str, low: int
     if not text.isdigit() or not low <= int(text) <= high:
         raise SettingsError(f"{name}={text!r} is not {what} ({low}-{high})")
     return int(text)
+
+
+ENV_NAME_PREFIX = "env:"  # an environment token's identity is named "env:<token_id>"
+
+
+def token_id(token: str) -> str:
+    """A stable, non-secret name for an environment token: who did something, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+def _extensions(text: str) -> dict[str, str]:
+    out = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        token, _, extension = item.rpartition("=")  # base64 tokens may end in "="; extensions are digits
+        if not token or not extension.isdigit() or len(extension) > 16:
+            raise SettingsError(
+                f"{ENV_SUPERVISOR_EXTENSIONS}: an item is not TOKEN=EXTENSION (digits), e.g. s3cret=8001"
+            )
+        out[token_id(token)] = extension
+    return out
 
 
 def _nodes(text: str) -> tuple[NodeAddress, ...]:

@@ -237,11 +237,16 @@ def originate(
     caller_id_name: str | None = None,
     caller_id_number: str | None = None,
     variables: Mapping[str, str] | None = None,
+    channel_variables: Mapping[str, str] | None = None,
     timeout_ms: int = 30_000,
     channel_id: str | None = None,
     other_channel_id: str | None = None,
 ) -> Action:
-    """Always Async: the answer is "successfully queued", the outcome an OriginateResponse event."""
+    """Always Async: the answer is "successfully queued", the outcome an OriginateResponse event.
+
+    ``channel_variables`` hold one whole channel name each (a Local channel's ``;1`` included,
+    which the dialplan text rule of ``variables`` refuses), e.g. the channel ChanSpy listens to.
+    """
     b = _Builder("Originate", {"originate"}).token(
         "Channel", channel, DIAL_STRING, "a dial string (e.g. Local/1004@agents/n)"
     )
@@ -261,16 +266,21 @@ def originate(
         if any(ch in name for ch in '"<>'):
             raise UnsafeValueError(f"Originate: caller name {name!r} must not contain quotes or < >")
         b.text("CallerID", f'"{name}" <{caller_id_number}>', limit=120)
-    for name, value in (variables or {}).items():
+    for name, value in [*(variables or {}).items(), *(channel_variables or {}).items()]:
         if not VARIABLE.fullmatch(name):
             raise UnsafeValueError(f"Originate: variable name {name!r} is not a plain variable name")
         # Asterisk splits a Variable header at "," (outside quotes and parentheses) into more
         # variables: "A=1,CHANNEL(hangup_handler_push)=evil,s,1" would set a second, a function.
-        # The value also reaches the dialplan, so the dialplan's text rule applies as a whole.
-        try:
-            dialplan_text(value)
-        except UnsafeText as exc:
-            raise UnsafeValueError(f"Originate: variable {name}: {exc}") from None
+        # The value also reaches the dialplan, so the dialplan's text rule applies as a whole;
+        # a channel name (no ",", no "$") is checked as one instead.
+        if name in (channel_variables or {}):
+            if not CHANNEL.fullmatch(value):
+                raise UnsafeValueError(f"Originate: variable {name}: {value!r} is not a channel name")
+        else:
+            try:
+                dialplan_text(value)
+            except UnsafeText as exc:
+                raise UnsafeValueError(f"Originate: variable {name}: {exc}") from None
         b.text("Variable", f"{name}={value}")
     b.number("Timeout", timeout_ms, low=1000, high=600_000).text("Async", "true")
     if channel_id is not None:

@@ -34,6 +34,10 @@ from gateway.contract import (
     OUTBOUND_RING_S,
     RETURN_CONTEXT,
     SEATS_CONTEXT,
+    SUPERVISE_CONTEXT,
+    SUPERVISE_MODES,
+    SUPERVISOR_PHONE_CONTEXT,
+    SUPERVISOR_RING_S,
     THREEWAY_CONTEXT,
     VAR_CATEGORY,
     VAR_DEPARTMENT,
@@ -45,6 +49,7 @@ from gateway.contract import (
     VAR_QUEUE,
     VAR_RECORDING,
     VAR_RETURN_SEAT,
+    VAR_SPY_TARGET,
     Callback,
     Handover,
     Intake,
@@ -108,6 +113,7 @@ def _extensions(plan: RoutingPlan, config: HotlineConfig) -> str:
     parts.append(_handover(plan).text())
     parts.append(_threeway(plan).text())
     parts.append(_return(config).text())
+    parts.append(_supervise().text())
     parts.append(_seats(plan).text())
     parts.append(_priority_callers(plan).text())
     parts.append(_ended().text())
@@ -380,6 +386,25 @@ def _return(config: HotlineConfig) -> _Context:
         *_first_in_line(),
     )
     ctx.lines += callback.lines
+    return ctx
+
+
+def _supervise() -> _Context:
+    ctx = _Context(
+        SUPERVISE_CONTEXT,
+        "监听/耳语/强插: the gateway originates Local/<ext>@" + SUPERVISOR_PHONE_CONTEXT + " into here with "
+        f"{VAR_SPY_TARGET} = one channel name it checked. An empty target would spy on any channel: refused.",
+    )
+    for mode, options in SUPERVISE_MODES.items():
+        ctx.exten(
+            mode,
+            f'ExecIf($["${{{VAR_SPY_TARGET}}}" = ""]?Hangup())',
+            f"ChanSpy(${{{VAR_SPY_TARGET}}},{options})",
+            "Hangup()",
+        )
+    phone = _Context(SUPERVISOR_PHONE_CONTEXT, "A supervisor's own phone; no transfer features.")
+    phone.exten("_X.", f"Dial(PJSIP/${{EXTEN}},{SUPERVISOR_RING_S})", "Hangup()")
+    ctx.lines += phone.lines
     return ctx
 
 

@@ -150,6 +150,12 @@ class Queue(_Model):
     retry_s: Annotated[int, Field(ge=0, le=60)] = 2
     wrapup_s: Annotated[int, Field(ge=0, le=600)] = 30
     service_level_s: Annotated[int, Field(ge=1, le=600)] = 15
+    # The share of callers to answer within service_level_s: what staffing is planned for (80/15).
+    service_level_target_pct: Annotated[int, Field(ge=1, le=99)] = 80
+    # What the dashboard colours each figure by (at or better: green; a little worse: amber).
+    abandon_rate_target_pct: Annotated[int, Field(ge=1, le=99)] = 5  # at most
+    asa_target_s: Annotated[int, Field(ge=1, le=600)] = 20  # average speed of answer, at most
+    longest_wait_target_s: Annotated[int, Field(ge=1, le=3600)] = 60  # no caller waits longer
     callback_offer_after_s: Seconds | None = None
     overflow_to: QueueName | None = None
     overflow_after_s: Annotated[int, Field(ge=5, le=3600)] | None = None
@@ -313,6 +319,14 @@ class Workbench(_Model):
         return value
 
 
+class Targets(_Model):
+    """The three rates a 12345 centre is judged by (三率), over all queues; the dashboard's colours."""
+
+    response_rate_pct: Annotated[int, Field(ge=1, le=100)] = 95  # answered ÷ offered, at least
+    resolution_rate_pct: Annotated[int, Field(ge=1, le=100)] = 80  # resolved ÷ with feedback
+    satisfaction_rate_pct: Annotated[int, Field(ge=1, le=100)] = 90  # (satisfied + basic) ÷ rated
+
+
 class HotlineConfig(_Model):
     version: Literal[1]
     hotline: Hotline
@@ -326,6 +340,7 @@ class HotlineConfig(_Model):
     order_system: OrderSystem
     ami: Ami
     workbench: Workbench = Field(default_factory=Workbench)
+    targets: Targets = Field(default_factory=Targets)
 
     def queue(self, name: str) -> Queue:
         return next(q for q in self.queues if q.name == name)

@@ -11,7 +11,8 @@ await on Redis or HTTP happens in the node's tasks, each started once by ``Node.
   (KPI buckets both ways, this node's live state out, the other nodes' in): a side branch, the
   page never waits on it;
 - ``resync``, ``spool-recovery`` (home node only) and ``records-backstop`` (work orders of calls
-  that ran while no gateway watched, from the PBX's own log).
+  that ran while no gateway watched, from the PBX's own log);
+- ``reports``: the outbox's records into the half-hour report buckets (``gateway.reports.store``).
 Nothing here is needed for a citizen to reach a seat: Asterisk's dialplan does that alone.
 """
 
@@ -55,6 +56,7 @@ from gateway.records.metrics import OutboxMetrics
 from gateway.records.model import WorkOrderDraft
 from gateway.records.outbox import Outbox
 from gateway.records.spool import Spool
+from gateway.reports.store import ReportStore
 from gateway.settings import Settings
 from gateway.tasks import cancel_tasks, start_task, stop_if_cancelled
 from gateway.web.live import LiveHub
@@ -89,6 +91,8 @@ class Node:
     records: RecordBuilder
     feedback: FeedbackStore
     drafts: DraftStore
+    reports: ReportStore  # half-hour report buckets, fed by the outbox and the order system's feedback
+    config: HotlineConfig  # the config in force
     # The tracker's outputs and the drafts saved, in one queue: one task handles both in order.
     outputs: asyncio.Queue[Output | DraftSaved] = field(default_factory=asyncio.Queue)
     resolution: tuple[float | None, int] = (None, 0)
@@ -105,6 +109,7 @@ class Node:
     def adopt(self, config: HotlineConfig) -> None:
         """Run a new, already validated and applied config: routing plan, queue rules, KPI thresholds."""
         self.plan = build_routing(config)
+        self.config = config
         self.tracker.queue_rules = _queue_rules(self.plan)
         self.book.service_level_s = {q.name: q.service_level_s for q in self.plan.queues.values()}
         log.info("config.adopted", queues=len(self.plan.queues), lines=len(self.plan.routes))
@@ -143,6 +148,7 @@ class Node:
         return build_snapshot(
             tracker=self.tracker,
             plan=self.plan,
+            config=self.config,
             book=self.book,
             link=self.link(),
             now=time.monotonic(),
@@ -186,6 +192,7 @@ class Node:
             (_pipeline(self), "records-pipeline"),
             (_ticker(self), "ticker"),
             (_backstop(self), "records-backstop"),
+            (self.reports.run(), "reports"),
         ]
         self.tasks = [start_task(work, name + suffix) for work, name in works]
 
@@ -196,6 +203,7 @@ class Node:
         await cancel_tasks(self.tasks)
         await _flush_outputs(self)
         await self.kpi_store.flush()
+        await self.reports.flush()
         if self.lease is not None and self.controlling:
             with contextlib.suppress(RedisError, OSError):
                 await self.lease.release()  # a standby may take over at once
@@ -225,6 +233,7 @@ def build_node(settings: Settings, redis: aioredis.Redis, holder: str) -> Node:
     outputs: asyncio.Queue[Output | DraftSaved] = asyncio.Queue()
     feed = TrackerFeed(tracker, outputs.put_nowait)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    book = KpiBook(service_level_s={q.name: q.service_level_s for q in plan.queues.values()})
     node = Node(
         settings=settings,
         plan=plan,
@@ -236,7 +245,7 @@ def build_node(settings: Settings, redis: aioredis.Redis, holder: str) -> Node:
         feed=feed,
         resync=Resync(client, feed),
         hub=LiveHub(),
-        book=KpiBook(service_level_s={q.name: q.service_level_s for q in plan.queues.values()}),
+        book=book,
         kpi_store=KpiStore(redis),
         recorder=KpiRecorder(),
         outbox=Outbox(
@@ -247,6 +256,10 @@ def build_node(settings: Settings, redis: aioredis.Redis, holder: str) -> Node:
         records=RecordBuilder(settings.node_id),
         feedback=FeedbackStore(redis),
         drafts=DraftStore(redis),
+        reports=ReportStore(
+            redis, lambda: book.service_level_s, retention_days=settings.reports_retention_days
+        ),
+        config=config,
         outputs=outputs,
         lease=NodeLease(redis, settings.node_id, holder, ttl_ms=settings.lease_ttl_ms),
     )
@@ -258,6 +271,7 @@ def build_node(settings: Settings, redis: aioredis.Redis, holder: str) -> Node:
         metrics.ami_up.set(1 if state.ready else 0)
         metrics.reconnects.set(state.reconnects)
 
+    node.outbox.listeners.append(node.reports.add)
     client.add_event_listener(on_event)
     client.add_event_listener(feed)
     client.add_state_listener(on_state)

@@ -16,7 +16,7 @@ a few ZCOUNTs, and a record that moves from unresolved to resolved leaves the ol
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -188,11 +188,17 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 def feedback_routes(
-    store: FeedbackStore, token_env: str, *, environ: Mapping[str, str] | None = None
+    store: FeedbackStore,
+    token_env: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    on_feedback: Callable[[str, Resolution | FollowUp], Awaitable[None]] | None = None,
 ) -> list[web.RouteDef]:
     """``POST /api/records/{record_id}/feedback`` for the order system, with its own bearer token.
 
     ``token_env`` names the environment variable holding the token the order system presents.
+    ``on_feedback`` (the reports) hears every valid post, applied or repeated, so a post retried
+    after it failed there still reaches it; it must be idempotent.
     """
     token = token_from_env(token_env, "the token the order system presents when posting feedback", environ)
     record_ids = TypeAdapter(RecordId)
@@ -218,6 +224,8 @@ def feedback_routes(
         if not await store.produced(record_id):
             return _error(404, "feedback.unknown_record", f"no record {record_id} was sent by this gateway")
         applied = await store.apply(record_id, feedback)
+        if on_feedback is not None:
+            await on_feedback(record_id, feedback)
         log.info(
             "record_feedback",
             record_id=record_id,

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, cast
@@ -107,6 +107,9 @@ class Outbox:
         self._metrics = metrics
         self._append_once = redis.register_script(_APPEND_ONCE)
         self._recovering = asyncio.Lock()
+        # Told of every record taken (Redis or spool) and of spooled ones moved to Redis; they
+        # must not raise and must tolerate seeing a record twice (the reports count it once).
+        self.listeners: list[Callable[[Sequence[CallRecord]], None]] = []
 
     async def append(self, record: CallRecord) -> Via:
         return await self.append_many([record])
@@ -117,6 +120,8 @@ class Outbox:
         Raises SpoolError only when the spool cannot be written either.
         """
         lines = [(record.idempotency_key, record.model_dump_json().encode()) for record in records]
+        for listener in self.listeners:
+            listener(records)
         try:
             async with asyncio.timeout(self._redis_deadline_s):
                 await self._add(lines)
@@ -161,11 +166,24 @@ class Outbox:
                     await asyncio.to_thread(self._spool.quarantine, unreadable)
                 for start in range(0, len(lines), RECOVERY_CHUNK):
                     moved += await self._add(lines[start : start + RECOVERY_CHUNK])
+                if self.listeners:
+                    self._tell([body for _, body in lines])
                 await asyncio.to_thread(self._spool.release, claimed)
                 log.info("outbox_spool_recovered", file=str(claimed), records=len(lines))
             if self._metrics and moved:
                 self._metrics.recovered.inc(moved)
             return moved
+
+    def _tell(self, bodies: list[bytes]) -> None:
+        """Tell the listeners about recovered records (a crash may have lost their first telling)."""
+        records = []
+        for body in bodies:
+            try:
+                records.append(CallRecord.model_validate_json(body))
+            except ValueError:
+                log.warning("outbox_spooled_record_not_a_record", size=len(body))
+        for listener in self.listeners:
+            listener(records)
 
     async def run_recovery(self, stop: asyncio.Event, interval_s: float = 1.0) -> None:
         """Background task: drain the spool whenever it holds records and Redis answers."""

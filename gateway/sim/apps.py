@@ -120,7 +120,11 @@ def app_answer(pbx: Pbx, channel: Channel, data: str) -> bool:
     if channel.state == UP:
         return False
     answer(pbx, channel)
-    return wait_for(pbx, channel, pbx.settings.answer_delay)
+    # Answer() returns with the first frame from the other side; an application there that sends
+    # none at first says how long it stays silent (ChanSpy: until it spies, trace 12).
+    partner = channel.partner
+    state = getattr(partner.activity, "state", None) if partner is not None else None
+    return wait_for(pbx, channel, max(pbx.settings.answer_delay, getattr(state, "first_frame_s", 0.0)))
 
 
 def indicate_ringing(pbx: Pbx, channel: Channel) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime as dt
 import os
 import signal
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from aiohttp import web
 from gateway.errors import GatewayError
 from gateway.merge.loader import load_config
 from gateway.sim.control import control_app
+from gateway.sim.day import DAY_S, DayPlan, Shifts
 from gateway.sim.manager import ManagerUser
 from gateway.sim.people import Endpoints
 from gateway.sim.plan import SimPlan, plan_from_config
@@ -47,6 +49,10 @@ class ServiceOptions:
     secret_env: str | None = None  # default: ami.secret_env of the config
     endpoints: Endpoints | None = None  # how simulated seats and trunk parties behave (default: realistic)
     start_traffic: bool = True  # False: the caller starts ``traffic`` when it is ready for calls
+    # A day at the centre instead of ``rate``: traffic sized to the roster, seats on shifts and breaks.
+    day_start: dt.datetime | None = None  # the Beijing moment the day starts from
+    day_s: float = DAY_S  # simulated seconds per day
+    load: float = 1.0
 
 
 def ami_users(plan: SimPlan, env: Mapping[str, str], *, controller: str, username: str, secret_env: str,
@@ -92,14 +98,26 @@ class SimulatorService:
         sim_options = SimOptions(host=options.host, port=options.port, time_scale=options.time_scale,
                                  seed=options.seed, endpoints=options.endpoints or Endpoints())  # fmt: skip
         self.sim = Simulator(first, sim_options, users=users, reload_plan=plan)
-        self.traffic = (
-            TrafficGenerator(self.sim, rate=options.rate, seed=options.seed) if options.rate > 0 else None
-        )
+        self.day: DayPlan | None = None
+        self.shifts: Shifts | None = None
+        self.traffic: TrafficGenerator | None = None
+        if options.day_start is not None:
+            assert first.routing is not None
+            self.day = DayPlan(
+                config, first.routing, options.day_start, day_s=options.day_s, load=options.load
+            )
+            self.shifts = Shifts(self.sim, self.day, seed=options.seed)
+            self.traffic = TrafficGenerator(self.sim, demand=self.day.demand, seed=options.seed)
+        elif options.rate > 0:
+            self.traffic = TrafficGenerator(self.sim, rate=options.rate, seed=options.seed)
         self._runner: web.AppRunner | None = None
         self.control_url: str | None = None
 
     async def start(self) -> None:
         await self.sim.start()
+        if self.day is not None and self.shifts is not None:
+            self.day.t0 = self.sim.clock.now()
+            self.shifts.start()
         if self.traffic is not None and self.options.start_traffic:
             self.traffic.start()
         if self.options.control_port is not None:
@@ -113,6 +131,8 @@ class SimulatorService:
     async def stop(self) -> None:
         if self.traffic is not None:
             self.traffic.stop()
+        if self.shifts is not None:
+            self.shifts.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from gateway.sim import apps
+from gateway.sim import apps, chanspy
 from gateway.sim.apps import DialplanRun, OriginateDial
 from gateway.sim.channel import DOWN, RING, RINGING, UNKNOWN, UP, Channel
 from gateway.sim.clock import SimClock, Timer
@@ -138,7 +138,7 @@ class Pbx:
         self.channels: dict[str, Channel] = {}
         self._device_channels: dict[str, dict[str, Channel]] = {}  # Local device -> its channels
         self.astdb: dict[str, str] = {}
-        self.apps = apps.APPLICATIONS
+        self.apps = {**apps.APPLICATIONS, **chanspy.APPLICATIONS}
         self.queues: QueueEngine = QueueEngine(self)
         self.conferences: Conferences = Conferences(self)
         self.transfers: Transfers = Transfers(self)
@@ -592,6 +592,7 @@ class Pbx:
         partner = channel.partner
         if partner is not None and not partner.dead:
             self.queue_hangup(partner, cause)
+        chanspy.spyee_hangs_up(channel)
         channel.dead = True
         channel.activity = None
         self.channel_event(

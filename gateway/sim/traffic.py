@@ -1,4 +1,5 @@
-"""Simulated citizens calling in: Poisson arrivals over the routed numbers, with weights.
+"""Simulated citizens calling in: Poisson arrivals over the routed numbers, with weights or a
+demand that follows the day.
 
 Each call is exactly an AMI ``Originate Local/<number>@from-pstn`` running ``Wait`` on the
 caller's side (the traces' callers), minus the OriginateResponse a PSTN call would not have. A
@@ -14,6 +15,7 @@ import bisect
 import itertools
 import random
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -53,38 +55,53 @@ class TrafficStats:
     abandoned_by_patience: int = 0
 
 
+# Calls per simulated second by dialled number, at a simulated moment (a day's curve, ``gateway.sim.day``).
+Demand = Callable[[float], Mapping[str, float]]
+IDLE_RECHECK_S = 60.0  # nobody calls: look again this much later
+
+
 class TrafficGenerator:
-    """Poisson arrivals at ``rate`` calls per simulated second; ``limit`` arrivals at most.
+    """Poisson arrivals: ``rate`` calls per simulated second spread over the plan's traffic weights,
+    or a ``demand`` that varies through the day; ``limit`` arrivals at most.
 
     A limit bounds the work a test asks of a busy machine: at a high time scale an unbounded
     generator offers calls as fast as simulated time runs, however far behind the event loop is.
     """
 
-    def __init__(self, sim: Simulator, *, rate: float, seed: int | None = None,
-                 callers: CallerBehaviour | None = None, limit: int | None = None) -> None:  # fmt: skip
-        if rate <= 0:
+    def __init__(self, sim: Simulator, *, rate: float | None = None, demand: Demand | None = None,
+                 seed: int | None = None, callers: CallerBehaviour | None = None,
+                 limit: int | None = None) -> None:  # fmt: skip
+        if (rate is None) == (demand is None):
+            raise ValueError("traffic needs either a rate or a demand")
+        if rate is not None and rate <= 0:
             raise ValueError("traffic rate must be positive")
         self.sim = sim
-        self.rate = rate
+        self._flat_rate = rate
+        self._demand = demand
         self.rng = random.Random(seed)
         self.callers = callers or CallerBehaviour()
         self.limit = limit
         self.stats = TrafficStats()
         self._timer: Timer | None = None
         self._next_at = 0.0
-        self._numbers: list[str] = []
-        self._cumulative: list[float] = []
         self._live: dict[str, tuple[Pbx, Channel, Channel, str]] = {}  # by Linkedid
         self._ended: deque[EndedCall] = deque(maxlen=ENDED_KEPT)
 
     def start(self) -> None:
-        weights = {n: w for n, w in self.sim.plan.inbound.items() if w > 0}
-        if not weights:
-            raise ValueError("no dialled numbers to send traffic to")
-        self._numbers = list(weights)
-        self._cumulative = list(itertools.accumulate(weights.values()))
+        if self._flat_rate is not None:
+            weights = {n: w for n, w in self.sim.plan.inbound.items() if w > 0}
+            if not weights:
+                raise ValueError("no dialled numbers to send traffic to")
+            total, rate = sum(weights.values()), self._flat_rate
+            rates = {n: rate * w / total for n, w in weights.items()}
+            self._demand = lambda _now: rates
         self._next_at = self.sim.clock.now()
         self._schedule()
+
+    @property
+    def rate(self) -> float:
+        """Calls per simulated second now."""
+        return sum(self._demand(self.sim.clock.now()).values()) if self._demand else 0.0
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -93,7 +110,13 @@ class TrafficGenerator:
 
     def _schedule(self) -> None:
         # From the planned moment, not from when the timer fired: late timers must not slow the rate.
-        self._next_at += self.rng.expovariate(self.rate)
+        assert self._demand is not None
+        total = sum(self._demand(self._next_at).values())
+        if total <= 0:
+            self._next_at += IDLE_RECHECK_S
+            self._timer = self.sim.clock.call_at(self._next_at, self._schedule)
+            return
+        self._next_at += self.rng.expovariate(total)
         self._timer = self.sim.clock.call_at(self._next_at, self._arrival)
 
     @property
@@ -124,8 +147,12 @@ class TrafficGenerator:
         if not self.sim.running:
             self.stats.lost_while_down += 1
             return
-        number = self._numbers[bisect.bisect(self._cumulative, self.rng.random() * self._cumulative[-1])]
-        self.place_call(number)
+        assert self._demand is not None
+        rates = {n: r for n, r in self._demand(self.sim.clock.now()).items() if r > 0}
+        if not rates:
+            return  # the demand fell to nothing since this arrival was drawn
+        numbers, cumulative = list(rates), list(itertools.accumulate(rates.values()))
+        self.place_call(numbers[bisect.bisect(cumulative, self.rng.random() * cumulative[-1])])
 
     def caller_number(self) -> str:
         routing = self.sim.plan.routing

@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from gateway.calls.model import Call
 from gateway.credentials import CredentialStore, claimed_name
 from gateway.sessions import SessionData, SessionStore
+from gateway.settings import ENV_NAME_PREFIX, token_id
 from gateway.web.errors import HttpError
 
 SESSION_COOKIE = "hotline_session"
@@ -64,11 +65,6 @@ class Identity:
 
 IDENTITY = web.RequestKey("identity", Identity)  # what ``require`` established
 CLAIMED = web.RequestKey("claimed", str)  # the credential name a token or login form claimed
-
-
-def token_id(token: str) -> str:
-    """A stable, non-secret name for an environment token: who did something, never the token."""
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 class Throttle:
@@ -157,7 +153,7 @@ class Authenticator:
         for role, known, seat in self._env:
             # Compare with every token, in constant time, so timing does not reveal a prefix.
             if hmac.compare_digest(token.encode(), known.encode()):
-                found = Identity(role, f"env:{token_id(token)}", seat)
+                found = Identity(role, f"{ENV_NAME_PREFIX}{token_id(token)}", seat)
         return found
 
     async def log_in(self, request: web.Request, token: str) -> Identity | None:

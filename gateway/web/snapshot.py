@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 from gateway.calls.model import Seat, SeatState
 from gateway.calls.tracker import Tracker
 from gateway.dialplan.routing import RoutingPlan
+from gateway.merge.schema import HotlineConfig, Queue
 from gateway.queues.stats import ALL, KpiBook, Rates
 from gateway.readback import Count, Seconds, Source, Text, parse
 from gateway.records.model import PBX_NODE_PATTERN, QueueName
@@ -35,15 +36,51 @@ class SeatCounts:
 
 
 @dataclass(frozen=True)
+class Targets:
+    """What each figure is judged by (hotline_merge.yaml), shown as its colour and on hover.
+
+    Rates in 0..1 and at least the target; abandon rate and times at most the target; None: none.
+    """
+
+    response_rate: float | None = None
+    resolution_rate: float | None = None
+    satisfaction_rate: float | None = None
+    service_level: float | None = None  # of callers answered within service_level_s
+    abandon_rate: float | None = None
+    asa_s: float | None = None
+    longest_wait_s: float | None = None
+
+
+def queue_targets(queue: Queue) -> Targets:
+    return Targets(
+        service_level=queue.service_level_target_pct / 100,
+        abandon_rate=queue.abandon_rate_target_pct / 100,
+        asa_s=float(queue.asa_target_s),
+        longest_wait_s=float(queue.longest_wait_target_s),
+    )
+
+
+def overall_targets(config: HotlineConfig) -> Targets:
+    """The centre's three rates, and the general seats' targets for the figures over every queue."""
+    return replace(
+        queue_targets(config.general_queue),
+        response_rate=config.targets.response_rate_pct / 100,
+        resolution_rate=config.targets.resolution_rate_pct / 100,
+        satisfaction_rate=config.targets.satisfaction_rate_pct / 100,
+    )
+
+
+@dataclass(frozen=True)
 class QueueView:
     name: str
     title: str
     kind: str  # general | expert | policy | subcenter
     waiting: int
-    longest_wait_s: float  # shown red above service_level_s
+    longest_wait_s: float
     service_level_s: int
     seats: SeatCounts
     rates: dict[str, Rates]  # "15m", "1h", "24h", "today"
+    targets: Targets = field(default_factory=Targets)
 
 
 _SeatStateName = Annotated[str, Field(pattern=f"^({'|'.join(SeatState)})$")]
@@ -58,6 +95,7 @@ class SeatView:
     since_s: Seconds  # time in the current state
     calls_taken: Count
     queues: list[QueueName]
+    call_id: Text = ""  # the call the seat is talking on (what a supervisor listens to), if any
 
 
 @dataclass(frozen=True)
@@ -92,6 +130,7 @@ class Snapshot:
     lines: list[LineView]
     overall: dict[str, Rates]  # the three rates and totals over every queue, per window
     chart: list[ChartPoint] = field(default_factory=list)
+    targets: Targets = field(default_factory=Targets)  # for ``overall``
 
     def to_json(self) -> str:
         return json.dumps(as_plain(self), ensure_ascii=False, separators=(",", ":"))
@@ -141,6 +180,7 @@ def build_snapshot(
     *,
     tracker: Tracker,
     plan: RoutingPlan,
+    config: HotlineConfig,
     book: KpiBook,
     link: LinkView,
     now: float,
@@ -149,7 +189,9 @@ def build_snapshot(
     chart_hours: int = 4,
 ) -> Snapshot:
     """Everything the dashboard shows, from the tracker (live), the KPI book (windows) and the
-    order system's feedback (``resolution``: rate and how many work orders it covers, today)."""
+    order system's feedback (``resolution``: rate and how many work orders it covers, today),
+    with the config's targets."""
+    configured = {q.name: q for q in config.queues}
     epoch = wall.timestamp()
     seats_by_queue: dict[str, list[Seat]] = {}
     for seat in tracker.seats.values():
@@ -177,6 +219,7 @@ def build_snapshot(
                     paused=states.count(SeatState.PAUSED),
                 ),
                 rates=book.rates(f"queue:{name}", epoch),
+                targets=queue_targets(configured[name]) if name in configured else Targets(),
             )
         )
     seats = [
@@ -188,6 +231,7 @@ def build_snapshot(
             since_s=round(seat.time_in_state(now), 1),
             calls_taken=seat.calls_taken,
             queues=sorted(seat.memberships),
+            call_id=min(seat.active_calls, default=""),
         )
         for seat in sorted(tracker.seats.values(), key=lambda s: s.seat_id)
     ]
@@ -225,6 +269,7 @@ def build_snapshot(
         lines=lines,
         overall=overall,
         chart=chart,
+        targets=overall_targets(config),
     )
 
 

@@ -1,4 +1,4 @@
-"""A realistic hotline floor for the dashboard tests and the README screenshot.
+"""A realistic hotline floor for the dashboard tests (the README screenshot comes from the demo).
 
 The shipped ``hotline_merge.yaml`` gives the queues, seats and legacy lines; a real ``KpiBook`` is
 filled with a deterministic day of calls (``Observation``s), and seats are spread over every state.
@@ -32,7 +32,17 @@ from gateway.web.auth import AUTH_KEY, Authenticator, Throttle
 from gateway.web.dashboard import setup_dashboard
 from gateway.web.errors import error_middleware
 from gateway.web.live import LiveHub
-from gateway.web.snapshot import ChartPoint, LineView, LinkView, QueueView, SeatCounts, SeatView, Snapshot
+from gateway.web.snapshot import (
+    ChartPoint,
+    LineView,
+    LinkView,
+    QueueView,
+    SeatCounts,
+    SeatView,
+    Snapshot,
+    overall_targets,
+    queue_targets,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPERVISOR_TOKEN = "sup-7c1e"
@@ -103,6 +113,7 @@ class Floor:
                 )
                 for at, rates in self.book.series(ALL, self.now, CHART_HOURS, CHART_STEP_S)
             ],
+            targets=overall_targets(self.config),
         )
 
     def _overall(self) -> dict[str, Rates]:
@@ -131,6 +142,7 @@ class Floor:
             service_level_s=queue.service_level_s,
             seats=counts,
             rates=self.book.rates(f"queue:{name}", self.now),
+            targets=queue_targets(queue),
         )
 
     def _lines(self) -> list[tuple[str, str, str]]:

@@ -8,7 +8,6 @@ compared with the snapshot and with ``/api/snapshot``. Waiting is always for a s
 from __future__ import annotations
 
 import datetime as dt
-import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -128,9 +127,10 @@ async def test_figures_equal_the_snapshot_and_the_api_and_follow_new_calls(
     )
     await expect_queue(page, general, "15m")
     await expect_overall(page, after, "15m")
-    await expect(page.get_by_test_id("queue-hotline-general").get_by_test_id("longest-wait")).to_have_class(
-        re.compile(r"\bover\b")  # 75 s is above the queue's 15 s service level: red
-    )
+    # 75 s is past the queue's 60 s target, within 1.5 times it: amber
+    await expect(
+        page.get_by_test_id("queue-hotline-general").get_by_test_id("longest-wait")
+    ).to_have_attribute("data-grade", "warn")
 
     await page.get_by_test_id("window-24h").click()
     await expect(page.get_by_test_id("window-24h")).to_have_attribute("aria-pressed", "true")
@@ -163,7 +163,7 @@ async def test_counters_tick_between_pushes_and_silence_means_disconnected(
 ) -> None:
     floor = busy_floor()
     floor.waiting["hotline-general"] = 3
-    floor.longest_wait_s["hotline-general"] = 8.0  # under the 15 s threshold, for now
+    floor.longest_wait_s["hotline-general"] = 50.0  # under the 60 s target, for now
     hub.publish(floor.snapshot())
     await page.clock.install()
     await log_in(page, base_url, SUPERVISOR_TOKEN)
@@ -178,13 +178,13 @@ async def test_counters_tick_between_pushes_and_silence_means_disconnected(
     seat_start = seconds_of(await since.inner_text())
     wait_start = seconds_of(await longest.inner_text())
     assert seat_start >= seat.since_s
-    assert wait_start < 15
-    await expect(longest).not_to_have_class(re.compile(r"\bover\b"))
+    assert wait_start < 60
+    await expect(longest).to_have_attribute("data-grade", "good")
 
-    await page.clock.run_for((16 - wait_start) * 1000)
-    await expect(longest).to_have_text(clock(16))
-    await expect(longest).to_have_class(re.compile(r"\bover\b"))  # red once above the threshold
-    await expect(since).to_have_text(clock(seat_start + 16 - wait_start))
+    await page.clock.run_for((61 - wait_start) * 1000)
+    await expect(longest).to_have_text(clock(61))
+    await expect(longest).to_have_attribute("data-grade", "warn")  # amber once past the target
+    await expect(since).to_have_text(clock(seat_start + 61 - wait_start))
 
     banner = page.get_by_test_id("stream-banner")
     await expect(banner).to_be_hidden()

@@ -38,7 +38,8 @@ MEANINGFUL = {
 }  # fmt: skip
 # Fields whose value is a channel name (renumbered, then compared).
 CHANNEL_FIELDS = {"Channel", "DestChannel", "TransfererChannel", "TransfereeChannel", "OrigTransfererChannel",
-                  "SecondTransfererChannel", "TransferTargetChannel", "LocalOneChannel", "LocalTwoChannel"}  # fmt: skip
+                  "SecondTransfererChannel", "TransferTargetChannel", "LocalOneChannel", "LocalTwoChannel",
+                  "SpyerChannel", "SpyeeChannel"}  # fmt: skip
 # Snapshot fields that race in Asterisk (taken by another thread a moment earlier or later).
 RACY = {"Exten", "Context", "Priority", "ChannelStateDesc", "Status"}
 
@@ -136,8 +137,9 @@ def normalise(messages: Iterable[Message]) -> Normalised:
             out.groups[by_member].append(_item(message, renumber, optional_channels=True))
             continue
         item = _item(message, renumber)
-        keys: list[tuple[str, ...]] = [("channel", item.values[h]) for h in ("Channel", "DestChannel")
-                                       if h in item.values]  # fmt: skip
+        # ChanSpyStart/Stop belong to both the spy's and the spied-on channel's sequence.
+        keys: list[tuple[str, ...]] = [("channel", item.values[h]) for h in ("Channel", "DestChannel",
+                                       "SpyerChannel", "SpyeeChannel") if h in item.values]  # fmt: skip
         if not keys:
             keys = [_other_group(message, item)]
         for key in keys:
@@ -182,8 +184,28 @@ def _same(expected: Item, actual: Item, *, where: str) -> list[str]:
     return problems
 
 
+# Adjacent events that Asterisk sends from two threads, so either order is right (trace 12, recorded
+# three times): the bridge thread re-announcing BRIDGEPEER vs ChanSpy's ChanSpyStop; the Local
+# channel's Ringing state vs dial.c's DialBegin. Both streams get the first of each pair second.
+RACES = {("VarSet", "ChanSpyStop"), ("Newstate", "DialBegin")}
+
+
+def _canonical(items: list[Item]) -> list[Item]:
+    out = list(items)
+    for _ in range(len(out)):
+        swapped = False
+        for i in range(len(out) - 1):
+            if (out[i].name, out[i + 1].name) in RACES:
+                out[i], out[i + 1] = out[i + 1], out[i]
+                swapped = True
+        if not swapped:
+            break
+    return out
+
+
 def _compare_sequence(key: tuple[str, ...], expected: list[Item], actual: list[Item]) -> list[str]:
     where = "/".join(key)
+    expected, actual = _canonical(expected), _canonical(actual)
     names_e = [i.name for i in expected]
     names_a = [i.name for i in actual]
     if names_e != names_a:

@@ -99,3 +99,10 @@ async def test_restart_scenarios_match_recording(
     stream = await _replay_fresh(trace, [(at, hook)] if hook else [], booted=booted)
     problems = compare(trace.recorded, stream)
     assert not problems, f"{name}: {len(problems)} differences\n" + "\n".join(problems)
+
+
+async def test_chanspy_matches_recording() -> None:
+    """12 was recorded on a fresh Asterisk (channel counters from 0)."""
+    trace = load("12-chanspy")
+    problems = compare(trace.recorded, await _replay_fresh(trace, [], booted=True))
+    assert not problems, f"12-chanspy: {len(problems)} differences\n" + "\n".join(problems)

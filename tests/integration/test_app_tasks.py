@@ -27,6 +27,7 @@ EXPECTED = {
     "records-pipeline",
     "ticker",
     "records-backstop",
+    "reports",
     "dispatcher-0",
     "dispatcher-1",
     "dispatcher-0-heartbeat",

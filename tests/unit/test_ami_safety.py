@@ -222,3 +222,19 @@ def test_chinese_text_is_fine_where_text_is_expected() -> None:
     assert (
         Message([("Action", action.name), *action.headers]).encode().endswith("Reason: 午休\r\n\r\n".encode())
     )
+
+
+def test_a_channel_variable_takes_a_whole_channel_name_and_nothing_else() -> None:
+    def spy(target: str) -> safety.Action:
+        return safety.originate(
+            "Local/8001@hotline-supervisor-phone",
+            context="hotline-supervise",
+            exten="listen",
+            channel_variables={"HOTLINE_SPY_TARGET": target},
+        )
+
+    action = spy("Local/1001@agents-00000001;1")  # the dialplan text rule would refuse its ";"
+    assert ("Variable", "HOTLINE_SPY_TARGET=Local/1001@agents-00000001;1") in action.headers
+    for hostile in ("PJSIP/1001-0000002a,CHANNEL(hangup_handler_push)=evil", "PJSIP/1001;3", "${EVIL}", ""):
+        with pytest.raises(UnsafeValueError, match="is not a channel name"):
+            spy(hostile)

@@ -9,6 +9,8 @@ const MODE_LABELS = { hotline: "主号", merged: "已并入", parallel: "双号�
 const STATE_LABELS = {
   logged_out: "未签入", ready: "空闲", ringing: "振铃", on_call: "通话", wrap_up: "话后", paused: "小休",
 };
+// Listen / whisper / barge on a seat's live call: the gateway rings the supervisor's own phone.
+const SUPERVISE_MODES = { listen: "监听", whisper: "耳语", barge: "强插" };
 const SILENT_STREAM_MS = 20000; // the server pings every 15 s; silence beyond this means a dead stream
 const PAUSED_SHOWN = 4; // per queue card
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -83,12 +85,49 @@ function reconcile(container, items, keyOf, create, update) {
   for (const stale of existing.values()) stale.remove();
 }
 
+// ---- targets ----------------------------------------------------------------------------------
+// Each figure is judged by its target from hotline_merge.yaml (snapshot.py ``Targets``): at or better
+// than target green, a little worse amber, worse still red; the target is on hover. No target, or
+// nothing to divide by: no colour at all, so an empty queue is not painted healthy.
+const WARN_POINTS = 0.1; // a rate up to 10 points under its target
+const WARN_FACTOR = 1.5; // an abandon rate or a time up to 1.5 times its target
+const AT_LEAST = new Set(["response_rate", "resolution_rate", "satisfaction_rate", "service_level"]);
+const TARGET_TEXT = {
+  response_rate: (t) => `目标：接通率不低于 ${pct(t)}`,
+  resolution_rate: (t) => `目标：办结率不低于 ${pct(t)}`,
+  satisfaction_rate: (t) => `目标：满意率不低于 ${pct(t)}`,
+  service_level: (t, q) => `目标：不低于 ${pct(t)} 的来电在 ${q ? q.service_level_s : "各队列时限"} 秒内接通`,
+  abandon_rate: (t) => `目标：放弃率不高于 ${pct(t)}`,
+  asa_s: (t) => `目标：平均应答速度不超过 ${t} 秒`,
+  longest_wait_s: (t) => `目标：没有来电等候超过 ${t} 秒`,
+};
+
+function grade(kind, value, target) {
+  if (value == null || target == null) return "";
+  if (AT_LEAST.has(kind)) return value >= target ? "good" : value >= target - WARN_POINTS ? "warn" : "bad";
+  return value <= target ? "good" : value <= target * WARN_FACTOR ? "warn" : "bad";
+}
+
+// Colour ``node`` by its target and say the target on hover; ``queue`` names a queue's threshold.
+function judge(node, kind, value, targets, queue) {
+  const target = targets ? targets[kind] : null;
+  const verdict = grade(kind, value, target);
+  if (verdict) node.dataset.grade = verdict;
+  else delete node.dataset.grade;
+  const title = target == null ? "" : TARGET_TEXT[kind](target, queue);
+  if (node.title !== title) node.title = title;
+}
+
 // A counter that keeps ticking between pushes: ``base`` seconds at the snapshot, plus time since.
-function setTicker(node, base, running, threshold) {
+// ``targets`` (a queue's) judges it as its longest wait.
+function setTicker(node, base, running, targets) {
   node.classList.add("tick");
   node.dataset.base = String(base);
   node.dataset.running = running ? "1" : "";
-  if (threshold != null) node.dataset.threshold = String(threshold);
+  if (targets) {
+    node.dataset.target = String(targets.longest_wait_s ?? "");
+    node.title = targets.longest_wait_s == null ? "" : TARGET_TEXT.longest_wait_s(targets.longest_wait_s);
+  }
   paintTicker(node, Date.now());
 }
 
@@ -97,7 +136,12 @@ function paintTicker(node, now) {
   const value = Number(node.dataset.base) + elapsed;
   const text = duration(value);
   if (node.textContent !== text) node.textContent = text;
-  if (node.dataset.threshold) node.classList.toggle("over", value > Number(node.dataset.threshold));
+  if (node.dataset.target) {
+    // Nobody waiting: no colour (a wait of 0 is no achievement worth painting green).
+    const verdict = node.dataset.running ? grade("longest_wait_s", value, Number(node.dataset.target)) : "";
+    if (verdict) node.dataset.grade = verdict;
+    else delete node.dataset.grade;
+  }
 }
 
 // ---- rendering --------------------------------------------------------------------------------
@@ -131,20 +175,26 @@ function renderOverall(snap) {
   setText(document, "overall-offered", count(rates.offered));
   setText(document, "overall-answered", count(rates.answered));
   setText(document, "overall-abandoned", count(rates.abandoned));
-  setText(document, "overall-response-rate", pct(rates.response_rate));
   setText(document, "overall-response-denominator", count(rates.offered));
   // The order system reports resolution per work order, usually for the calendar day only: show
   // today's figure, labelled so, when the chosen window has none.
   const resolution = rates.with_feedback || !snap.overall.today ? rates : snap.overall.today;
   setText(document, "overall-resolution-window", resolution === rates ? "" : `（${WINDOWS.today}）`);
-  setText(document, "overall-resolution-rate", pct(resolution.resolution_rate));
   setText(document, "overall-resolution-denominator", count(resolution.with_feedback));
-  setText(document, "overall-satisfaction-rate", pct(rates.satisfaction_rate));
   setText(document, "overall-satisfaction-denominator", count(rates.rated));
-  setText(document, "overall-sl-answered", pct(rates.service_level_of_answered));
-  setText(document, "overall-sl-offered", pct(rates.service_level_of_offered));
-  setText(document, "overall-asa", secs(rates.asa_s));
-  setText(document, "overall-abandon-rate", pct(rates.abandon_rate));
+  const figures = [
+    ["overall-response-rate", "response_rate", rates.response_rate, pct],
+    ["overall-resolution-rate", "resolution_rate", resolution.resolution_rate, pct],
+    ["overall-satisfaction-rate", "satisfaction_rate", rates.satisfaction_rate, pct],
+    ["overall-sl-answered", "service_level", rates.service_level_of_answered, pct],
+    ["overall-sl-offered", "service_level", rates.service_level_of_offered, pct],
+    ["overall-asa", "asa_s", rates.asa_s, secs],
+    ["overall-abandon-rate", "abandon_rate", rates.abandon_rate, pct],
+  ];
+  for (const [id, kind, value, format] of figures) {
+    setText(document, id, format(value));
+    judge(byTestId(document, id), kind, value, snap.targets);
+  }
 }
 
 function pausedSeatsByQueue(seats) {
@@ -169,16 +219,23 @@ function updateQueue(node, q, pausedSeats) {
   node.querySelector(".q-title").textContent = q.title;
   node.querySelector(".q-kind").textContent = KIND_LABELS[q.kind] || q.kind;
   for (const t of node.querySelectorAll(".q-threshold")) t.textContent = String(q.service_level_s);
+  node.querySelector(".q-longest-target").textContent = String(q.targets.longest_wait_s ?? dash);
   setText(node, "waiting", count(q.waiting));
   node.classList.toggle("has-waiting", q.waiting > 0);
-  setTicker(byTestId(node, "longest-wait"), q.longest_wait_s, q.waiting > 0, q.service_level_s);
+  setTicker(byTestId(node, "longest-wait"), q.longest_wait_s, q.waiting > 0, q.targets);
   setText(node, "offered", count(rates.offered));
   setText(node, "answered", count(rates.answered));
   setText(node, "abandoned", count(rates.abandoned));
-  setText(node, "sl-answered", pct(rates.service_level_of_answered));
-  setText(node, "sl-offered", pct(rates.service_level_of_offered));
-  setText(node, "asa", secs(rates.asa_s));
-  setText(node, "abandon-rate", pct(rates.abandon_rate));
+  const figures = [
+    ["sl-answered", "service_level", rates.service_level_of_answered, pct],
+    ["sl-offered", "service_level", rates.service_level_of_offered, pct],
+    ["asa", "asa_s", rates.asa_s, secs],
+    ["abandon-rate", "abandon_rate", rates.abandon_rate, pct],
+  ];
+  for (const [id, kind, value, format] of figures) {
+    setText(node, id, format(value));
+    judge(byTestId(node, id), kind, value, q.targets, q);
+  }
   setText(node, "seats-logged-in", count(q.seats.logged_in));
   setText(node, "seats-ready", count(q.seats.ready));
   setText(node, "seats-ringing", count(q.seats.ringing));
@@ -225,7 +282,15 @@ function renderSeats(seats) {
       since.dataset.testid = "since";
       const calls = el("span", "calls");
       calls.dataset.testid = "calls";
-      tile.append(head, state, since, el("span", "reason"), calls);
+      const actions = el("div", "supervise");
+      for (const [mode, label] of Object.entries(SUPERVISE_MODES)) {
+        const button = el("button", null, label);
+        button.type = "button";
+        button.dataset.testid = `supervise-${mode}`;
+        button.addEventListener("click", () => supervise(tile.dataset.callId, mode, actions));
+        actions.append(button);
+      }
+      tile.append(head, state, since, el("span", "reason"), calls, actions);
       return tile;
     },
     (tile, s) => {
@@ -235,8 +300,25 @@ function renderSeats(seats) {
       setTicker(byTestId(tile, "since"), s.since_s, true);
       tile.querySelector(".reason").textContent = s.state === "paused" ? s.reason : "";
       setText(tile, "calls", `接听 ${count(s.calls_taken)}`);
+      tile.dataset.callId = s.call_id || "";
+      tile.querySelector(".supervise").hidden = !(s.state === "on_call" && s.call_id);
     },
   );
+}
+
+async function supervise(callId, mode, actions) {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const response = await fetch(`/api/calls/${encodeURIComponent(callId)}/supervise`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    credentials: "same-origin",
+    body: JSON.stringify({ mode }),
+  });
+  const body = await response.json().catch(() => ({}));
+  actions.title = response.ok
+    ? `${SUPERVISE_MODES[mode]}: 正在呼叫您的电话`
+    : (body.error && body.error.message) || `HTTP ${response.status}`;
+  actions.dataset.result = response.ok ? "ringing" : "refused";
 }
 
 function renderLines(lines) {
