@@ -128,16 +128,20 @@ def build_routing(config: HotlineConfig, *, today: dt.date | None = None) -> Rou
     }
     routes[hotline.number] = _with_key(routes[hotline.number], hotline.optional_key)
     for line in config.legacy_lines:
+        # Before its cutover day a line still runs as it did: its old queue, tagged legacy (the
+        # work order and the KPIs must not say a merge that has not happened yet).
+        legacy = line.cutover is not None and today < line.cutover and line.old_queue is not None
+        mode = MergeMode.LEGACY if legacy else line.mode
         variables = {
             VAR_LEGACY_LINE: line.number,
             VAR_DEPARTMENT: line.department,
-            VAR_MERGE_MODE: line.mode.value,
+            VAR_MERGE_MODE: mode.value,
             VAR_CATEGORY: line.category,
             VAR_LINE_PRIORITY: str(line.priority),
         }
         title = f"{line.number} {line.title}"
-        if line.cutover is not None and today < line.cutover and line.old_queue is not None:
-            route = _route(queues, line.number, title, "legacy", line.old_queue, line.priority, variables)
+        if legacy and line.old_queue is not None:
+            route = _route(queues, line.number, title, mode.value, line.old_queue, line.priority, variables)
         else:
             queue = (
                 line.queue if line.mode is not MergeMode.MERGED and line.queue else config.general_queue.name

@@ -36,11 +36,6 @@ async def edited_config(stack: RealStack, *replacements: tuple[str, str]) -> Asy
         await stack.post("/api/config/reload", role="admin")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="new defect (real tier): a line before its cutover date goes to its old queue but is tagged with "
-    "its configured mode, not 'legacy' (gateway/dialplan/routing.py builds VAR_MERGE_MODE from line.mode)",
-)
 async def test_hot_reload_changes_modes_with_a_call_up(real: RealStack) -> None:
     seat = real.fresh_seat()
     await real.post(f"/api/agents/{EXPERT}/login", {"queues": ["expert-market"]}, role="seat")

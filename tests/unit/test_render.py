@@ -136,6 +136,9 @@ def test_cutover_keeps_the_old_route_until_the_day() -> None:
         ("hotline-general", ""),
     ]
     assert Walker(DIALPLAN).run("from-pstn", "12365").queues == [("hotline-general", "")]
+    # ... and says so in the call's variables, so the work order does not claim the merge yet.
+    assert Walker(before).run("from-pstn", "12365").variables[contract.VAR_MERGE_MODE] == "legacy"
+    assert Walker(DIALPLAN).run("from-pstn", "12365").variables[contract.VAR_MERGE_MODE] == "merged"
 
 
 @pytest.mark.parametrize(
