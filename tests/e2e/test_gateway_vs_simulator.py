@@ -45,13 +45,13 @@ async def test_500_calls_with_seat_changes_match_the_simulator(stack: Stack) -> 
     # counts Queue() timeouts too, as Asterisk's does: the gateway counts only callers who hung up).
     queues = {q["name"]: q for q in (await stack.get("/api/queues"))["queues"]}
     for name, sim_queue in stack.sim.pbx.queues.queues.items():
-        today = queues[name]["rates"]["today"]
-        assert (today["answered"], today["abandoned"]) == (
+        day = queues[name]["rates"]["24h"]
+        assert (day["answered"], day["abandoned"]) == (
             sim_queue.completed,
             sim_queue.abandoned - sim_queue.timed_out,
         ), name
         assert queues[name]["waiting"] == 0
-    assert sum(q["rates"]["today"]["answered"] for q in queues.values()) > CALLS // 2
+    assert sum(q["rates"]["24h"]["answered"] for q in queues.values()) > CALLS // 2
 
     # Seats: the API's state of every roster seat equals the simulator's members.
     agents = {a["id"]: a for a in (await stack.get("/api/agents"))["agents"]}

@@ -70,7 +70,7 @@ def test_demo_serves_a_day_that_does_not_collapse_and_stops_on_ctrl_c() -> None:
 
     def offered_enough() -> bool:
         seen.update(_get(base + "/api/queues", TOKEN)[1])
-        return bool(seen["overall"]["today"]["offered"] >= CALLS)
+        return bool(seen["overall"]["24h"]["offered"] >= CALLS)
 
     try:
         _wait_for(lambda: _get(base + "/readyz")[0] == 200, "ready", 90)
@@ -84,7 +84,7 @@ def test_demo_serves_a_day_that_does_not_collapse_and_stops_on_ctrl_c() -> None:
             60,
         )
         _wait_for(offered_enough, f"{CALLS} calls", 240)
-        overall = seen["overall"]["today"]
+        overall = seen["overall"]["24h"]
         assert overall["response_rate"] >= RESPONSE_FLOOR, overall
         general = next(q for q in seen["queues"] if q["name"] == "hotline-general")
         assert general["waiting"] < 20, general  # no queue building up without end

@@ -24,14 +24,14 @@ def queue_events(stack: RealStack, callid: str) -> list[tuple[str, str]]:
 
 
 async def today(stack: RealStack, queue: str) -> dict[str, Any]:
-    return dict((await stack.queue(queue))["rates"]["today"])
+    return dict((await stack.queue(queue))["rates"]["24h"])
 
 
 async def live_page_today(stack: RealStack, queue: str) -> dict[str, Any]:
     """The figures the dashboard shows (its snapshot), not the API's."""
     snapshot = await stack.get("/api/snapshot")
     view = next(q for q in snapshot["queues"] if q["name"] == queue)
-    return dict(view["rates"]["today"])
+    return dict(view["rates"]["24h"])
 
 
 async def test_parallel_line_overflows_to_general_seats_after_its_wait(real: RealStack) -> None:
