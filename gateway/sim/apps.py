@@ -299,7 +299,7 @@ def app_mixmonitor(pbx: Pbx, channel: Channel, data: str) -> bool:
 
 
 def app_queue(pbx: Pbx, channel: Channel, data: str) -> bool:
-    return pbx.queues.queue_app(channel, data)
+    return pbx.queues.callers.queue_app(channel, data)
 
 
 def app_execif(pbx: Pbx, channel: Channel, data: str) -> bool:

@@ -43,7 +43,7 @@ from gateway.sim.confbridge import Conferences
 from gateway.sim.dialplan import Dialplan, if_function, substitute, uridecode
 from gateway.sim.events import EventSink, Headers, escape_value
 from gateway.sim.people import Endpoints
-from gateway.sim.queues import QueueEngine
+from gateway.sim.queue_engine import QueueEngine
 from gateway.sim.transfer import Transfers
 
 log = logging.getLogger(__name__)
