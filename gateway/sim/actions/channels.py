@@ -190,7 +190,7 @@ class ChannelActions(ActionGroup):
             self.error(session, message, "No such channel")
             return
         if "(" in variable:
-            value = self.pbx.expand(channel, "${" + variable + "}") if channel else ""
+            value = self.pbx.vars.expand(channel, "${" + variable + "}") if channel else ""
         else:
-            value = self.pbx.lookup(channel, variable) or ""
+            value = self.pbx.vars.lookup(channel, variable) or ""
         session.respond(message, "Success", [("Variable", variable), ("Value", value)])

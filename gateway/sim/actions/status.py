@@ -41,7 +41,7 @@ class StatusActions(ActionGroup):
                 ("Readtrans", ""), ("Writeformat", "slin"), ("Writetrans", ""), ("Callgroup", "0"),
                 ("Pickupgroup", "0"), ("Seconds", str(int(now - channel.created))),
             ]  # fmt: skip
-            headers += [("Variable", f"{v}={self.pbx.lookup(channel, v) or ''}") for v in wanted]
+            headers += [("Variable", f"{v}={self.pbx.vars.lookup(channel, v) or ''}") for v in wanted]
             items.append(("Status", headers + self._aid(message)))
         self.send_list(
             session, message, "Channel status will follow", items, "StatusComplete", items_header=True
