@@ -2,9 +2,10 @@
 
 It runs the dialplan and queues rendered from hotline_merge.yaml (``plan.py``) with a model of the
 channels, Local pairs, dialplan, app_queue, bridges, transfers and ConfBridge that Asterisk would
-run (``pbx.py``, ``apps.py``, ``queues.py``, ``bridge.py``, ``transfer.py``, ``confbridge.py``,
-``dial.py``), simulated people (``people.py``, ``traffic.py``), Asterisk's manager protocol
-(``manager.py``, ``actions.py``), a lifecycle with faults (``server.py``, ``control.py``) and the
+run (``pbx.py`` with ``pbx_vars.py``, ``originate.py`` and ``hangup_handlers.py``; ``apps.py``,
+``queues.py`` with ``queue_engine.py``, ``queue_ring.py`` and ``queue_callers.py``; ``bridge.py``,
+``transfer.py``, ``confbridge.py``, ``dial.py``), simulated people (``people.py``, ``traffic.py``), Asterisk's manager protocol
+(``manager.py``, ``actions/``), a lifecycle with faults (``server.py``, ``control.py``) and the
 ``simulate`` command (``cli.py``). Everything runs on one simulated clock (``clock.py``): real time,
 scaled time, or manual time for deterministic tests.
 

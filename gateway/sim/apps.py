@@ -227,9 +227,9 @@ def write_function(pbx: Pbx, channel: Channel, name: str, value: str) -> None:
     arg = raw.strip().lower()
     match function.upper(), arg:
         case "DB", _:
-            pbx.db_write(raw, value)
+            pbx.vars.db_write(raw, value)
         case "CHANNEL", "hangup_handler_push":
-            pbx.push_hangup_handler(channel, value)
+            pbx.hangup_handlers.push_hangup_handler(channel, value)
         case "CHANNEL", "language":
             channel.language = value
         case "CALLERID", "num":
@@ -241,7 +241,7 @@ def write_function(pbx: Pbx, channel: Channel, name: str, value: str) -> None:
 
 
 def app_dbdeltree(pbx: Pbx, channel: Channel, data: str) -> bool:
-    pbx.db_deltree(data)
+    pbx.vars.db_deltree(data)
     return False
 
 
@@ -303,7 +303,7 @@ def app_mixmonitor(pbx: Pbx, channel: Channel, data: str) -> bool:
 
 
 def app_queue(pbx: Pbx, channel: Channel, data: str) -> bool:
-    return pbx.queues.queue_app(channel, data)
+    return pbx.queues.callers.queue_app(channel, data)
 
 
 def app_execif(pbx: Pbx, channel: Channel, data: str) -> bool:
@@ -410,7 +410,9 @@ class OriginateDial:
         request = self.request
         if request.report:
             self.pbx.emit(
-                "call", "OriginateResponse", self.pbx.originate_response(request, channel, "Success", 4)
+                "call",
+                "OriginateResponse",
+                self.pbx.originator.originate_response(request, channel, "Success", 4),
             )
         if request.on_result is not None:
             request.on_result(True)
@@ -426,8 +428,8 @@ class OriginateDial:
         pbx = self.pbx
         pbx.dial_event("DialEnd", None, self.channel, [("DialStatus", status)])
         if self.request.report:
-            pbx.emit("call", "OriginateResponse", pbx.originate_response(self.request, self.channel, "Failure",
-                                                                         reason))  # fmt: skip
+            pbx.emit("call", "OriginateResponse", pbx.originator.originate_response(self.request, self.channel,
+                                                                                    "Failure", reason))  # fmt: skip
         if self.request.on_result is not None:
             self.request.on_result(False)
 

@@ -5,6 +5,9 @@ What it owns: the channel registry and the ids Asterisk would hand out (``-XXXXX
 it is created, answered, redirected or hung up, and a tiny "deferred work" queue so that, as in
 Asterisk, a channel that leaves a bridge finishes its own business before the bridge dissolves.
 
+Beside it: variables, functions and ``${...}`` expansion (``pbx_vars.py``), Originate
+(``originate.py``), hangup handlers (``hangup_handlers.py``).
+
 What it does not own: app_queue (``gateway.sim.queues``), transfers (``gateway.sim.transfer``),
 ConfBridge (``gateway.sim.confbridge``), dialplan applications (``gateway.sim.apps``), AMI
 (``gateway.sim.manager``). Everything runs synchronously on the simulated clock: a call is a
@@ -21,29 +24,27 @@ Rules learned from the traces and kept here:
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import logging
 import random
-import re
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 from gateway.sim import apps, chanspy
-from gateway.sim.apps import DialplanRun, OriginateDial
+from gateway.sim.apps import DialplanRun
 from gateway.sim.channel import DOWN, RING, RINGING, UNKNOWN, UP, Channel
 from gateway.sim.clock import SimClock, Timer
 from gateway.sim.confbridge import Conferences
-from gateway.sim.dialplan import Dialplan, if_function, substitute, uridecode
+from gateway.sim.dialplan import Dialplan
 from gateway.sim.events import EventSink, Headers, escape_value
+from gateway.sim.hangup_handlers import HangupHandlers
+from gateway.sim.originate import Originator
+from gateway.sim.pbx_vars import DialplanVariables
 from gateway.sim.people import Endpoints
-from gateway.sim.queues import QueueEngine
+from gateway.sim.queue_engine import QueueEngine
 from gateway.sim.transfer import Transfers
 
 log = logging.getLogger(__name__)
@@ -51,33 +52,6 @@ log = logging.getLogger(__name__)
 CAUSE_TEXT = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "No user responding",
               21: "Call Rejected", 26: "Answered elsewhere", 34: "Circuit/channel congestion"}  # fmt: skip
 SOFT_HANGUP_CAUSE = 16  # what Asterisk prints in every SoftHangupRequest of the traces
-
-
-def channel_function(channel: Channel, args: str) -> str:
-    values = {"name": channel.name, "uniqueid": channel.uniqueid, "linkedid": channel.linkedid,
-              "language": channel.language, "state": channel.state_desc}  # fmt: skip
-    return values.get(args.strip().lower(), "")
-
-
-def callerid_function(channel: Channel, args: str) -> str:
-    return {"num": channel.cid_num, "name": channel.cid_name}.get(args.strip().lower(), "")
-
-
-def filter_function(args: str) -> str:
-    """FILTER(allowed,string): the characters of string that are in allowed (``0-9`` is a range)."""
-    allowed, _, text = args.partition(",")
-    ranges = [(a, b) for a, b in re.findall(r"(.)-(.)", allowed)]
-    singles = set(re.sub(r"(.)-(.)", "", allowed))
-    return "".join(c for c in text if c in singles or any(a <= c <= b for a, b in ranges))
-
-
-def strftime(args: str) -> str:
-    """STRFTIME(epoch,timezone,format); an empty timezone is the host's local time."""
-    epoch, _, rest = args.partition(",")
-    zone, _, fmt = rest.partition(",")
-    moment = float(epoch) if epoch.strip() else time.time()
-    tz = ZoneInfo(zone.strip()) if zone.strip() else None
-    return dt.datetime.fromtimestamp(moment, tz).strftime(fmt or "%c")
 
 
 class Activity(Protocol):
@@ -142,6 +116,9 @@ class Pbx:
         self.queues: QueueEngine = QueueEngine(self)
         self.conferences: Conferences = Conferences(self)
         self.transfers: Transfers = Transfers(self)
+        self.vars = DialplanVariables(self)
+        self.originator = Originator(self)
+        self.hangup_handlers = HangupHandlers(self)
         self.endpoints = Endpoints()
         self.processed_calls = 0
         self.started_wall = clock.wall()
@@ -151,20 +128,6 @@ class Pbx:
         self._deferred: deque[Callable[[], object]] = deque()
         self._draining = False
         self.device_states: dict[str, str] = {}
-        self.functions: dict[str, Callable[[str], str]] = {
-            "URIDECODE": uridecode,
-            "IF": if_function,
-            "LEN": lambda text: str(len(text)),
-            "DIALPLAN_EXISTS": self._dialplan_exists,
-            "STRFTIME": strftime,
-            "FILTER": filter_function,
-            "DB": self.db_read,
-        }
-        # Functions that read the channel they run on (the simulator's own SIM_SEAT among them).
-        self.channel_functions: dict[str, Callable[[Channel, str], str]] = {
-            "CHANNEL": channel_function,
-            "CALLERID": callerid_function,
-        }
 
     # -- entry points and deferred work -----------------------------------------------------
     def run(self, work: Callable[[], object]) -> None:
@@ -303,76 +266,6 @@ class Pbx:
         self.emit("call", "DeviceStateChange", [("Device", device), ("State", state)])
         self.queues.device_changed(device, state)
 
-    # -- variables and expressions ------------------------------------------------------------
-    def lookup(self, channel: Channel | None, name: str) -> str | None:
-        if channel is not None:
-            value = channel.variables.get(name.lstrip("_"))
-            if value is not None:
-                return value
-            builtin = self._builtin(channel, name)
-            if builtin is not None:
-                return builtin
-        return self.dialplan.globals.get(name)
-
-    def _builtin(self, channel: Channel, name: str) -> str | None:
-        match name:
-            case "EXTEN":
-                return channel.exten
-            case "CONTEXT":
-                return channel.context
-            case "PRIORITY":
-                return str(channel.priority)
-            case "CHANNEL":
-                return channel.name
-            case "UNIQUEID":
-                return channel.uniqueid
-            case "EPOCH":
-                return str(int(self.clock.wall()))
-            case "CALLERID(num)":
-                return channel.cid_num
-        return None
-
-    # -- AstDB (func_db, app_db): "family/key", the key may itself contain "/" ----------------------
-    @staticmethod
-    def db_path(args: str) -> str:
-        family, _, key = args.strip().partition("/")
-        return f"/{family}/{key}" if key else f"/{family}"
-
-    def db_read(self, args: str) -> str:
-        return self.astdb.get(self.db_path(args), "")
-
-    def db_write(self, args: str, value: str) -> None:
-        self.astdb[self.db_path(args)] = value
-
-    def db_deltree(self, args: str) -> int:
-        """DBdeltree(family[/keytree]): removes the entries at and below that path."""
-        prefix = self.db_path(args)
-        doomed = [k for k in self.astdb if k == prefix or k.startswith(prefix + "/")]
-        for key in doomed:
-            del self.astdb[key]
-        return len(doomed)
-
-    def _dialplan_exists(self, args: str) -> str:
-        parts = [part.strip() for part in args.split(",")]
-        context = self.dialplan.contexts.get(parts[0])
-        if context is None:
-            return "0"
-        if len(parts) < 2 or not parts[1]:
-            return "1"
-        extension = context.match(parts[1])
-        if extension is None:
-            return "0"
-        priority = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
-        return "1" if 1 <= priority <= len(extension.steps) else "0"
-
-    def expand(self, channel: Channel, text: str) -> str:
-        if "${" not in text:
-            return text
-        functions = dict(self.functions)
-        for name, function in self.channel_functions.items():
-            functions[name] = functools.partial(function, channel)
-        return substitute(text, lambda name: self.lookup(channel, name), functions)
-
     # -- channels -------------------------------------------------------------------------------
     def find(self, name: str) -> Channel | None:
         channel = self.channels.get(name)
@@ -443,60 +336,7 @@ class Pbx:
 
     # -- Originate ------------------------------------------------------------------------------
     def originate(self, request: OriginateRequest) -> None:
-        self.later(self.settings.originate_delay, self._originate_now, request)
-
-    def _originate_now(self, request: OriginateRequest) -> None:
-        parsed = self.parse_local(request.target)
-        if parsed is None or self.dialplan.find(parsed[1], parsed[0]) is None:
-            self._originate_failed(request)
-            return
-        exten, context, optimize = parsed
-        one, two = self.local_pair(exten, context, ids=(request.channel_id, request.other_channel_id))
-        one.tags.update(request.tags)
-        two.tags.update(request.tags)
-        if request.on_channels is not None:
-            request.on_channels(one, two)
-        one.app, one.appdata = "AppDial2", "(Outgoing Line)"
-        self.newexten(one)
-        for name, value in request.variables:
-            self.set_var(one, name, value)
-        if request.caller_num is not None or request.caller_name is not None:
-            self.set_callerid(one, request.caller_num, request.caller_name)
-            self.set_connected(one, one.cid_num, one.cid_name)
-        for name, value in request.variables:
-            self.set_var(two, name, value)
-        if request.caller_num is not None or request.caller_name is not None:
-            two.conn_num, two.conn_name = one.cid_num, one.cid_name
-            self.set_callerid(two, request.caller_num, request.caller_name)
-            self.channel_event("NewConnectedLine", two)
-        self.local_bridge_event(one, two, optimize=optimize)
-        dial = OriginateDial(self, one, request, dial_string=request.target[len("Local/") :])
-        one.activity = dial
-        self.dial_event("DialBegin", None, one, [("DialString", dial.dial_string)])
-        timeout = request.timeout if request.timeout is not None else self.settings.originate_timeout
-        dial.timer = self.later(timeout, dial.timed_out)
-        self.processed_calls += 1
-        self.start_dialplan(two, context, exten, 1)
-
-    def _originate_failed(self, request: OriginateRequest) -> None:
-        if request.report:
-            self.emit("call", "OriginateResponse", self.originate_response(request, None, "Failure", 0))
-        if request.on_result is not None:
-            request.on_result(False)
-
-    def originate_response(self, request: OriginateRequest, channel: Channel | None, result: str,
-                           reason: int) -> Headers:  # fmt: skip
-        headers: Headers = [("ActionID", request.action_id)] if request.action_id else []
-        headers.append(("Response", result))
-        headers.append(("Channel", channel.name if channel else request.target))
-        if request.application:
-            headers += [("Application", request.application), ("Data", request.app_data)]
-        else:
-            headers += [("Context", request.context or ""), ("Exten", request.exten or "")]
-        headers += [("Reason", str(reason)), ("Uniqueid", channel.uniqueid if channel else "<null>"),
-                    ("CallerIDNum", channel.cid_num if channel else UNKNOWN),
-                    ("CallerIDName", channel.cid_name if channel else UNKNOWN)]  # fmt: skip
-        return headers
+        self.later(self.settings.originate_delay, self.originator.originate_now, request)
 
     # -- dialplan -------------------------------------------------------------------------------
     def start_dialplan(self, channel: Channel, context: str, exten: str, priority: int) -> None:
@@ -517,7 +357,7 @@ class Pbx:
                 self.softhangup(channel, 16)
                 return
             channel.app = step.app
-            channel.appdata = self.expand(channel, step.data)
+            channel.appdata = self.vars.expand(channel, step.data)
             self.newexten(channel)
             application = self.apps.get(step.app.lower())
             if application is None:
@@ -588,7 +428,7 @@ class Pbx:
         if channel.in_pbx:
             self.channel_event("SoftHangupRequest", channel, [("Cause", str(SOFT_HANGUP_CAUSE))])
             self.queues.hangup_requested(channel)
-        self._run_hangup_handlers(channel)
+        self.hangup_handlers.run_hangup_handlers(channel)
         partner = channel.partner
         if partner is not None and not partner.dead:
             self.queue_hangup(partner, cause)
@@ -604,40 +444,6 @@ class Pbx:
         after = channel.tags.pop("after_hangup", None)
         if after is not None:
             after()
-
-    def push_hangup_handler(self, channel: Channel, location: str) -> None:
-        """``CHANNEL(hangup_handler_push)=[[context,]exten,]priority[(args)]``, as Gosub reads it."""
-        parts = [part.strip() for part in location.split("(", 1)[0].split(",")]
-        context, exten = channel.context, channel.exten
-        if len(parts) == 3:
-            context, exten, label = parts
-        elif len(parts) == 2:
-            exten, label = parts
-        else:
-            label = parts[0]
-        channel.tags.setdefault("hangup_handlers", []).append((context, exten, label))
-
-    def _run_hangup_handlers(self, channel: Channel) -> None:
-        """As ast_hangup does: last pushed first, on the hung-up channel, before its Hangup event.
-
-        Each runs until Return() or the end of its extension; an application that would wait
-        ends it, as such an application fails at once on a hung-up channel in Asterisk.
-        """
-        handlers: list[tuple[str, str, str]] = channel.tags.pop("hangup_handlers", [])
-        if handlers:
-            channel.tags["hanging"] = True  # a Hangup() or the end of a handler changes nothing
-        for context, exten, label in reversed(handlers):
-            extension = self.dialplan.find(context, exten)
-            if extension is None:
-                priority = None
-            else:
-                priority = int(label) if label.isdigit() else extension.priority_of(label)
-            if priority is None:
-                log.warning("sim: hangup handler %s,%s,%s does not exist", context, exten, label)
-                continue
-            channel.context, channel.exten, channel.priority = context, exten, priority
-            channel.activity = DialplanRun(self, channel)
-            self.execute(channel)
 
     # -- redirect -------------------------------------------------------------------------------
     def redirect(self, channels: list[tuple[Channel, str, str, int]]) -> None:

@@ -13,7 +13,8 @@ from gateway.contract import ENDED_LOG_FIELDS
 from gateway.sim.cli import ServiceOptions, SimulatorService
 from gateway.sim.clock import SimClock
 from gateway.sim.dialplan import parse_extensions_conf
-from gateway.sim.pbx import OriginateRequest, Pbx, filter_function
+from gateway.sim.pbx import OriginateRequest, Pbx
+from gateway.sim.pbx_vars import filter_function
 from gateway.sim.plan import SimPlan
 from tests.sim.support import RecordingSink
 from tests.sim.test_rendered import ROOT, dial_in, make_pbx, plan  # noqa: F401 (the plan fixture)

@@ -65,8 +65,8 @@ def test_merged_line_reaches_general_seats_with_its_variables_and_the_survey(pla
     assert connect["Queue"] == "hotline-general"
     seat = pbx.find(connect["DestChannel"])
     assert seat is not None
-    assert pbx.lookup(seat, "LEGACY_LINE") == "12331", "inherited by the seat's leg"
-    assert pbx.lookup(seat, "CATEGORY_CODE") == "020300"
+    assert pbx.vars.lookup(seat, "LEGACY_LINE") == "12331", "inherited by the seat's leg"
+    assert pbx.vars.lookup(seat, "CATEGORY_CODE") == "020300"
     pbx.clock.advance(40.0)
     [survey] = user_events(sink, "HotlineSurvey")
     assert (survey["LegacyLine"], survey["Key"], survey["Result"]) == ("12331", "1", "satisfied")
