@@ -23,6 +23,7 @@ if [ "$job" = test ]; then
   [ -d /usr/share/fonts/opentype/noto ] || debs+=(fonts-noto-cjk)  # Chinese text on the page
   command -v espeak-ng >/dev/null || debs+=(espeak-ng)  # the voice prompt generator's test
   command -v sox >/dev/null || debs+=(sox)
+  command -v busybox >/dev/null || debs+=(busybox)  # the Alpine entrypoint runs on BusyBox sh in a test
   command -v redis-sentinel >/dev/null || debs+=(redis-sentinel)  # the Redis failover test
   # The real-PBX tier (tests/real/): the shared Asterisk build's runtime libraries, the prompts
   # and on-hold music it plays (pbx-transfer for consults), unshare for the PBX's namespace.
