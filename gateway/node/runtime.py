@@ -313,7 +313,10 @@ async def take_over(settings: Settings, redis: aioredis.Redis, holder: str, node
         while True:
             stop_if_cancelled()
             try:
-                held = await (lease.acquire() if runtime is None else lease.renew())
+                # Not renew(): a renewal late past the TTL (a busy loop) finds the lease expired,
+                # and the node would be stopped and rebuilt from scratch although nobody else holds
+                # it. acquire() renews it while ours and takes it back while free.
+                held = await lease.acquire()
             except (RedisError, OSError):
                 held = runtime is not None  # without Redis, keep what we have, take nothing new
             if held and runtime is None:
