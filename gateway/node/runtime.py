@@ -6,10 +6,11 @@ await on Redis or HTTP happens in the node's tasks, each started once by ``Node.
 - ``lease``: runs the AMI session while this instance holds the node's lease (home node only);
 - ``records-pipeline``: tracker outputs -> KPIs and call records (with the seats' work-order drafts)
   -> outbox (Redis Stream, or the spool); a draft saved after its call's final record -> a new revision;
-- ``ticker``: a few times a second, lets time pass in the tracker, counts KPIs, publishes the
-  dashboard snapshot to the live hub; every second shares with the other instances through Redis
-  (KPI buckets both ways, this node's live state out, the other nodes' in): a side branch, the
-  page never waits on it;
+- ``ticker``: a few times a second, lets time pass in the tracker, counts KPIs and builds the
+  node's live state; on the home node, publishes the dashboard snapshot (every node this instance
+  runs, plus the other instances' from Redis) to the live hub; every second shares with the other
+  instances through Redis (KPI buckets out, this node's live state out; on the home node, the KPI
+  buckets and the other nodes' live state in): a side branch, the page never waits on it;
 - ``resync``, ``spool-recovery`` (home node only) and ``records-backstop`` (work orders of calls
   that ran while no gateway watched, from the PBX's own log);
 - ``reports``: the outbox's records into the half-hour report buckets (``gateway.reports.store``).
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -60,7 +60,16 @@ from gateway.reports.store import ReportStore
 from gateway.settings import Settings
 from gateway.tasks import cancel_tasks, start_task, stop_if_cancelled
 from gateway.web.live import LiveHub
-from gateway.web.snapshot import LinkView, Peer, Snapshot, as_plain, build_snapshot, merge_live, read_peer
+from gateway.web.snapshot import (
+    LinkView,
+    NodeLive,
+    SeatJson,
+    SeatViews,
+    Snapshot,
+    build_snapshot,
+    node_live,
+    read_live,
+)
 from gateway.workbench.drafts import DraftStore
 
 log = structlog.get_logger(__name__)
@@ -93,6 +102,7 @@ class Node:
     drafts: DraftStore
     reports: ReportStore  # half-hour report buckets, fed by the outbox and the order system's feedback
     config: HotlineConfig  # the config in force
+    seat_views: SeatViews  # its seats' views, each kept while its seat does not change
     # The tracker's outputs and the drafts saved, in one queue: one task handles both in order.
     outputs: asyncio.Queue[Output | DraftSaved] = field(default_factory=asyncio.Queue)
     resolution: tuple[float | None, int] = (None, 0)
@@ -102,7 +112,13 @@ class Node:
     lease: NodeLease | None = None  # this node's lease in Redis (scale-out)
     controlling: bool = False  # holds the lease (or Redis is unreachable) and runs the AMI session
     standby: bool = False  # found the node's lease held by another instance
-    peers: list[Peer] = field(default_factory=list)  # other nodes' mirrored live state
+    live: NodeLive | None = None  # this node's live state, at most a tick old
+    mirror: SeatJson = field(default_factory=SeatJson)  # its seats' JSON in its Redis mirror
+    taken_over: bool = False  # run for a dead instance: tracked and recorded, shown by the home node
+    # On the home node: the nodes this instance took over (by node id), and the other instances'
+    # nodes as mirrored in Redis; the dashboard shows them all.
+    others: dict[str, Node] = field(default_factory=dict)
+    peers: list[NodeLive] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -143,22 +159,33 @@ class Node:
             return LinkView(ami=state.phase.value, stale=True, reason="正在与Asterisk重新同步")
         return LinkView(ami=state.phase.value, stale=False, reason="")
 
-    def own_snapshot(self) -> Snapshot:
-        """This node's live state alone, with the shared KPIs: what it mirrors to the others."""
-        return build_snapshot(
+    def update_live(self) -> NodeLive:
+        """Build this node's live state now: what its mirror carries and the dashboard adds up."""
+        self.live = node_live(
             tracker=self.tracker,
+            plan=self.plan,
+            seats=self.seat_views,
+            link=self.link(),
+            now=time.monotonic(),
+            wall=time.time(),
+        )
+        return self.live
+
+    def snapshot(self) -> Snapshot:
+        """What the dashboard shows: this node (while this instance controls it), the nodes it took
+        over, and the other instances' nodes (from Redis), with the shared KPIs."""
+        live = [self.live] if self.controlling and self.live is not None else []
+        live += [node.live for node in self.others.values() if node.live is not None]
+        return build_snapshot(
+            home=self.node_id,
+            link=self.link(),
+            live=[*live, *self.peers],
             plan=self.plan,
             config=self.config,
             book=self.book,
-            link=self.link(),
-            now=time.monotonic(),
             wall=dt.datetime.now(dt.UTC),
             resolution=self.resolution,
         )
-
-    def snapshot(self, own: Snapshot | None = None) -> Snapshot:
-        """This node's live state plus the other nodes' (from Redis), with the shared KPIs."""
-        return merge_live(own or self.own_snapshot(), self.peers, now=time.time())
 
     async def send(self, action: safety.Action) -> ActionResult:
         """Send an AMI action, timing it for /metrics."""
@@ -182,6 +209,7 @@ class Node:
             raise RuntimeError(f"node {self.node_id} is already running")
         suffix = f"-{self.node_id}" if takeover else ""
         works: list[tuple[Awaitable[None], str]] = []
+        self.taken_over = takeover
         if takeover:
             self.lease, self.controlling = None, True
             self.client.start()
@@ -260,6 +288,7 @@ def build_node(settings: Settings, redis: aioredis.Redis, holder: str) -> Node:
             redis, lambda: book.service_level_s, retention_days=settings.reports_retention_days
         ),
         config=config,
+        seat_views=SeatViews(settings.node_id),
         outputs=outputs,
         lease=NodeLease(redis, settings.node_id, holder, ttl_ms=settings.lease_ttl_ms),
     )
@@ -408,38 +437,46 @@ async def _ticker(node: Node) -> None:
         waiting = sum(len(q.waiting) for q in node.tracker.queues.values())
         node.kpi_store.add_gauge(node.book.sample("waiting", wall.timestamp(), waiting))
         node.metrics.observe_tracker(node.tracker, now)
-        own = node.own_snapshot()
-        node.hub.publish(node.snapshot(own))
+        node.update_live()
+        if not node.taken_over:  # one picture per instance: the home node's
+            node.hub.publish(node.snapshot())
         if now >= next_mirror:
             next_mirror = now + MIRROR_EVERY_S
             node.book.prune(wall.timestamp())
-            # Only its own part: a mirror of the merged picture would carry the others' seats
-            # back to them, growing every second with each node that mirrors.
-            node.redis_ok = await _share(node, own, wall.timestamp())
+            node.redis_ok = await _share(node, wall.timestamp())
         if now >= next_feedback:
             next_feedback = now + FEEDBACK_EVERY_S
-            await _refresh_resolution(node, wall)
+            if not node.taken_over:
+                await _refresh_resolution(node, wall)
             node.follow_applied()
         await asyncio.sleep(TICK_S)
 
 
-async def _share(node: Node, snapshot: Snapshot, now: float) -> bool:
-    """Exchange state with the other instances through Redis: KPI increments both ways, this
-    node's live state out (while controlling it), the other nodes' live state in."""
+async def _share(node: Node, now: float) -> bool:
+    """Exchange state with the other instances through Redis: KPI increments out, this node's live
+    state out (while controlling it; only its own part, never what it shows of others). The home
+    node also reads the KPI buckets and the live state of the nodes this instance does not run."""
     if not await node.kpi_store.flush():
         return False
     try:
+        if node.controlling and node.live is not None:
+            await node.redis.set(keys.live(node.node_id), node.live.to_json(node.mirror), ex=10)
+        if node.taken_over:
+            return True
         await node.kpi_store.refresh(node.book, now)
-        if node.controlling:
-            own = json.dumps({**as_plain(snapshot), "node": node.node_id}, ensure_ascii=False)
-            await node.redis.set(keys.live(node.node_id), own, ex=10)
-        names = [k async for k in node.redis.scan_iter(match=keys.LIVE_PATTERN, count=100)]
+        local = {keys.live(n) for n in node.others} | (
+            {keys.live(node.node_id)} if node.controlling else set()
+        )
+        names = [
+            name
+            async for k in node.redis.scan_iter(match=keys.LIVE_PATTERN, count=100)
+            if (name := k.decode(errors="replace")) not in local
+        ]
         values = await node.redis.mget(names) if names else []
     except (RedisError, OSError):
         return False
-    mine = {node.node_id} if node.controlling else set()
-    peers = [read_peer(name.decode(errors="replace"), v) for name, v in zip(names, values, strict=True) if v]
-    node.peers = [p for p in peers if p is not None and p.node not in mine]
+    peers = [read_live(name, v) for name, v in zip(names, values, strict=True) if v]
+    node.peers = [p for p in peers if p is not None and keys.live(p.node) not in local]
     return True
 
 

@@ -159,12 +159,10 @@ async def _live(request: web.Request) -> web.StreamResponse:
 
 async def _snapshot(request: web.Request) -> web.Response:
     await require(request, *FEED_ROLES)
-    snapshot = request.app[LIVE_HUB].latest
+    snapshot = request.app[LIVE_HUB].whole()
     if snapshot is None:
         raise HttpError(503, "live.not_ready", "no snapshot yet: the gateway is still reading the PBX")
-    return web.Response(
-        text=snapshot.to_json(), content_type="application/json", headers={"Cache-Control": "no-store"}
-    )
+    return web.Response(text=snapshot, content_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 def _static_file(path: Path, content_type: str) -> Handler:

@@ -1,14 +1,17 @@
 """The live hub: the latest dashboard snapshot, pushed to browsers over Server-Sent Events.
 
 ``publish`` is called by the gateway whenever the live state changes, possibly thousands of times a
-second; it only stores the snapshot and raises a flag. One delivery task encodes the latest
-snapshot at most ``max_per_second`` times a second and hands the same bytes to every subscriber.
-Each subscriber holds at most one undelivered message: a newer one replaces it (latest wins), so a
-slow or stalled browser costs one message plus the socket's bounded write buffer, never a queue.
+second; it only stores the snapshot and raises a flag. One delivery task takes the latest snapshot
+in at most ``max_per_second`` times a second, numbering each (the events' ``id``), and wakes every
+subscriber. A subscriber that has the one before gets the *delta* (``event: delta``: what changed,
+``gateway.web.snapshot.Wire``); a new or lagging one gets the whole snapshot (``event: snapshot``),
+encoded once per number for all of them. Each subscriber holds no queue, only the number it has: a
+slow or stalled browser costs the socket's bounded write buffer and, when it catches up, one whole
+snapshot.
 
 Besides the snapshot every subscriber gets, the hub carries *topics*: a stream opened with
-``topic="seat:1001"`` receives only what is published to that topic (``publish_to``), latest wins
-the same way. The seats' workbench streams each seat its own view this way, and nothing else.
+``topic="seat:1001"`` receives only what is published to that topic (``publish_to``), latest wins.
+The seats' workbench streams each seat its own view this way, and nothing else.
 
 The hub owns delivery and pacing, not what a snapshot contains (``gateway.web.snapshot``) nor who
 may subscribe (the routes in ``gateway.web.dashboard`` and ``gateway.web.seat`` check identities
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.web.snapshot import Snapshot
+from gateway.web.snapshot import Snapshot, Wire
 
 Pace = Callable[[], Awaitable[object]]
 
@@ -33,23 +36,25 @@ RETRY_MS = 2000  # how soon a browser's EventSource reconnects after the stream 
 
 @dataclass(frozen=True)
 class SubscriberStats:
-    sent: int  # messages written to this client (snapshots and heartbeats)
-    superseded: int  # snapshots replaced by a newer one before this client could take them
-    held_bytes: int  # undelivered message plus the socket's write buffer: what it costs us now
+    sent: int  # messages written to this client (snapshots, deltas, topic data and heartbeats)
+    superseded: int  # pushes replaced by a newer one before this client could take them
+    held_bytes: int  # undelivered topic data plus the socket's write buffer: what it costs us now
 
 
 class _Subscriber:
     def __init__(self, request: web.Request, topic: str | None) -> None:
         self.request = request
         self.topic = topic
-        self.message: bytes | None = None
+        self.message: bytes | None = None  # a topic's undelivered data
+        self.have = 0  # the number of the last snapshot (or delta) taken; 0: none yet
         self.wake = asyncio.Event()
         self.writing = False
         self.sent = 0
         self.superseded = 0
 
-    def offer(self, message: bytes) -> None:
-        if self.message is not None:
+    def offer(self, message: bytes | None = None) -> None:
+        """Wake the stream: with a topic's ``message``, or for the latest snapshot (None)."""
+        if self.wake.is_set():
             self.superseded += 1
         self.message = message
         self.wake.set()
@@ -75,9 +80,12 @@ class LiveHub:
         self.heartbeat_s = heartbeat_s
         self._pace = pace or (lambda: asyncio.sleep(1 / max_per_second))
         self._latest: Snapshot | None = None
-        self._version = 0
-        self._delivered: bytes | None = None  # the last message handed out; a new subscriber starts here
         self._snapshot_due = False
+        self._wire = Wire()
+        self._number = 0  # of the snapshot last taken in by the delivery task
+        self._delta: bytes | None = None  # from snapshot ``_number - 1`` to ``_number``
+        self._whole: bytes | None = None  # snapshot ``_number`` whole, encoded when a stream first needs it
+        self._version = 0  # of the topics' data
         self._topics: dict[str, str] = {}  # topic -> its latest data (JSON text)
         self._topics_due: set[str] = set()
         self._topic_delivered: dict[str, bytes] = {}
@@ -85,13 +93,8 @@ class LiveHub:
         self._subscribers: set[_Subscriber] = set()
         self._closed = False
 
-    @property
-    def latest(self) -> Snapshot | None:
-        return self._latest
-
     def publish(self, snapshot: Snapshot) -> None:
         self._latest = snapshot
-        self._version += 1
         self._snapshot_due = True
         self._changed.set()
 
@@ -111,22 +114,28 @@ class LiveHub:
     def subscribers(self) -> list[SubscriberStats]:
         return [sub.stats() for sub in self._subscribers]
 
+    def whole(self) -> str | None:
+        """The snapshot last delivered, whole (JSON), or None before the first."""
+        return self._wire.whole() if self._number else None
+
     async def run(self) -> None:
         """Deliver until cancelled: wait for a change, push the latest snapshot, then pace."""
         while True:
             await self._changed.wait()
             self._changed.clear()
-            snapshot = None
-            if self._snapshot_due and self._latest is not None:
+            latest = self._latest if self._snapshot_due else None
+            if latest is not None:
                 self._snapshot_due = False
-                snapshot = self._delivered = _event("snapshot", self._latest.to_json(), self._version)
+                self._number += 1
+                delta = self._wire.advance(latest, base=self._number - 1)
+                self._delta, self._whole = _event("delta", delta, self._number), None
             due, self._topics_due = self._topics_due, set()
             for topic in due:  # the event's name is the topic's kind: "seat:1001" -> "seat"
                 name = topic.partition(":")[0]
                 self._topic_delivered[topic] = _event(name, self._topics[topic], self._version)
             for sub in self._subscribers:
-                if sub.topic is None and snapshot is not None:
-                    sub.offer(snapshot)
+                if sub.topic is None and latest is not None:
+                    sub.offer()
                 elif sub.topic in due:
                     sub.offer(self._topic_delivered[sub.topic])
             await self._pace()
@@ -160,9 +169,10 @@ class LiveHub:
         )
         await response.prepare(request)
         sub = _Subscriber(request, topic)
-        first = self._delivered if topic is None else self._topic_delivered.get(topic)
-        if first is not None:
-            sub.offer(first)
+        if topic is None and self._number:
+            sub.offer()
+        elif topic is not None and topic in self._topic_delivered:
+            sub.offer(self._topic_delivered[topic])
         self._subscribers.add(sub)
         try:
             await response.write(f"retry: {RETRY_MS}\n\n".encode())
@@ -187,9 +197,24 @@ class LiveHub:
         except TimeoutError:
             # A named event, not an SSE comment: the page must see it to tell a quiet hotline
             # from a dead stream; proxies see traffic either way.
-            return _event("ping", str(self._version), None)
+            return _event("ping", str(self._number), None)
         sub.wake.clear()
-        message, sub.message = sub.message, None
+        if sub.topic is not None:
+            message, sub.message = sub.message, None
+            return message
+        return self._catch_up(sub)
+
+    def _catch_up(self, sub: _Subscriber) -> bytes | None:
+        """What brings ``sub`` to the latest snapshot: the delta from the one it has, else the whole."""
+        if sub.have == self._number:
+            return None
+        if sub.have and sub.have == self._number - 1:
+            message = self._delta
+        else:
+            if self._whole is None:
+                self._whole = _event("snapshot", self._wire.whole(), self._number)
+            message = self._whole
+        sub.have = self._number
         return message
 
 

@@ -1,9 +1,10 @@
 """What the dashboard shows, as one JSON document: the contract between the gateway and the page.
 
-A ``Snapshot`` is built from the live tracker state and the KPI book (``gateway.queues.stats``)
-and pushed to browsers by the live hub. Field names are stable: the page and the tests read them.
-Times in seconds; rates in 0..1 or None when there is nothing to divide by. Other nodes' live
-state comes back from Redis as untrusted input and is parsed (``Peer``) before it is merged.
+A ``Snapshot`` adds up every node's live state (``NodeLive``, built from its tracker) and takes
+the KPI book's windows (``gateway.queues.stats``); the live hub pushes it to browsers, whole to a
+new page and then as deltas (``Wire``). Field names are stable: the page and the tests read them.
+Times in seconds; rates in 0..1 or None when there is nothing to divide by. Other instances' nodes
+come back from Redis as untrusted input and are parsed (``read_live``) before they are added.
 """
 
 from __future__ import annotations
@@ -11,17 +12,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from gateway.calls.model import Seat, SeatState
 from gateway.calls.tracker import Tracker
 from gateway.dialplan.routing import RoutingPlan
 from gateway.merge.schema import HotlineConfig, Queue
 from gateway.queues.stats import ALL, KpiBook, Rates
-from gateway.readback import Count, Seconds, Source, Text, parse
+from gateway.readback import Count, Epoch, Seconds, Source, Text, parse, refuse
 from gateway.records.model import PBX_NODE_PATTERN, QueueName
 
 
@@ -84,15 +86,19 @@ class QueueView:
 
 
 _SeatStateName = Annotated[str, Field(pattern=f"^({'|'.join(SeatState)})$")]
+NodeId = Annotated[str, Field(pattern=PBX_NODE_PATTERN)]
 
 
 @dataclass(frozen=True)
 class SeatView:
+    node: NodeId  # the Asterisk node it is on: a province's cities reuse each other's extensions
     extension: Text
     name: Text
     state: _SeatStateName  # logged_out | ready | ringing | on_call | wrap_up | paused
     reason: Text  # pause reason, empty otherwise
-    since_s: Seconds  # time in the current state
+    # When it entered its state (epoch seconds): fixed while the state lasts, so an unchanged seat
+    # is an unchanged view, and the page counts the time in state itself.
+    since: Epoch
     calls_taken: Count
     queues: list[QueueName]
     call_id: Text = ""  # the call the seat is talking on (what a supervisor listens to), if any
@@ -109,9 +115,9 @@ class LineView:
 
 @dataclass(frozen=True)
 class LinkView:
-    ami: str  # the AMI link's phase, e.g. "ready", "connecting", "login_failed"
+    ami: Text  # the AMI link's phase, e.g. "ready", "connecting", "login_failed"
     stale: bool  # live figures may be out of date (link down, resync in progress)
-    reason: str  # why, for the banner; empty when all is well
+    reason: Text  # why, for the banner; empty when all is well
 
 
 @dataclass(frozen=True)
@@ -126,44 +132,54 @@ class Snapshot:
     at: str  # ISO 8601 UTC
     link: LinkView
     queues: list[QueueView]
-    seats: list[SeatView]
+    seats: list[SeatView]  # by node, then extension
     lines: list[LineView]
     overall: dict[str, Rates]  # the three rates and totals over every queue, per window
     chart: list[ChartPoint] = field(default_factory=list)
     targets: Targets = field(default_factory=Targets)  # for ``overall``
 
     def to_json(self) -> str:
-        return json.dumps(as_plain(self), ensure_ascii=False, separators=(",", ":"))
+        return encode(self)
 
 
-class PeerLink(BaseModel):
-    stale: bool
-    reason: Text
+@dataclass(frozen=True)
+class QueueLive:
+    """One queue's live figures on one node."""
 
-
-class PeerQueue(BaseModel):
     name: QueueName
     waiting: Count
     longest_wait_s: Seconds
     seats: SeatCounts
 
 
-class Peer(BaseModel):
-    """The part of another node's mirrored snapshot (``as_plain`` plus ``node``) that is merged."""
+@dataclass(frozen=True)
+class NodeLive:
+    """One node's live state: what its ticker builds, what it mirrors to the other instances
+    through Redis, and what the dashboard adds up over every node. Read back from Redis it is
+    untrusted (``read_live``)."""
 
-    node: Annotated[str, Field(pattern=PBX_NODE_PATTERN)]
-    at: AwareDatetime
-    link: PeerLink
-    queues: list[PeerQueue]
-    seats: list[SeatView]
+    node: NodeId
+    at: Epoch
+    link: LinkView
+    queues: list[QueueLive]
+    seats: list[SeatView]  # by extension
+
+    def to_json(self, seats: SeatJson) -> str:
+        """The mirror's JSON; ``seats`` keeps each seat's JSON between two mirrors of the node."""
+        head = encode({"node": self.node, "at": self.at, "link": self.link, "queues": self.queues})
+        return f'{head[:-1]},"seats":[{",".join(seats.encode(self.seats).every)}]}}'
 
 
-_PEER = TypeAdapter(Peer)
+_NODE_LIVE = TypeAdapter(NodeLive)
 
 
-def read_peer(key: str, raw: bytes | str) -> Peer | None:
+def read_live(key: str, raw: bytes | str) -> NodeLive | None:
     """Another node's live state read back from Redis, or None (refused, logged and counted)."""
-    return parse(_PEER, raw, source=Source.LIVE, key=key)
+    live = parse(_NODE_LIVE, raw, source=Source.LIVE, key=key)
+    if live is not None and (other := next((s.node for s in live.seats if s.node != live.node), None)):
+        refuse(Source.LIVE, key, "seats.node", f"a seat of node {other} in the mirror of node {live.node}")
+        return None
+    return live
 
 
 def as_plain(value: Any) -> Any:
@@ -176,64 +192,162 @@ def as_plain(value: Any) -> Any:
     return value
 
 
+def encode(value: Any) -> str:
+    return json.dumps(as_plain(value), ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class SeatsEncoded:
+    every: list[str]  # each seat's JSON, in order
+    changed: list[str]  # of those, the seats new or changed since the last encode
+    gone: list[tuple[str, str]]  # (node, extension) of the seats no longer there
+
+
+class SeatJson:
+    """Seats to JSON, each seat encoded again only when its view changed: with 10,000 seats on a
+    page, a few dozen change between two pushes."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[str, str], tuple[SeatView, str]] = {}
+
+    def encode(self, seats: list[SeatView]) -> SeatsEncoded:
+        known, self._known = self._known, {}
+        every, changed = [], []
+        for view in seats:
+            key = (view.node, view.extension)
+            old = known.pop(key, None)
+            # Views of an unchanged seat are the same object (``SeatViews``) or, read back from a
+            # peer's mirror, equal.
+            if old is not None and (old[0] is view or old[0] == view):
+                text = old[1]
+            else:
+                text = encode(view)
+                changed.append(text)
+            self._known[key] = (view, text)
+            every.append(text)
+        return SeatsEncoded(every, changed, list(known))
+
+
+class SeatViews:
+    """One node's seats as views, each built again only when its seat changed."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._views: dict[str, tuple[tuple[object, ...], SeatView]] = {}
+
+    def __call__(self, seats: Iterable[Seat]) -> list[SeatView]:
+        views: dict[str, tuple[tuple[object, ...], SeatView]] = {}
+        for seat in seats:
+            call_id = min(seat.active_calls, default="")
+            reason = seat.paused_reason or ""
+            what = (
+                seat.state,
+                seat.state_since,
+                reason,
+                seat.calls_taken,
+                seat.name,
+                call_id,
+                *seat.memberships,
+            )
+            old = self._views.get(seat.seat_id)
+            if old is not None and old[0] == what:
+                views[seat.seat_id] = old
+                continue
+            view = SeatView(
+                node=self.node,
+                extension=seat.seat_id,
+                name=seat.name,
+                state=seat.state.value,
+                reason=reason,
+                since=round(seat.state_since_wall.timestamp(), 1),
+                calls_taken=seat.calls_taken,
+                queues=sorted(seat.memberships),
+                call_id=call_id,
+            )
+            views[seat.seat_id] = (what, view)
+        self._views = views
+        return [views[extension][1] for extension in sorted(views)]
+
+
+def node_live(
+    *, tracker: Tracker, plan: RoutingPlan, seats: SeatViews, link: LinkView, now: float, wall: float
+) -> NodeLive:
+    """One node's live state from its tracker (``now`` monotonic, ``wall`` epoch seconds)."""
+    states_by_queue: dict[str, list[SeatState]] = {}
+    for seat in tracker.seats.values():
+        if seat.state is not SeatState.LOGGED_OUT:
+            for queue in seat.memberships:
+                states_by_queue.setdefault(queue, []).append(seat.state)
+    queues = []
+    for name in plan.queues:
+        figures = tracker.queues.get(name)
+        states = states_by_queue.get(name, [])
+        counts = SeatCounts(
+            logged_in=len(states),
+            ready=states.count(SeatState.READY),
+            ringing=states.count(SeatState.RINGING),
+            on_call=states.count(SeatState.ON_CALL),
+            wrap_up=states.count(SeatState.WRAP_UP),
+            paused=states.count(SeatState.PAUSED),
+        )
+        waiting = len(figures.waiting) if figures else 0
+        longest = round(figures.longest_wait_s(now), 1) if figures else 0.0
+        queues.append(QueueLive(name, waiting, longest, counts))
+    return NodeLive(seats.node, round(wall, 3), link, queues, seats(tracker.seats.values()))
+
+
 def build_snapshot(
     *,
-    tracker: Tracker,
+    home: str,
+    link: LinkView,
+    live: list[NodeLive],
     plan: RoutingPlan,
     config: HotlineConfig,
     book: KpiBook,
-    link: LinkView,
-    now: float,
     wall: dt.datetime,
     resolution: tuple[float | None, int] = (None, 0),
     chart_hours: int = 4,
+    stale_after_s: float = 5.0,
 ) -> Snapshot:
-    """Everything the dashboard shows, from the tracker (live), the KPI book (windows) and the
-    order system's feedback (``resolution``: rate and how many work orders it covers, today),
-    with the config's targets."""
+    """Everything the dashboard shows: every node's live state added up (waiting calls and seats
+    per queue, the longest wait anywhere), the KPI book's windows (shared by every instance through
+    Redis), the order system's feedback (``resolution``: rate and how many work orders it covers,
+    today) and the config's targets.
+
+    ``link`` is the ``home`` node's (this instance's own) and its reason reads as it is; another
+    node's problem, or its state older than ``stale_after_s``, makes the picture stale, naming it.
+    """
     configured = {q.name: q for q in config.queues}
     epoch = wall.timestamp()
-    seats_by_queue: dict[str, list[Seat]] = {}
-    for seat in tracker.seats.values():
-        for queue in seat.memberships:
-            seats_by_queue.setdefault(queue, []).append(seat)
-    queues = []
-    for name, queue_plan in plan.queues.items():
-        figures = tracker.queues.get(name)
-        members = seats_by_queue.get(name, [])
-        states = [seat.state for seat in members if seat.state is not SeatState.LOGGED_OUT]
-        queues.append(
-            QueueView(
-                name=name,
-                title=queue_plan.title,
-                kind=queue_plan.kind,
-                waiting=len(figures.waiting) if figures else 0,
-                longest_wait_s=round(figures.longest_wait_s(now), 1) if figures else 0.0,
-                service_level_s=queue_plan.service_level_s,
-                seats=SeatCounts(
-                    logged_in=len(states),
-                    ready=states.count(SeatState.READY),
-                    ringing=states.count(SeatState.RINGING),
-                    on_call=states.count(SeatState.ON_CALL),
-                    wrap_up=states.count(SeatState.WRAP_UP),
-                    paused=states.count(SeatState.PAUSED),
-                ),
-                rates=book.rates(f"queue:{name}", epoch),
-                targets=queue_targets(configured[name]) if name in configured else Targets(),
-            )
+    totals = {name: QueueLive(name, 0, 0.0, SeatCounts()) for name in plan.queues}
+    reasons = [link.reason] if link.reason else []
+    seats: list[SeatView] = []
+    for part in sorted(live, key=lambda p: p.node):
+        for queue in part.queues:
+            total = totals.get(queue.name)
+            if total is not None:
+                totals[queue.name] = _add(total, queue)
+        seats += part.seats
+        age = epoch - part.at
+        if part.node == home:
+            continue
+        if age > stale_after_s:
+            reasons.append(f"节点 {part.node} 的数据已 {age:.0f} 秒未更新")
+        elif part.link.stale:
+            reasons.append(f"节点 {part.node}: {part.link.reason}")
+    queues = [
+        QueueView(
+            name=name,
+            title=queue_plan.title,
+            kind=queue_plan.kind,
+            waiting=totals[name].waiting,
+            longest_wait_s=totals[name].longest_wait_s,
+            service_level_s=queue_plan.service_level_s,
+            seats=totals[name].seats,
+            rates=book.rates(f"queue:{name}", epoch),
+            targets=queue_targets(configured[name]) if name in configured else Targets(),
         )
-    seats = [
-        SeatView(
-            extension=seat.seat_id,
-            name=seat.name,
-            state=seat.state.value,
-            reason=seat.paused_reason or "",
-            since_s=round(seat.time_in_state(now), 1),
-            calls_taken=seat.calls_taken,
-            queues=sorted(seat.memberships),
-            call_id=min(seat.active_calls, default=""),
-        )
-        for seat in sorted(tracker.seats.values(), key=lambda s: s.seat_id)
+        for name, queue_plan in plan.queues.items()
     ]
     lines = sorted(
         (
@@ -263,7 +377,7 @@ def build_snapshot(
     ]
     return Snapshot(
         at=wall.isoformat(timespec="milliseconds"),
-        link=link,
+        link=LinkView(ami=link.ami, stale=bool(reasons), reason="；".join(reasons)),
         queues=queues,
         seats=seats,
         lines=lines,
@@ -273,40 +387,39 @@ def build_snapshot(
     )
 
 
-def merge_live(own: Snapshot, peers: list[Peer], *, now: float, stale_after_s: float = 5.0) -> Snapshot:
-    """Add other nodes' live parts (mirrored through Redis) to this instance's snapshot.
-
-    Waiting calls and seats add up per queue and the longest wait is the longest anywhere; the
-    KPI parts (rates, lines, chart) already come from the shared Redis buckets. A peer whose
-    mirror is older than ``stale_after_s`` makes the whole picture stale, naming its node.
-    """
-    if not peers:
-        return own
-    by_name = {q.name: q for q in own.queues}
-    waiting = {name: q.waiting for name, q in by_name.items()}
-    longest = {name: q.longest_wait_s for name, q in by_name.items()}
-    seats = {name: dataclasses.asdict(q.seats) for name, q in by_name.items()}
-    extra_seats = []
-    reasons = [own.link.reason] if own.link.reason else []
-    for peer in peers:
-        for queue in peer.queues:
-            if queue.name not in by_name:
-                continue
-            waiting[queue.name] += queue.waiting
-            longest[queue.name] = max(longest[queue.name], queue.longest_wait_s)
-            for state, count in dataclasses.asdict(queue.seats).items():
-                seats[queue.name][state] += count
-        extra_seats += peer.seats
-        age = now - peer.at.timestamp()
-        if age > stale_after_s:
-            reasons.append(f"节点 {peer.node} 的数据已 {age:.0f} 秒未更新")
-        elif peer.link.stale:
-            reasons.append(f"节点 {peer.node}: {peer.link.reason}")
-    queues = [
-        replace(q, waiting=waiting[q.name], longest_wait_s=longest[q.name], seats=SeatCounts(**seats[q.name]))
-        for q in own.queues
-    ]
-    link = LinkView(ami=own.link.ami, stale=bool(reasons), reason="；".join(reasons))
-    return replace(
-        own, queues=queues, seats=sorted([*own.seats, *extra_seats], key=lambda s: s.extension), link=link
+def _add(total: QueueLive, part: QueueLive) -> QueueLive:
+    counts = SeatCounts(
+        *map(sum, zip(dataclasses.astuple(total.seats), dataclasses.astuple(part.seats), strict=True))
     )
+    longest = max(total.longest_wait_s, part.longest_wait_s)
+    return QueueLive(total.name, total.waiting + part.waiting, longest, counts)
+
+
+class Wire:
+    """The snapshots as a page receives them: the first one whole, then what changed since the one
+    before (a *delta*): the top-level parts that changed, the seats new or changed, the seats gone.
+    With 10,000 seats a whole snapshot is over a megabyte and a delta a few kilobytes."""
+
+    PARTS = ("link", "queues", "lines", "overall", "chart", "targets")
+
+    def __init__(self) -> None:
+        self._seats = SeatJson()
+        self._parts: dict[str, str] = {}
+        self._every: list[str] = []
+        self._at = ""
+
+    def advance(self, snapshot: Snapshot, base: int) -> str:
+        """Take ``snapshot`` in; return the delta that turns the one before (numbered ``base``) into it."""
+        seats = self._seats.encode(snapshot.seats)
+        parts = {name: encode(getattr(snapshot, name)) for name in self.PARTS}
+        changed = [f'"{name}":{text}' for name, text in parts.items() if self._parts.get(name) != text]
+        self._parts, self._every, self._at = parts, seats.every, snapshot.at
+        gone = json.dumps([list(key) for key in seats.gone], ensure_ascii=False, separators=(",", ":"))
+        body = [f'"at":{json.dumps(self._at)}', f'"base":{base}', *changed]
+        return "{" + ",".join([*body, f'"seats":[{",".join(seats.changed)}]', f'"gone":{gone}']) + "}"
+
+    def whole(self) -> str:
+        """The snapshot last taken in, whole: the same text as its ``to_json``."""
+        parts = {"at": json.dumps(self._at), **self._parts, "seats": f"[{','.join(self._every)}]"}
+        order = [f.name for f in dataclasses.fields(Snapshot)]
+        return "{" + ",".join(f'"{name}":{parts[name]}' for name in order) + "}"

@@ -230,11 +230,12 @@ def _staff(floor: Floor, rng: random.Random) -> None:
             state = rng.choices(states, [46, 18, 12, 4, 8, 12])[0]
             floor.seats.append(
                 SeatView(
+                    node="pbx-1",
                     extension=extension,
                     name=f"{group.name_prefix}{extension[-2:]}",
                     state=state,
                     reason=rng.choice(PAUSE_REASONS) if state == "paused" else "",
-                    since_s=float(rng.randint(3, 900)),
+                    since=floor.now - rng.randint(3, 900),
                     calls_taken=0 if state == "logged_out" else rng.randint(4, 38),
                     queues=list(group.queues),
                 )

@@ -8,6 +8,7 @@ compared with the snapshot and with ``/api/snapshot``. Waiting is always for a s
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -177,7 +178,7 @@ async def test_counters_tick_between_pushes_and_silence_means_disconnected(
     since = page.get_by_test_id(f"seat-{seat.extension}").get_by_test_id("since")
     seat_start = seconds_of(await since.inner_text())
     wait_start = seconds_of(await longest.inner_text())
-    assert seat_start >= seat.since_s
+    assert seat_start >= floor.now - seat.since
     assert wait_start < 60
     await expect(longest).to_have_attribute("data-grade", "good")
 
@@ -221,3 +222,35 @@ async def test_login_form_refuses_bad_tokens_and_logout_ends_the_session(
     await page.wait_for_url(f"{base_url}/login")
     # The refused login answered 401, which Chromium logs; nothing else may appear.
     assert [e for e in console.errors if "401" not in e] == []
+
+
+async def test_deltas_keep_the_page_equal_to_the_whole_snapshot(
+    page: Page, hub: LiveHub, base_url: str, console: Console
+) -> None:
+    floor = busy_floor()
+    hub.publish(floor.snapshot())
+    await log_in(page, base_url, SUPERVISOR_TOKEN)
+    seats = page.get_by_test_id("seats")
+    talking = next(s for s in floor.seats if s.state == "on_call")
+    leaving = next(s for s in floor.seats if s.state == "ready")
+    await expect(seats.get_by_test_id(f"seat-{leaving.extension}")).to_have_count(1)
+
+    # One seat pauses, one is gone from the node, and a second city's node shows up with a seat
+    # whose extension the first city uses too: the pushes after the first are deltas.
+    floor.seats = [
+        replace(s, state="paused", reason="培训", since=floor.now) if s is talking else s
+        for s in floor.seats
+        if s is not leaving
+    ]
+    floor.seats.append(replace(talking, node="pbx-2", state="ready", since=floor.now - 5))
+    floor.now += 1  # a later snapshot
+    hub.publish(floor.snapshot())
+    tile = seats.get_by_test_id(f"seat-{talking.extension}")
+    await expect(tile).to_have_count(2)  # one per node
+    await expect(tile.and_(page.locator('[title="节点 pbx-1"]')).get_by_test_id("state")).to_have_text("小休")
+    await expect(tile.and_(page.locator('[title="节点 pbx-2"]')).get_by_test_id("state")).to_have_text("空闲")
+    await expect(seats.get_by_test_id(f"seat-{leaving.extension}")).to_have_count(0)
+    whole = await (await page.request.get(f"{base_url}/api/snapshot")).json()
+    assert await page.evaluate("view.snapshot") == whole
+    assert await page.evaluate("view.number") == "2"  # the second push, a delta, was applied
+    assert console.errors == []

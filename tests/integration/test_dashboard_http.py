@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Mapping
@@ -43,10 +44,11 @@ class Ticks:
 
 
 def snapshot(n: int, padding: int = 0) -> Snapshot:
-    # ``at`` names the snapshot; ``padding`` makes it heavy enough to fill socket buffers.
+    # ``at`` names the snapshot; ``padding`` makes it, and each delta to it, heavy enough to fill
+    # socket buffers.
     return Snapshot(
         at=f"2026-11-27T07:30:{n:06d}Z",
-        link=LinkView("ready", False, "x" * padding),
+        link=LinkView("ready", False, f"{n}:" + "x" * padding if padding else ""),
         queues=[],
         seats=[],
         lines=[],
@@ -236,16 +238,18 @@ async def test_the_stream_coalesces_to_the_latest_snapshot_per_tick(
         for n in range(1, 51):
             hub.publish(snapshot(n))
         first = await next_event(stream)  # the first change goes out at once, then the pace holds
-        assert (first["event"], first["id"], first["data"]) == ("snapshot", "50", snapshot(50).to_json())
+        assert (first["event"], first["id"], first["data"]) == ("snapshot", "1", snapshot(50).to_json())
         for n in range(51, 101):
             hub.publish(snapshot(n))
         ticks.release()
-        second = await next_event(stream)
-        assert (second["id"], second["data"]) == ("100", snapshot(100).to_json())
+        second = await next_event(stream)  # what changed since the first: here only the time
+        assert (second["event"], second["id"]) == ("delta", "2")
+        assert json.loads(second["data"]) == {"at": snapshot(100).at, "base": 1, "seats": [], "gone": []}
         assert [s.sent for s in hub.subscribers()] == [2]  # 100 publishes, 2 pushes
 
-        async with live_stream(client) as late:  # a newcomer starts from the latest, without a tick
-            assert (await next_event(late))["id"] == "100"
+        async with live_stream(client) as late:  # a newcomer starts whole from the latest, without a tick
+            whole = await next_event(late)
+            assert (whole["event"], whole["id"], whole["data"]) == ("snapshot", "2", snapshot(100).to_json())
 
 
 async def test_a_quiet_stream_sends_heartbeats(ticks: Ticks, redis_client: aioredis.Redis) -> None:

@@ -33,6 +33,7 @@ from gateway.settings import Settings
 from gateway.transfers.errors import TransferNotFoundError
 from gateway.transfers.http import TRANSFERS
 from gateway.web.api import NODE
+from gateway.web.snapshot import SeatJson
 from tests.conftest import ROOT
 from tests.support.polling import until
 
@@ -156,11 +157,15 @@ async def test_live_state_mirror_with_wrong_types(
 ) -> None:
     node = gateway[NODE]
     before = refused("live")
-    good = json.loads(node.snapshot().to_json()) | {"node": "pbx-2"}
+    good = json.loads(node.update_live().to_json(SeatJson())) | {"node": "pbx-2"}
+    good["seats"] = [seat | {"node": "pbx-2"} for seat in good["seats"]]
+    one_seat = {"node": "pbx-2", "extension": "1001", "name": "x", "state": "ready", "reason": "", "since": 1.0,
+                "calls_taken": 0, "queues": []}  # fmt: skip
     hostile = [
         good | {"queues": [{"name": "hotline-general", "waiting": "5", "longest_wait_s": 1.0, "seats": {}}]},
-        good | {"at": 12},
+        good | {"at": "2026-12-02T08:00:00Z"},
         good | {"seats": [{"extension": "1001", "state": "on_call"}]},
+        good | {"seats": [one_seat | {"node": "pbx-9"}]},  # another node's seat: no tile under pbx-2's name
         good | {"link": {"stale": "yes", "reason": "x"}},
         "not json at all",
     ]

@@ -10,7 +10,6 @@ from redis.backoff import NoBackoff
 
 from gateway.queues.kpi_store import KpiStore
 from gateway.queues.stats import ALL, CHINA_TZ, Fact, KpiBook, Observation
-from gateway.web.snapshot import LinkView, Peer, QueueView, SeatCounts, Snapshot, as_plain, merge_live
 
 NOON = dt.datetime(2026, 11, 27, 12, 0, tzinfo=CHINA_TZ).timestamp()
 
@@ -106,23 +105,3 @@ async def test_flush_keeps_increments_while_redis_is_down() -> None:
     assert not await store.flush()
     assert store.pending == 2  # the queue's bucket and the overall bucket, kept for the next flush
     await dead.aclose()
-
-
-def test_merged_live_state_adds_waiting_and_seats_and_names_stale_nodes() -> None:
-    def snap(waiting: int, longest: float, ready: int, at: float) -> Snapshot:
-        queue = QueueView(
-            "q", "Q", "general", waiting, longest, 15, SeatCounts(logged_in=ready, ready=ready), {}
-        )
-        when = dt.datetime.fromtimestamp(at, dt.UTC).isoformat()
-        return Snapshot(when, LinkView("ready", False, ""), [queue], [], [], {})
-
-    own = snap(2, 10.0, 3, NOON)
-    fresh = Peer.model_validate(as_plain(snap(5, 40.0, 4, NOON)) | {"node": "pbx-2"})
-    merged = merge_live(own, [fresh], now=NOON)
-    queue = merged.queues[0]
-    assert (queue.waiting, queue.longest_wait_s, queue.seats.ready, queue.seats.logged_in) == (7, 40.0, 7, 7)
-    assert not merged.link.stale
-    old = Peer.model_validate(as_plain(snap(1, 1.0, 1, NOON - 30)) | {"node": "pbx-3"})
-    stale = merge_live(own, [fresh, old], now=NOON)
-    assert stale.link.stale
-    assert "pbx-3" in stale.link.reason

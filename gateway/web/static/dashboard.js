@@ -1,6 +1,7 @@
 // The supervisors' dashboard: renders the snapshot pushed over /api/live (see gateway/web/snapshot.py
-// for its fields). Everything is built with DOM calls and textContent, never innerHTML, because
-// titles and pause reasons come from the config and the PBX.
+// for its fields): whole when the stream opens ("snapshot"), then what changed ("delta"). Everything
+// is built with DOM calls and textContent, never innerHTML, because titles and pause reasons come
+// from the config and the PBX.
 "use strict";
 
 const WINDOWS = { "15m": "15分钟", "1h": "1小时", "24h": "24小时", today: "今日" };
@@ -24,7 +25,9 @@ const hourFormat = new Intl.DateTimeFormat("zh-CN", {
 
 const view = {
   snapshot: null,
-  receivedAt: 0, // Date.now() when the snapshot arrived: time-in-state counters tick from here
+  number: "", // the event id of the snapshot shown: a delta applies to that one only
+  seatIndex: new Map(), // seat key -> its position in snapshot.seats
+  skewMs: 0, // this browser's clock minus the server's (plus the push's latency): counters use it
   lastMessageAt: Date.now(),
   window: WINDOWS[location.hash.slice(1)] ? location.hash.slice(1) : "15m",
 };
@@ -118,11 +121,11 @@ function judge(node, kind, value, targets, queue) {
   if (node.title !== title) node.title = title;
 }
 
-// A counter that keeps ticking between pushes: ``base`` seconds at the snapshot, plus time since.
-// ``targets`` (a queue's) judges it as its longest wait.
-function setTicker(node, base, running, targets) {
+// A counter that keeps ticking between pushes: the seconds since ``since`` (epoch seconds on the
+// server's clock), or 0 when not ``running``. ``targets`` (a queue's) judges it as its longest wait.
+function setTicker(node, since, running, targets) {
   node.classList.add("tick");
-  node.dataset.base = String(base);
+  node.dataset.since = String(since);
   node.dataset.running = running ? "1" : "";
   if (targets) {
     node.dataset.target = String(targets.longest_wait_s ?? "");
@@ -132,8 +135,7 @@ function setTicker(node, base, running, targets) {
 }
 
 function paintTicker(node, now) {
-  const elapsed = node.dataset.running ? (now - view.receivedAt) / 1000 : 0;
-  const value = Number(node.dataset.base) + elapsed;
+  const value = node.dataset.running ? (now - view.skewMs) / 1000 - Number(node.dataset.since) : 0;
   const text = duration(value);
   if (node.textContent !== text) node.textContent = text;
   if (node.dataset.target) {
@@ -222,7 +224,8 @@ function updateQueue(node, q, pausedSeats) {
   node.querySelector(".q-longest-target").textContent = String(q.targets.longest_wait_s ?? dash);
   setText(node, "waiting", count(q.waiting));
   node.classList.toggle("has-waiting", q.waiting > 0);
-  setTicker(byTestId(node, "longest-wait"), q.longest_wait_s, q.waiting > 0, q.targets);
+  const at = Date.parse(view.snapshot.at) / 1000;
+  setTicker(byTestId(node, "longest-wait"), at - q.longest_wait_s, q.waiting > 0, q.targets);
   setText(node, "offered", count(rates.offered));
   setText(node, "answered", count(rates.answered));
   setText(node, "abandoned", count(rates.abandoned));
@@ -243,13 +246,13 @@ function updateQueue(node, q, pausedSeats) {
   setText(node, "seats-wrap-up", count(q.seats.wrap_up));
   setText(node, "seats-paused", count(q.seats.paused));
   // The longest breaks first, a few of them: the card must stay readable when many seats pause.
-  const longest = [...pausedSeats].sort((a, b) => b.since_s - a.since_s);
+  const longest = [...pausedSeats].sort((a, b) => a.since - b.since);
   const more = longest.length - PAUSED_SHOWN;
   node.querySelector(".q-paused-more").textContent = more > 0 ? `另有 ${more} 人小休` : "";
   reconcile(
     byTestId(node, "paused-seats"),
     longest.slice(0, PAUSED_SHOWN),
-    (s) => s.extension,
+    seatKey,
     () => {
       const li = el("li");
       li.append(el("span", "who"), el("span", "why"), el("span", "since"));
@@ -258,7 +261,7 @@ function updateQueue(node, q, pausedSeats) {
     (li, s) => {
       li.querySelector(".who").textContent = `${s.name}（${s.extension}）`;
       li.querySelector(".why").textContent = s.reason || "未注明原因";
-      setTicker(li.querySelector(".since"), s.since_s, true);
+      setTicker(li.querySelector(".since"), s.since, true);
     },
   );
 }
@@ -270,10 +273,11 @@ function renderSeats(seats) {
   reconcile(
     byTestId(document, "seats"),
     present,
-    (s) => s.extension,
+    seatKey,
     (s) => {
       const tile = el("div", "seat");
       tile.dataset.testid = `seat-${s.extension}`;
+      tile.title = `节点 ${s.node}`;
       const head = el("div", "seat-head");
       head.append(el("span", "ext", s.extension), el("span", "name"));
       const state = el("span", "state");
@@ -294,10 +298,12 @@ function renderSeats(seats) {
       return tile;
     },
     (tile, s) => {
+      if (tile.seat === s) return; // unchanged since the last push (a delta keeps its object)
+      tile.seat = s;
       tile.className = `seat ${s.state}`;
       tile.querySelector(".name").textContent = s.name;
       setText(tile, "state", STATE_LABELS[s.state] || s.state);
-      setTicker(byTestId(tile, "since"), s.since_s, true);
+      setTicker(byTestId(tile, "since"), s.since, true);
       tile.querySelector(".reason").textContent = s.state === "paused" ? s.reason : "";
       setText(tile, "calls", `接听 ${count(s.calls_taken)}`);
       tile.dataset.callId = s.call_id || "";
@@ -449,13 +455,66 @@ function setStreamDown(down) {
   document.body.classList.toggle("stream-down", down);
 }
 
+// Seats are keyed by node and extension: a province's cities reuse each other's extensions.
+const seatKey = (s) => `${s.node}/${s.extension}`;
+const bySeat = (a, b) => (a.node === b.node ? compare(a.extension, b.extension) : compare(a.node, b.node));
+const compare = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+function indexSeats() {
+  view.seatIndex = new Map(view.snapshot.seats.map((s, i) => [seatKey(s), i]));
+}
+
+// A delta: the top-level parts that changed, the seats new or changed, the seats gone.
+function applyDelta(delta) {
+  const snap = view.snapshot;
+  for (const [name, value] of Object.entries(delta)) {
+    if (!["base", "seats", "gone"].includes(name)) snap[name] = value;
+  }
+  let reorder = false;
+  for (const seat of delta.seats) {
+    const at = view.seatIndex.get(seatKey(seat));
+    if (at === undefined) {
+      snap.seats.push(seat);
+      reorder = true;
+    } else {
+      snap.seats[at] = seat;
+    }
+  }
+  if (delta.gone.length) {
+    const gone = new Set(delta.gone.map(([node, extension]) => `${node}/${extension}`));
+    snap.seats = snap.seats.filter((s) => !gone.has(seatKey(s)));
+    reorder = true;
+  }
+  if (reorder) {
+    snap.seats.sort(bySeat);
+    indexSeats();
+  }
+}
+
+function received(number) {
+  view.number = number;
+  view.skewMs = Date.now() - Date.parse(view.snapshot.at);
+  streamAlive();
+  render();
+}
+
 function connect() {
   const source = new EventSource("/api/live");
   source.addEventListener("snapshot", (event) => {
     view.snapshot = JSON.parse(event.data);
-    view.receivedAt = Date.now();
-    streamAlive();
-    render();
+    indexSeats();
+    received(event.lastEventId);
+  });
+  source.addEventListener("delta", (event) => {
+    const delta = JSON.parse(event.data);
+    if (!view.snapshot || String(delta.base) !== view.number) {
+      // Out of step (the server never sends one so): open the stream again, which starts whole.
+      source.close();
+      connect();
+      return;
+    }
+    applyDelta(delta);
+    received(event.lastEventId);
   });
   source.addEventListener("ping", streamAlive);
   source.addEventListener("error", () => {
