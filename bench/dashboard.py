@@ -5,9 +5,9 @@ with enough traffic to keep the calls up, one gateway (``hotline-gateway run``) 
 first node and taking the others over (``HOTLINE_TAKEOVER_NODES``: no other instance holds their
 leases), and this script holding the SSE clients (the dashboard's /api/live stream). Latency is
 from the moment the gateway built a snapshot (its ``at``) to the moment a client has read it, so
-it includes the hub's coalescing (at most 4 pushes a second). CPU is the gateway process's own
-(utime + stime from /proc) over each phase. Every server listens on 127.0.0.1 and is stopped at
-the end.
+it includes the hub's coalescing (at most 4 pushes a second); each client gets the whole snapshot
+once and then deltas, and the figures count both. CPU is the gateway process's own (utime + stime
+from /proc) over each phase. Every server listens on 127.0.0.1 and is stopped at the end.
 
 Two floors in one run: the city (one node, about 1,000 calls and seats; one client, then 200)
 is the baseline; the province (10 nodes, 10,000 seats, 5,000 calls, 200 clients) is the target
@@ -53,13 +53,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+@dataclass
+class Received:
+    latencies: list[float]
+    bytes: int = 0
+
+
 async def watch(
-    session: aiohttp.ClientSession, url: str, token: str, latencies: list[float], stop: asyncio.Event
+    session: aiohttp.ClientSession, url: str, token: str, received: Received, stop: asyncio.Event
 ) -> None:
     """Read SSE messages (they can exceed aiohttp's 64 KiB line limit, so split by hand)."""
+    latencies = received.latencies
     async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
         buffer = b""
         async for chunk in response.content.iter_any():
+            received.bytes += len(chunk)
             buffer += chunk
             *messages, buffer = buffer.split(b"\n\n")
             now = time.time()
@@ -74,16 +82,17 @@ async def watch(
 
 async def phase(
     url: str, token: str, clients: int, seconds: float, gateway_pid: int
-) -> tuple[list[float], float]:
-    latencies: list[float] = []
+) -> tuple[Received, float]:
+    received = Received([])
     stop = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None)
     ) as session:
-        tasks = [asyncio.create_task(watch(session, url, token, latencies, stop)) for _ in range(clients)]
+        tasks = [asyncio.create_task(watch(session, url, token, received, stop)) for _ in range(clients)]
         await asyncio.sleep(2)  # connect and settle
-        latencies.clear()
+        received.latencies.clear()
+        received.bytes = 0
         cpu0, t0 = cpu_seconds(gateway_pid), time.monotonic()
         await asyncio.sleep(seconds)
         cpu = (cpu_seconds(gateway_pid) - cpu0) / (time.monotonic() - t0)
@@ -91,7 +100,7 @@ async def phase(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return latencies, cpu
+    return received, cpu
 
 
 def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -191,8 +200,11 @@ async def measure(floor: Floor, seconds: float) -> list[Result]:
                   f"(after {time.monotonic() - began:.0f} s)", flush=True)  # fmt: skip
             results = []
             for clients in floor.clients:
-                latencies, cpu = await phase(base + "/api/live", token, clients, seconds, gateway.pid)
-                results.append(Result(floor, clients, await pbx_calls(controls), seats, latencies, cpu))
+                received, cpu = await phase(base + "/api/live", token, clients, seconds, gateway.pid)
+                calls = await pbx_calls(controls)
+                results.append(
+                    Result(floor, clients, calls, seats, received.latencies, received.bytes, seconds, cpu)
+                )
                 print(f"  {results[-1].line()}", flush=True)
         finally:
             for proc in (gateway, *sims):
@@ -208,6 +220,8 @@ class Result:
     calls: int
     seats: int
     latencies: list[float]
+    received: int  # bytes, by every client
+    seconds: float
     cpu: float  # share of one core
 
     @property
@@ -216,7 +230,9 @@ class Result:
 
     def line(self) -> str:
         return (
-            f"{self.clients} client(s): {len(self.latencies):,} pushes received, latency p50 "
+            f"{self.clients} client(s): {len(self.latencies):,} pushes received "
+            f"({len(self.latencies) / self.clients / self.seconds:.1f}/s each, "
+            f"{self.received / max(1, len(self.latencies)) / 1000:.1f} kB each), latency p50 "
             f"{quantile(self.latencies, 0.5) * 1000:.0f} ms, p99 {self.p99_ms:.0f} ms, gateway CPU "
             f"{self.cpu * 100:.0f} % of one core"
         )

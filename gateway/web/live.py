@@ -3,11 +3,12 @@
 ``publish`` is called by the gateway whenever the live state changes, possibly thousands of times a
 second; it only stores the snapshot and raises a flag. One delivery task takes the latest snapshot
 in at most ``max_per_second`` times a second, numbering each (the events' ``id``), and wakes every
-subscriber. A subscriber that has the one before gets the *delta* (``event: delta``: what changed,
-``gateway.web.snapshot.Wire``); a new or lagging one gets the whole snapshot (``event: snapshot``),
-encoded once per number for all of them. Each subscriber holds no queue, only the number it has: a
-slow or stalled browser costs the socket's bounded write buffer and, when it catches up, one whole
-snapshot.
+subscriber. A subscriber gets the *deltas* from the number it has to the latest (``event: delta``:
+what changed, ``gateway.web.snapshot.Wire``; the hub keeps the last ``DELTAS_KEPT``), or, new or
+further behind, the whole snapshot (``event: snapshot``), encoded once per number for all of them.
+Each subscriber holds no queue, only the number it has: a slow browser catches up with the same
+bytes a fast one got, and a stalled one costs the socket's bounded write buffer and one whole
+snapshot when it reads again.
 
 Besides the snapshot every subscriber gets, the hub carries *topics*: a stream opened with
 ``topic="seat:1001"`` receives only what is published to that topic (``publish_to``), latest wins.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -32,12 +34,13 @@ from gateway.web.snapshot import Snapshot, Wire
 Pace = Callable[[], Awaitable[object]]
 
 RETRY_MS = 2000  # how soon a browser's EventSource reconnects after the stream ends
+DELTAS_KEPT = 16  # 4 s of pushes: a stream further behind than that starts again from a whole snapshot
 
 
 @dataclass(frozen=True)
 class SubscriberStats:
     sent: int  # messages written to this client (snapshots, deltas, topic data and heartbeats)
-    superseded: int  # pushes replaced by a newer one before this client could take them
+    superseded: int  # pushes that found this client still busy with an earlier one
     held_bytes: int  # undelivered topic data plus the socket's write buffer: what it costs us now
 
 
@@ -83,7 +86,7 @@ class LiveHub:
         self._snapshot_due = False
         self._wire = Wire()
         self._number = 0  # of the snapshot last taken in by the delivery task
-        self._delta: bytes | None = None  # from snapshot ``_number - 1`` to ``_number``
+        self._deltas: deque[bytes] = deque(maxlen=DELTAS_KEPT)  # the last one: to ``_number``
         self._whole: bytes | None = None  # snapshot ``_number`` whole, encoded when a stream first needs it
         self._version = 0  # of the topics' data
         self._topics: dict[str, str] = {}  # topic -> its latest data (JSON text)
@@ -128,7 +131,8 @@ class LiveHub:
                 self._snapshot_due = False
                 self._number += 1
                 delta = self._wire.advance(latest, base=self._number - 1)
-                self._delta, self._whole = _event("delta", delta, self._number), None
+                self._deltas.append(_event("delta", delta, self._number))
+                self._whole = None
             due, self._topics_due = self._topics_due, set()
             for topic in due:  # the event's name is the topic's kind: "seat:1001" -> "seat"
                 name = topic.partition(":")[0]
@@ -191,6 +195,9 @@ class LiveHub:
         return response
 
     async def _next_message(self, sub: _Subscriber) -> bytes | None:
+        if sub.topic is None and sub.have and sub.have != self._number:
+            sub.wake.clear()  # behind: catch up at once, one message at a time
+            return self._catch_up(sub)
         try:
             async with asyncio.timeout(self.heartbeat_s):
                 await sub.wake.wait()
@@ -205,17 +212,19 @@ class LiveHub:
         return self._catch_up(sub)
 
     def _catch_up(self, sub: _Subscriber) -> bytes | None:
-        """What brings ``sub`` to the latest snapshot: the delta from the one it has, else the whole."""
-        if sub.have == self._number:
+        """The next step to the latest snapshot for ``sub``: the delta from the one it has, or the whole
+        snapshot when it has none or the delta is no longer kept. One message at a time: a slow
+        stream never holds more than one in hand."""
+        behind = self._number - sub.have
+        if not behind:
             return None
-        if sub.have and sub.have == self._number - 1:
-            message = self._delta
-        else:
-            if self._whole is None:
-                self._whole = _event("snapshot", self._wire.whole(), self._number)
-            message = self._whole
+        if sub.have and behind <= len(self._deltas):
+            sub.have += 1
+            return self._deltas[-behind]
+        if self._whole is None:
+            self._whole = _event("snapshot", self._wire.whole(), self._number)
         sub.have = self._number
-        return message
+        return self._whole
 
 
 LIVE_HUB = web.AppKey("live_hub", LiveHub)

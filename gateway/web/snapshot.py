@@ -234,39 +234,44 @@ class SeatViews:
     def __init__(self, node: str) -> None:
         self.node = node
         self._views: dict[str, tuple[tuple[object, ...], SeatView]] = {}
+        self._order: list[str] = []  # extensions, sorted
 
     def __call__(self, seats: Iterable[Seat]) -> list[SeatView]:
-        views: dict[str, tuple[tuple[object, ...], SeatView]] = {}
+        old, views = self._views, {}
         for seat in seats:
-            call_id = min(seat.active_calls, default="")
-            reason = seat.paused_reason or ""
+            # Everything a view shows, cheaply: the time in state is fixed by ``state_since``.
+            paused = seat.paused_reason if seat.state is SeatState.PAUSED else None
             what = (
                 seat.state,
                 seat.state_since,
-                reason,
+                paused,
                 seat.calls_taken,
                 seat.name,
-                call_id,
+                *seat.active_calls,
+                "|",
                 *seat.memberships,
             )
-            old = self._views.get(seat.seat_id)
-            if old is not None and old[0] == what:
-                views[seat.seat_id] = old
-                continue
-            view = SeatView(
-                node=self.node,
-                extension=seat.seat_id,
-                name=seat.name,
-                state=seat.state.value,
-                reason=reason,
-                since=round(seat.state_since_wall.timestamp(), 1),
-                calls_taken=seat.calls_taken,
-                queues=sorted(seat.memberships),
-                call_id=call_id,
+            known = old.get(seat.seat_id)
+            views[seat.seat_id] = (
+                known if known is not None and known[0] == what else (what, self._view(seat))
             )
-            views[seat.seat_id] = (what, view)
+        if len(views) != len(old) or views.keys() != old.keys():
+            self._order = sorted(views)
         self._views = views
-        return [views[extension][1] for extension in sorted(views)]
+        return [views[extension][1] for extension in self._order]
+
+    def _view(self, seat: Seat) -> SeatView:
+        return SeatView(
+            node=self.node,
+            extension=seat.seat_id,
+            name=seat.name,
+            state=seat.state.value,
+            reason=(seat.paused_reason or "") if seat.state is SeatState.PAUSED else "",
+            since=round(seat.state_since_wall.timestamp(), 1),
+            calls_taken=seat.calls_taken,
+            queues=sorted(seat.memberships),
+            call_id=min(seat.active_calls, default=""),
+        )
 
 
 def node_live(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import re
 import socket
@@ -21,7 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.typedefs import Handler
 
 from gateway.web.auth import AUTH_KEY, CSRF_HEADER, SESSION_COOKIE, Role
-from gateway.web.live import RETRY_MS, LiveHub
+from gateway.web.live import DELTAS_KEPT, RETRY_MS, LiveHub
 from gateway.web.snapshot import LinkView, Snapshot
 from tests.browser.scene import ADMIN_TOKEN, SEAT_TOKEN, SUPERVISOR_TOKEN, make_app
 
@@ -313,6 +314,34 @@ async def test_a_slow_client_holds_a_bounded_backlog_and_shutdown_cuts_it(
         assert slow.sent < n
         await _closes(client.server.close())  # a stalled write must not hold the shutdown
     assert hub.subscribers() == []
+
+
+async def test_a_lagging_client_catches_up_delta_by_delta_or_starts_again_whole(
+    client: Client, hub: LiveHub, ticks: Ticks
+) -> None:
+    hub.publish(snapshot(1, 60_000))
+    async with live_stream(client) as stream:  # read once it is far behind
+        n = 1
+        while max(s.superseded for s in hub.subscribers()) < DELTAS_KEPT + 4:
+            n += 1
+            assert n < 2000, "the client never fell behind: socket buffers larger than expected"
+            hub.publish(snapshot(n, 60_000))
+            ticks.release()
+            await asyncio.sleep(0)
+        events = [await next_event(stream)]
+        while events[-1]["id"] != str(n):
+            events.append(await next_event(stream))
+    # Each delta follows the snapshot it changes. The stream fell further behind than the deltas
+    # kept, so it started again from a whole snapshot; its last message is the latest.
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "snapshot"
+    assert "delta" in kinds
+    assert "snapshot" in kinds[1:]
+    for before, event in itertools.pairwise(events):
+        if event["event"] == "delta":
+            assert json.loads(event["data"])["base"] == int(before["id"])
+        assert int(event["id"]) > int(before["id"])
+    assert json.loads(events[-1]["data"])["at"] == snapshot(n).at
 
 
 async def test_shutdown_ends_every_stream(client: Client, hub: LiveHub) -> None:
