@@ -15,6 +15,7 @@ PREFIX: Final = "hotline"
 
 LEASE: Final = f"{PREFIX}:lease"  # + ":<node>": which instance controls a PBX node
 LIVE: Final = f"{PREFIX}:live"  # + ":<node>": the node's latest live snapshot, for other instances
+LIVE_NODES: Final = f"{PREFIX}:live-nodes"  # ZSET node -> when it last wrote its live state (epoch s)
 TRANSFER: Final = f"{PREFIX}:transfer"  # + ":<id>": a transfer as JSON, for every instance's API
 CALLBACK_ORDER: Final = f"{PREFIX}:callbacks:order"  # ZSET call id -> original JoinTime (epoch seconds)
 CALLBACK_ENTRIES: Final = f"{PREFIX}:callbacks:entries"  # HASH call id -> entry JSON
@@ -40,9 +41,6 @@ def lease(node: str) -> str:
 
 def live(node: str) -> str:
     return f"{LIVE}:{node}"
-
-
-LIVE_PATTERN: Final = f"{LIVE}:*"  # SCAN match for every node's snapshot
 
 
 def session(session_id: str) -> str:

@@ -8,9 +8,10 @@ await on Redis or HTTP happens in the node's tasks, each started once by ``Node.
   -> outbox (Redis Stream, or the spool); a draft saved after its call's final record -> a new revision;
 - ``ticker``: a few times a second, lets time pass in the tracker, counts KPIs and builds the
   node's live state; on the home node, publishes the dashboard snapshot (every node this instance
-  runs, plus the other instances' from Redis) to the live hub; every second shares with the other
-  instances through Redis (KPI buckets out, this node's live state out; on the home node, the KPI
-  buckets and the other nodes' live state in): a side branch, the page never waits on it;
+  runs, plus the other instances' from Redis) to the live hub. It never awaits Redis;
+- ``share``: every second, shares with the other instances through Redis (KPI buckets out, this
+  node's live state out; on the home node, the KPI buckets and the other nodes' live state in):
+  a side branch, the page never waits on it;
 - ``resync``, ``spool-recovery`` (home node only) and ``records-backstop`` (work orders of calls
   that ran while no gateway watched, from the PBX's own log);
 - ``reports``: the outbox's records into the half-hour report buckets (``gateway.reports.store``).
@@ -69,6 +70,7 @@ from gateway.web.snapshot import (
     build_snapshot,
     node_live,
     read_live,
+    read_node_id,
 )
 from gateway.workbench.drafts import DraftStore
 
@@ -76,6 +78,7 @@ log = structlog.get_logger(__name__)
 
 TICK_S = 0.25
 MIRROR_EVERY_S = 1.0
+MIRROR_TTL_S = 10  # a node not heard of for this long is gone from the other instances' pages
 FEEDBACK_EVERY_S = 10.0
 
 
@@ -219,6 +222,7 @@ class Node:
             (self.resync.run(), "resync"),
             (_pipeline(self), "records-pipeline"),
             (_ticker(self), "ticker"),
+            (_sharer(self), "share"),
             (_backstop(self), "records-backstop"),
             (self.reports.run(), "reports"),
         ]
@@ -426,7 +430,6 @@ async def _drafts_of(node: Node, call_ids: list[str]) -> dict[str, WorkOrderDraf
 
 
 async def _ticker(node: Node) -> None:
-    next_mirror = next_feedback = 0.0
     while True:
         stop_if_cancelled()
         now, wall = time.monotonic(), dt.datetime.now(dt.UTC)
@@ -440,16 +443,24 @@ async def _ticker(node: Node) -> None:
         node.update_live()
         if not node.taken_over:  # one picture per instance: the home node's
             node.hub.publish(node.snapshot())
-        if now >= next_mirror:
-            next_mirror = now + MIRROR_EVERY_S
-            node.book.prune(wall.timestamp())
-            node.redis_ok = await _share(node, wall.timestamp())
-        if now >= next_feedback:
-            next_feedback = now + FEEDBACK_EVERY_S
+        await asyncio.sleep(TICK_S)
+
+
+async def _sharer(node: Node) -> None:
+    """Every second, exchange state with the other instances; every few seconds, read the order
+    system's feedback and follow a config applied by `hotline-gateway reload`."""
+    next_feedback = 0.0
+    while True:
+        stop_if_cancelled()
+        wall = dt.datetime.now(dt.UTC)
+        node.book.prune(wall.timestamp())
+        node.redis_ok = await _share(node, wall.timestamp())
+        if time.monotonic() >= next_feedback:
+            next_feedback = time.monotonic() + FEEDBACK_EVERY_S
             if not node.taken_over:
                 await _refresh_resolution(node, wall)
             node.follow_applied()
-        await asyncio.sleep(TICK_S)
+        await asyncio.sleep(MIRROR_EVERY_S)
 
 
 async def _share(node: Node, now: float) -> bool:
@@ -460,23 +471,26 @@ async def _share(node: Node, now: float) -> bool:
         return False
     try:
         if node.controlling and node.live is not None:
-            await node.redis.set(keys.live(node.node_id), node.live.to_json(node.mirror), ex=10)
+            async with node.redis.pipeline(transaction=False) as pipe:
+                pipe.set(keys.live(node.node_id), node.live.to_json(node.mirror), ex=MIRROR_TTL_S)
+                pipe.zadd(keys.LIVE_NODES, {node.node_id: now})
+                await pipe.execute()
         if node.taken_over:
             return True
         await node.kpi_store.refresh(node.book, now)
-        local = {keys.live(n) for n in node.others} | (
-            {keys.live(node.node_id)} if node.controlling else set()
-        )
+        local = {*node.others, *([node.node_id] if node.controlling else [])}
+        listed = await node.redis.zrangebyscore(keys.LIVE_NODES, now - MIRROR_TTL_S, "+inf")
         names = [
-            name
-            async for k in node.redis.scan_iter(match=keys.LIVE_PATTERN, count=100)
-            if (name := k.decode(errors="replace")) not in local
+            n
+            for raw in listed
+            if isinstance(raw, bytes) and (n := read_node_id(raw, key=keys.LIVE_NODES)) and n not in local
         ]
-        values = await node.redis.mget(names) if names else []
+        values = await node.redis.mget([keys.live(n) for n in names]) if names else []
+        await node.redis.zremrangebyscore(keys.LIVE_NODES, "-inf", now - 3600)  # long gone
     except (RedisError, OSError):
         return False
-    peers = [read_live(name, v) for name, v in zip(names, values, strict=True) if v]
-    node.peers = [p for p in peers if p is not None and keys.live(p.node) not in local]
+    peers = [read_live(keys.live(name), v, node=name) for name, v in zip(names, values, strict=True) if v]
+    node.peers = [p for p in peers if p is not None]
     return True
 
 

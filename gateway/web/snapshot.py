@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from gateway.calls.tracker import Tracker
 from gateway.dialplan.routing import RoutingPlan
 from gateway.merge.schema import HotlineConfig, Queue
 from gateway.queues.stats import ALL, KpiBook, Rates
-from gateway.readback import Count, Epoch, Seconds, Source, Text, parse, refuse
+from gateway.readback import Count, Epoch, Seconds, Source, Text, parse, refuse, text
 from gateway.records.model import PBX_NODE_PATTERN, QueueName
 
 
@@ -173,13 +174,26 @@ class NodeLive:
 _NODE_LIVE = TypeAdapter(NodeLive)
 
 
-def read_live(key: str, raw: bytes | str) -> NodeLive | None:
-    """Another node's live state read back from Redis, or None (refused, logged and counted)."""
+def read_live(key: str, raw: bytes | str, *, node: str) -> NodeLive | None:
+    """``node``'s live state read back from Redis, or None (refused, logged and counted)."""
     live = parse(_NODE_LIVE, raw, source=Source.LIVE, key=key)
-    if live is not None and (other := next((s.node for s in live.seats if s.node != live.node), None)):
-        refuse(Source.LIVE, key, "seats.node", f"a seat of node {other} in the mirror of node {live.node}")
+    if live is None:
+        return None
+    # A mirror speaks for its own node only: a seat under another's name would be a forged tile.
+    other = next((n for n in (live.node, *(s.node for s in live.seats)) if n != node), None)
+    if other is not None:
+        refuse(Source.LIVE, key, "node", f"node {other} in the mirror of node {node}")
         return None
     return live
+
+
+def read_node_id(raw: bytes | str, *, key: str) -> str | None:
+    """A node id listed in Redis under ``key``, or None (refused)."""
+    node = text(raw, source=Source.LIVE, key=key, field="member")
+    if node is not None and not re.fullmatch(PBX_NODE_PATTERN, node):
+        refuse(Source.LIVE, key, "member", f"not a node id: {node[:40]!r}")
+        return None
+    return node
 
 
 def as_plain(value: Any) -> Any:

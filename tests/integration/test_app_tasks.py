@@ -26,6 +26,7 @@ EXPECTED = {
     "resync",
     "records-pipeline",
     "ticker",
+    "share",
     "records-backstop",
     "reports",
     "dispatcher-0",

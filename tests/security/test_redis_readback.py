@@ -157,25 +157,38 @@ async def test_live_state_mirror_with_wrong_types(
 ) -> None:
     node = gateway[NODE]
     before = refused("live")
-    good = json.loads(node.update_live().to_json(SeatJson())) | {"node": "pbx-2"}
-    good["seats"] = [seat | {"node": "pbx-2"} for seat in good["seats"]]
-    one_seat = {"node": "pbx-2", "extension": "1001", "name": "x", "state": "ready", "reason": "", "since": 1.0,
+
+    def mirror(name: str, **changes: Any) -> dict[str, Any]:
+        """A genuine mirror of node ``name`` (this node's state under its name), changed."""
+        good: dict[str, Any] = json.loads(node.update_live().to_json(SeatJson()))
+        seat = {"node": name, "extension": "1001", "name": "x", "state": "ready", "reason": "", "since": 1.0,
                 "calls_taken": 0, "queues": []}  # fmt: skip
-    hostile = [
-        good | {"queues": [{"name": "hotline-general", "waiting": "5", "longest_wait_s": 1.0, "seats": {}}]},
-        good | {"at": "2026-12-02T08:00:00Z"},
-        good | {"seats": [{"extension": "1001", "state": "on_call"}]},
-        good | {"seats": [one_seat | {"node": "pbx-9"}]},  # another node's seat: no tile under pbx-2's name
-        good | {"link": {"stale": "yes", "reason": "x"}},
-        "not json at all",
-    ]
-    for number, value in enumerate(hostile, start=3):
+        return good | {"node": name, "seats": [seat]} | changes
+
+    queue = {"name": "hotline-general", "waiting": "5", "longest_wait_s": 1.0, "seats": {}}
+    foreign_seat = mirror("pbx-10")
+    foreign_seat["seats"][0]["node"] = "pbx-2"  # a seat under another node's name
+    hostile: dict[str, dict[str, Any] | str] = {
+        "pbx-3": mirror("pbx-3", queues=[queue]),
+        "pbx-4": mirror("pbx-4", at="2026-12-02T08:00:00Z"),
+        "pbx-5": mirror("pbx-5", seats=[{"extension": "1001", "state": "on_call"}]),
+        "pbx-6": mirror("pbx-6", link={"stale": "yes", "reason": "x"}),
+        "pbx-7": mirror("pbx-8"),  # another node's state under this one's name
+        "pbx-9": "not json at all",
+        "pbx-10": foreign_seat,
+    }
+    # The list of nodes is read back too: a member that is no node id is refused.
+    await redis_client.zadd(keys.LIVE_NODES, {"pbx-1\r\nAction: Hangup": time.time()})
+    for name, value in hostile.items():
         text = value if isinstance(value, str) else json.dumps(value)
-        await redis_client.set(keys.live(f"pbx-{number}"), text, ex=60)
-    await until(lambda: refused("live") >= before + 2 * len(hostile), "every forged mirror refused, twice")
+        await redis_client.set(keys.live(name), text, ex=60)
+        await redis_client.zadd(keys.LIVE_NODES, {name: time.time() + 60})
+    await until(lambda: refused("live") >= before + 2 * (len(hostile) + 1), "every forgery refused, twice")
     assert alive(gateway, "ticker")
+    assert alive(gateway, "share")
     assert [p.node for p in node.peers] == []
-    await redis_client.set(keys.live("pbx-2"), json.dumps(good), ex=60)
+    await redis_client.set(keys.live("pbx-2"), json.dumps(mirror("pbx-2")), ex=60)
+    await redis_client.zadd(keys.LIVE_NODES, {"pbx-2": time.time() + 60})
     await until(lambda: [p.node for p in node.peers] == ["pbx-2"], "a genuine peer still merges")
 
 

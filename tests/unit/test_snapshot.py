@@ -38,11 +38,12 @@ def seat(node: str, extension: str, state: str = "ready", since: float = NOON - 
     return SeatView(node, extension, f"坐席{extension}", state, "", since, 3, ["hotline-general"])
 
 
-def node(name: str, waiting: int, longest: float, ready: int, at: float = NOON, **link: Any) -> NodeLive:
+def node(
+    name: str, waiting: int, longest: float, ready: int, at: float = NOON, link: LinkView = READY
+) -> NodeLive:
     counts = SeatCounts(logged_in=ready, ready=ready)
     seats = [seat(name, str(1001 + i)) for i in range(ready)]
-    return NodeLive(name, at, LinkView(**({"ami": "ready", "stale": False, "reason": ""} | link)),
-                    [QueueLive("hotline-general", waiting, longest, counts)], seats)  # fmt: skip
+    return NodeLive(name, at, link, [QueueLive("hotline-general", waiting, longest, counts)], seats)
 
 
 def picture(*live: NodeLive, link: LinkView = READY) -> Snapshot:
@@ -76,7 +77,7 @@ def test_nodes_add_up_per_queue_and_seats_keep_their_node() -> None:
 
 def test_a_late_or_broken_node_makes_the_picture_stale_naming_it() -> None:
     late = node("pbx-3", 1, 1.0, 1, at=NOON - 30)
-    broken = node("pbx-2", 0, 0.0, 1, stale=True, reason="正在与Asterisk重新同步")
+    broken = node("pbx-2", 0, 0.0, 1, link=LinkView("ready", True, "正在与Asterisk重新同步"))
     snap = picture(node("pbx-1", 0, 0.0, 1), late, broken)
     assert snap.link.stale
     assert "节点 pbx-3 的数据已 30 秒未更新" in snap.link.reason
@@ -89,10 +90,11 @@ def test_a_late_or_broken_node_makes_the_picture_stale_naming_it() -> None:
 def test_a_mirror_reads_back_equal() -> None:
     live = node("pbx-2", 5, 40.0, 4)
     text = live.to_json(SeatJson())
-    assert read_live("hotline:live:pbx-2", text) == live
+    assert read_live("hotline:live:pbx-2", text, node="pbx-2") == live
+    assert read_live("hotline:live:pbx-3", text, node="pbx-3") is None  # under another node's name
     forged = json.loads(text)
     forged["seats"][0]["extension"] = "1001\r\nAction: Hangup"
-    assert read_live("hotline:live:pbx-2", json.dumps(forged)) is None
+    assert read_live("hotline:live:pbx-2", json.dumps(forged), node="pbx-2") is None
 
 
 def test_an_unchanged_seat_keeps_its_view_and_a_change_makes_a_new_one() -> None:
