@@ -43,9 +43,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "hotline_merge.yaml"
 TIME_SCALE = 0.25  # four simulated seconds per real second: the floor fills in under a minute
 QUEUES = 8  # in hotline_merge.yaml
-MEAN_CALL_S = 148.0  # measured: 4,450 calls up at 165 s; abandons and short calls make it shorter than the mean talk
+SHARED = 5  # places per queue taken by the roster's seats that are in several queues: one seat each
+MEAN_CALL_S = 148.0  # measured (4,450 calls up at 165): abandons and short calls make it less than the talk
 TICKS = os.sysconf("SC_CLK_TCK")
 AT = re.compile(rb'^data: ?\{"at":"([^"]+)"', re.MULTILINE)
+
+
+def peak_rss_mb(pid: int) -> float:
+    found = re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
+    return int(found[1]) / 1024 if found else float("nan")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -164,7 +170,7 @@ async def measure(floor: Floor, seconds: float) -> list[Result]:
         sink = OrderSink(Path(tmp) / "orders.sqlite3", env[config.order_system.token_env])
         await sink.start()
         rate = floor.calls / floor.nodes / MEAN_CALL_S  # per node, per simulated second
-        per_queue = floor.seats // floor.nodes // QUEUES
+        per_queue = -(-floor.seats // floor.nodes // QUEUES) + SHARED
         ports = [(free_port(), free_port()) for _ in range(floor.nodes)]
         sims = [
             spawn(
@@ -202,8 +208,11 @@ async def measure(floor: Floor, seconds: float) -> list[Result]:
             for clients in floor.clients:
                 received, cpu = await phase(base + "/api/live", token, clients, seconds, gateway.pid)
                 calls = await pbx_calls(controls)
+                rss = peak_rss_mb(gateway.pid)
                 results.append(
-                    Result(floor, clients, calls, seats, received.latencies, received.bytes, seconds, cpu)
+                    Result(
+                        floor, clients, calls, seats, received.latencies, received.bytes, seconds, cpu, rss
+                    )
                 )
                 print(f"  {results[-1].line()}", flush=True)
         finally:
@@ -223,6 +232,7 @@ class Result:
     received: int  # bytes, by every client
     seconds: float
     cpu: float  # share of one core
+    rss_mb: float  # the gateway's peak resident memory so far
 
     @property
     def p99_ms(self) -> float:
@@ -234,7 +244,7 @@ class Result:
             f"({len(self.latencies) / self.clients / self.seconds:.1f}/s each, "
             f"{self.received / max(1, len(self.latencies)) / 1000:.1f} kB each), latency p50 "
             f"{quantile(self.latencies, 0.5) * 1000:.0f} ms, p99 {self.p99_ms:.0f} ms, gateway CPU "
-            f"{self.cpu * 100:.0f} % of one core"
+            f"{self.cpu * 100:.0f} % of one core, peak RSS {self.rss_mb:.0f} MB"
         )
 
 

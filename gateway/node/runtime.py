@@ -437,12 +437,14 @@ async def _ticker(node: Node) -> None:
             node.feed.emit(output)
         for observation in node.recorder.observe(node.tracker.calls.values()):
             node.kpi_store.add(node.book.record(observation))
-        waiting = sum(len(q.waiting) for q in node.tracker.queues.values())
-        node.kpi_store.add_gauge(node.book.sample("waiting", wall.timestamp(), waiting))
         node.metrics.observe_tracker(node.tracker, now)
         node.update_live()
         if not node.taken_over:  # one picture per instance: the home node's
-            node.hub.publish(node.snapshot())
+            snapshot = node.snapshot()
+            node.hub.publish(snapshot)
+            # The chart's calls waiting: every node's, as the page shows them (not one node's).
+            waiting = sum(q.waiting for q in snapshot.queues)
+            node.kpi_store.add_gauge(node.book.sample("waiting", wall.timestamp(), waiting))
         await asyncio.sleep(TICK_S)
 
 
