@@ -1,12 +1,15 @@
 """Dashboard push latency and gateway CPU with many browsers watching a busy hotline.
 
 Processes as in production: PBX simulators (``hotline-gateway simulate``, one per Asterisk node)
-with enough traffic to keep the calls up, one gateway (``hotline-gateway run``) controlling the
+with enough traffic to keep the calls up, the reference order system (``hotline-gateway
+order-sink``, in its own process: its SQLite writes must not stall the clients' reads), one
+gateway (``hotline-gateway run``) controlling the
 first node and taking the others over (``HOTLINE_TAKEOVER_NODES``: no other instance holds their
 leases), and this script holding the SSE clients (the dashboard's /api/live stream). Latency is
 from the moment the gateway built a snapshot (its ``at``) to the moment a client has read it, so
 it includes the hub's coalescing (at most 4 pushes a second); each client gets the whole snapshot
-once and then deltas, and the figures count both. CPU is the gateway process's own (utime + stime
+once and then deltas, and the figures count both. This process's own loop lag (how late a 50 ms
+sleep wakes) is printed beside it: a late reader would count as a late push. CPU is the gateway process's own (utime + stime
 from /proc) over each phase. Every server listens on 127.0.0.1 and is stopped at the end.
 
 Two floors in one run: the city (one node, about 1,000 calls and seats; one client, then 200)
@@ -29,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
@@ -37,7 +40,6 @@ import aiohttp
 from gateway.demo import demo_environment
 from gateway.localredis import LocalRedis, free_port
 from gateway.merge.loader import load_config
-from gateway.ordersink.sink import OrderSink
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "hotline_merge.yaml"
@@ -61,21 +63,41 @@ def cpu_seconds(pid: int) -> float:
 
 @dataclass
 class Received:
+    clients: int
     latencies: list[float]
     bytes: int = 0
+    connected_s: float = 0.0  # until every client had its whole snapshot
+    lag: list[float] = field(default_factory=list)  # this process's loop lag, sampled
+    first: set[int] = field(default_factory=set)  # the streams that had their whole snapshot
+    all_first: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def probe_lag(lag: list[float], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        began = time.monotonic()
+        await asyncio.sleep(0.05)
+        lag.append(time.monotonic() - began - 0.05)
 
 
 async def watch(
     session: aiohttp.ClientSession, url: str, token: str, received: Received, stop: asyncio.Event
 ) -> None:
-    """Read SSE messages (they can exceed aiohttp's 64 KiB line limit, so split by hand)."""
+    """Read SSE messages (they can exceed aiohttp's 64 KiB line limit, so split by hand; a whole
+    snapshot comes in many chunks, joined once it is complete)."""
     latencies = received.latencies
     async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
-        buffer = b""
+        parts: list[bytes] = []
         async for chunk in response.content.iter_any():
             received.bytes += len(chunk)
-            buffer += chunk
-            *messages, buffer = buffer.split(b"\n\n")
+            ends = b"\n\n" in chunk or (parts and parts[-1].endswith(b"\n") and chunk.startswith(b"\n"))
+            parts.append(chunk)
+            if not ends:
+                continue
+            *messages, rest = b"".join(parts).split(b"\n\n")
+            parts = [rest]
+            received.first.add(id(response))
+            if len(received.first) == received.clients:
+                received.all_first.set()
             now = time.time()
             for message in messages:
                 # The snapshot's first field is its time: read it without parsing the whole page.
@@ -89,16 +111,23 @@ async def watch(
 async def phase(
     url: str, token: str, clients: int, seconds: float, gateway_pid: int
 ) -> tuple[Received, float]:
-    received = Received([])
+    received = Received(clients, [])
     stop = asyncio.Event()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(total=None)
     ) as session:
         tasks = [asyncio.create_task(watch(session, url, token, received, stop)) for _ in range(clients)]
-        await asyncio.sleep(2)  # connect and settle
+        # Every page opens with a whole snapshot (about 130 bytes a seat); when they all open at
+        # once it takes a while. The figures are the steady state after it.
+        began = time.monotonic()
+        async with asyncio.timeout(120):
+            await received.all_first.wait()
+        received.connected_s = time.monotonic() - began
+        await asyncio.sleep(5)  # and the deltas that queued behind them
         received.latencies.clear()
         received.bytes = 0
+        tasks.append(asyncio.create_task(probe_lag(received.lag, stop)))
         cpu0, t0 = cpu_seconds(gateway_pid), time.monotonic()
         await asyncio.sleep(seconds)
         cpu = (cpu_seconds(gateway_pid) - cpu0) / (time.monotonic() - t0)
@@ -167,8 +196,9 @@ async def measure(floor: Floor, seconds: float) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp, LocalRedis(aof=False) as redis:
         env = demo_environment({k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}, CONFIG)
         config = load_config(CONFIG)
-        sink = OrderSink(Path(tmp) / "orders.sqlite3", env[config.order_system.token_env])
-        await sink.start()
+        sink_port = free_port()
+        sink = spawn(["order-sink", "--port", str(sink_port), "--db", f"{tmp}/orders.sqlite3",
+                      "--token-env", config.order_system.token_env], env)  # fmt: skip
         rate = floor.calls / floor.nodes / MEAN_CALL_S  # per node, per simulated second
         per_queue = -(-floor.seats // floor.nodes // QUEUES) + SHARED
         ports = [(free_port(), free_port()) for _ in range(floor.nodes)]
@@ -183,7 +213,7 @@ async def measure(floor: Floor, seconds: float) -> list[Result]:
         http_port = free_port()
         env.update(
             HOTLINE_REDIS_URL=redis.url, HOTLINE_AMI_PORT=str(ports[0][0]), HOTLINE_HTTP_PORT=str(http_port),
-            HOTLINE_ORDER_URL=sink.url, HOTLINE_SPOOL_DIR=f"{tmp}/spool", HOTLINE_LOG_LEVEL="WARNING",
+            HOTLINE_ORDER_URL=f"http://127.0.0.1:{sink_port}/work-orders", HOTLINE_SPOOL_DIR=f"{tmp}/spool", HOTLINE_LOG_LEVEL="WARNING",
             HOTLINE_NODE_ID="pbx-1", HOTLINE_LEASE_TTL_MS="1000",
             HOTLINE_TAKEOVER_NODES=",".join(f"pbx-{n + 1}=127.0.0.1:{ami}" for n, (ami, _) in enumerate(ports) if n),
         )  # fmt: skip
@@ -209,16 +239,11 @@ async def measure(floor: Floor, seconds: float) -> list[Result]:
                 received, cpu = await phase(base + "/api/live", token, clients, seconds, gateway.pid)
                 calls = await pbx_calls(controls)
                 rss = peak_rss_mb(gateway.pid)
-                results.append(
-                    Result(
-                        floor, clients, calls, seats, received.latencies, received.bytes, seconds, cpu, rss
-                    )
-                )
+                results.append(Result(floor, clients, calls, seats, received, seconds, cpu, rss))
                 print(f"  {results[-1].line()}", flush=True)
         finally:
-            for proc in (gateway, *sims):
+            for proc in (gateway, *sims, sink):
                 stop(proc)
-            await sink.stop()
     return results
 
 
@@ -228,23 +253,28 @@ class Result:
     clients: int
     calls: int
     seats: int
-    latencies: list[float]
-    received: int  # bytes, by every client
+    received: Received  # by every client
     seconds: float
     cpu: float  # share of one core
     rss_mb: float  # the gateway's peak resident memory so far
+
+    @property
+    def latencies(self) -> list[float]:
+        return self.received.latencies
 
     @property
     def p99_ms(self) -> float:
         return quantile(self.latencies, 0.99) * 1000
 
     def line(self) -> str:
+        pushes = len(self.latencies)
         return (
-            f"{self.clients} client(s): {len(self.latencies):,} pushes received "
-            f"({len(self.latencies) / self.clients / self.seconds:.1f}/s each, "
-            f"{self.received / max(1, len(self.latencies)) / 1000:.1f} kB each), latency p50 "
-            f"{quantile(self.latencies, 0.5) * 1000:.0f} ms, p99 {self.p99_ms:.0f} ms, gateway CPU "
-            f"{self.cpu * 100:.0f} % of one core, peak RSS {self.rss_mb:.0f} MB"
+            f"{self.clients} client(s): {pushes:,} pushes received ({pushes / self.clients / self.seconds:.1f}/s "
+            f"each, {self.received.bytes / max(1, pushes) / 1000:.1f} kB each), latency p50 "
+            f"{quantile(self.latencies, 0.5) * 1000:.0f} ms, p99 {self.p99_ms:.0f} ms (this process's loop lag "
+            f"p99 {quantile(self.received.lag, 0.99) * 1000:.0f} ms), gateway CPU {self.cpu * 100:.0f} % of "
+            f"one core, peak RSS {self.rss_mb:.0f} MB; all {self.clients} had their first, whole snapshot "
+            f"{self.received.connected_s:.1f} s after connecting at once"
         )
 
 
