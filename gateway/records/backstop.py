@@ -327,7 +327,9 @@ class Backstop:
         self._flush_every_s = flush_every_s
         self._keys = outbox.keys
         self._swept_key = self._keys.swept_until(self.pbx_node)
-        self._recorded: OrderedDict[str, Recorded] = OrderedDict()  # by Linkedid, this process
+        # By Linkedid, this process; the marker text, as a str is not tracked by the garbage
+        # collector (tens of thousands of objects would lengthen every full collection).
+        self._recorded: OrderedDict[str, str] = OrderedDict()
         self._pending: OrderedDict[str, tuple[str, Recorded]] = OrderedDict()  # record id -> (key, marker)
         self._flagged: set[str] = set()  # calls the tracker held live long after their logged end
         self._requested = asyncio.Event()
@@ -342,7 +344,7 @@ class Backstop:
 
     # -- what this process records --------------------------------------------------------------
     def _remember(self, linkedid: str, recorded: Recorded) -> None:
-        self._recorded[linkedid] = recorded
+        self._recorded[linkedid] = recorded.marker()
         self._recorded.move_to_end(linkedid)
         if len(self._recorded) > REMEMBER:
             self._recorded.popitem(last=False)
@@ -469,7 +471,8 @@ class Backstop:
         markers = await self._markers([e.linkedid for e in unknown])
         found = []
         for entry in entries:
-            recorded = self._recorded.get(entry.linkedid) or markers.get(entry.linkedid)
+            known = self._recorded.get(entry.linkedid)
+            recorded = Recorded.from_marker(known) if known else markers.get(entry.linkedid)
             as_of = report_as_of(entry, live=entry.linkedid in live, recorded=recorded)
             if as_of is None:
                 continue

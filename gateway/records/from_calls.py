@@ -75,7 +75,10 @@ class RecordBuilder:
     def __init__(self, pbx_node: str, *, remember: int = 10_000) -> None:
         self.pbx_node = pbx_node
         self._remember = remember
-        self._finals: OrderedDict[str, CallRecord] = OrderedDict()  # by Linkedid, oldest first
+        # By Linkedid, oldest first, as JSON text: a str is one object the garbage collector does
+        # not track, where a record is some 25 tracked ones; 10,000 records per node made every
+        # full collection of a province instance last seconds. Reading one back is rare.
+        self._finals: OrderedDict[str, str] = OrderedDict()
         self._callbacks: dict[str, CallbackAttempt] = {}  # by the call back's Linkedid
         self._final_listeners: list[Callable[[CallRecord], None]] = []
 
@@ -85,9 +88,14 @@ class RecordBuilder:
 
     def remember(self, record: CallRecord) -> None:
         """Keep ``record`` as the latest final record of its call (e.g. restored after a restart)."""
-        self._finals[record.linkedid] = record
+        self._finals[record.linkedid] = record.model_dump_json()
+        self._finals.move_to_end(record.linkedid)
         if len(self._finals) > self._remember:
             self._finals.popitem(last=False)
+
+    def _final(self, call_id: str) -> CallRecord | None:
+        text = self._finals.get(call_id)
+        return None if text is None else CallRecord.model_validate_json(text)
 
     def expect_callback(self, linkedid: str, attempt: CallbackAttempt) -> None:
         """The call ``linkedid`` about to be placed calls back ``attempt.call_id``."""
@@ -137,7 +145,7 @@ class RecordBuilder:
     def draft_saved(self, saved: DraftSaved) -> CallRecord | None:
         """A new revision of the call's final record carrying a newer draft; None while the call is
         live (its final record will carry the draft) or when the record has this version already."""
-        final = self._finals.get(saved.call_id)
+        final = self._final(saved.call_id)
         draft = saved.draft
         if final is None or (final.work_order is not None and final.work_order.version >= draft.version):
             return None
@@ -152,7 +160,7 @@ class RecordBuilder:
 
     def seats_of(self, call_id: str) -> set[str]:
         """The seats offered or connected to a call whose final record is remembered."""
-        final = self._finals.get(call_id)
+        final = self._final(call_id)
         return {leg.party for leg in final.legs if leg.kind is PartyKind.SEAT} if final else set()
 
     def callback_outcome(
@@ -167,7 +175,7 @@ class RecordBuilder:
     ) -> CallRecord | None:
         """The answered call back ``call`` has ended: its legs join the original call's record, and
         what the seat wrote on it (the call back's outcome) becomes that record's draft."""
-        final = self._finals.get(attempt.call_id)
+        final = self._final(attempt.call_id)
         if final is None or call.ended_at is None:
             return None
         extra = {
@@ -192,7 +200,7 @@ class RecordBuilder:
     def _amend_callback(
         self, call_id: str, update: dict[str, Any], extra: dict[str, Any], as_of: dt.datetime
     ) -> CallRecord | None:
-        final = self._finals.get(call_id)
+        final = self._final(call_id)
         if final is None or final.callback is None:
             log.warning("callback_outcome_dropped", call_id=call_id, reason="call record not remembered")
             return None
@@ -230,7 +238,7 @@ class RecordBuilder:
         return self._build(call, now, Stage.INTERIM, emergency.at, disposition, draft)
 
     def _late_survey(self, update: CallUpdate) -> CallRecord | None:
-        final = self._finals.get(update.call_id)
+        final = self._final(update.call_id)
         survey = self._survey(update.survey, update.call_id) if update.survey else None
         if final is None or survey is None:
             log.warning(
@@ -242,7 +250,7 @@ class RecordBuilder:
             "survey": survey, "as_of": as_of, "revision": revision_for(as_of, Stage.FINAL),
         }  # fmt: skip
         record = validate(amended, update.call_id)
-        self._finals[update.call_id] = record
+        self.remember(record)
         return record
 
     def _survey_of(self, call: calls.Call) -> dict[str, Any] | None:
