@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
@@ -90,7 +90,7 @@ _SeatStateName = Annotated[str, Field(pattern=f"^({'|'.join(SeatState)})$")]
 NodeId = Annotated[str, Field(pattern=PBX_NODE_PATTERN)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: no dict per seat for the collector to walk
 class SeatView:
     node: NodeId  # the Asterisk node it is on: a province's cities reuse each other's extensions
     extension: Text
@@ -219,17 +219,22 @@ class SeatsEncoded:
 
 class SeatJson:
     """Seats to JSON, each seat encoded again only when its view changed: with 10,000 seats on a
-    page, a few dozen change between two pushes."""
+    page, a few dozen change between two pushes.
+
+    The cache is updated in place, not rebuilt: entries made anew every push would live a push
+    long, long enough for the collector to promote them, and promotions are what bring on its
+    full collections (0.2 s and more at a province's scale).
+    """
 
     def __init__(self) -> None:
         self._known: dict[tuple[str, str], tuple[SeatView, str]] = {}
 
     def encode(self, seats: list[SeatView]) -> SeatsEncoded:
-        known, self._known = self._known, {}
+        known = self._known
         every, changed = [], []
         for view in seats:
             key = (view.node, view.extension)
-            old = known.pop(key, None)
+            old = known.get(key)
             # Views of an unchanged seat are the same object (``SeatViews``) or, read back from a
             # peer's mirror, equal.
             if old is not None and (old[0] is view or old[0] == view):
@@ -237,9 +242,15 @@ class SeatJson:
             else:
                 text = encode(view)
                 changed.append(text)
-            self._known[key] = (view, text)
+                known[key] = (view, text)
             every.append(text)
-        return SeatsEncoded(every, changed, list(known))
+        gone = []
+        if len(known) > len(seats):  # every seat shown is known now: the rest are gone
+            shown = {(view.node, view.extension) for view in seats}
+            gone = [key for key in known if key not in shown]
+            for key in gone:
+                del known[key]
+        return SeatsEncoded(every, changed, gone)
 
 
 class SeatViews:
@@ -250,8 +261,9 @@ class SeatViews:
         self._views: dict[str, tuple[tuple[object, ...], SeatView]] = {}
         self._order: list[str] = []  # extensions, sorted
 
-    def __call__(self, seats: Iterable[Seat]) -> list[SeatView]:
-        old, views = self._views, {}
+    def __call__(self, seats: Collection[Seat]) -> list[SeatView]:
+        views = self._views  # updated in place, as ``SeatJson`` is, for the same reason
+        added = False
         for seat in seats:
             # Everything a view shows, cheaply: the time in state is fixed by ``state_since``.
             paused = seat.paused_reason if seat.state is SeatState.PAUSED else None
@@ -265,13 +277,17 @@ class SeatViews:
                 "|",
                 *seat.memberships,
             )
-            known = old.get(seat.seat_id)
-            views[seat.seat_id] = (
-                known if known is not None and known[0] == what else (what, self._view(seat))
-            )
-        if len(views) != len(old) or views.keys() != old.keys():
+            known = views.get(seat.seat_id)
+            if known is None or known[0] != what:
+                added = added or known is None
+                views[seat.seat_id] = (what, self._view(seat))
+        if len(seats) < len(views):  # every seat is in ``views`` now: the rest are gone
+            present = {seat.seat_id for seat in seats}
+            for extension in [e for e in views if e not in present]:
+                del views[extension]
+            added = True
+        if added:
             self._order = sorted(views)
-        self._views = views
         return [views[extension][1] for extension in self._order]
 
     def _view(self, seat: Seat) -> SeatView:
