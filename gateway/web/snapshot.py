@@ -227,29 +227,29 @@ class SeatJson:
     """
 
     def __init__(self) -> None:
-        self._known: dict[tuple[str, str], tuple[SeatView, str]] = {}
+        # Two dicts rather than one of pairs: a pair holding a view is one more object to walk.
+        self._views: dict[tuple[str, str], SeatView] = {}
+        self._texts: dict[tuple[str, str], str] = {}
 
     def encode(self, seats: list[SeatView]) -> SeatsEncoded:
-        known = self._known
+        views, texts = self._views, self._texts
         every, changed = [], []
         for view in seats:
             key = (view.node, view.extension)
-            old = known.get(key)
+            old = views.get(key)
             # Views of an unchanged seat are the same object (``SeatViews``) or, read back from a
             # peer's mirror, equal.
-            if old is not None and (old[0] is view or old[0] == view):
-                text = old[1]
-            else:
-                text = encode(view)
-                changed.append(text)
-                known[key] = (view, text)
-            every.append(text)
+            if old is None or (old is not view and old != view):
+                views[key] = view
+                texts[key] = encode(view)
+                changed.append(texts[key])
+            every.append(texts[key])
         gone = []
-        if len(known) > len(seats):  # every seat shown is known now: the rest are gone
+        if len(views) > len(seats):  # every seat shown is known now: the rest are gone
             shown = {(view.node, view.extension) for view in seats}
-            gone = [key for key in known if key not in shown]
+            gone = [key for key in views if key not in shown]
             for key in gone:
-                del known[key]
+                del views[key], texts[key]
         return SeatsEncoded(every, changed, gone)
 
 
@@ -258,17 +258,20 @@ class SeatViews:
 
     def __init__(self, node: str) -> None:
         self.node = node
-        self._views: dict[str, tuple[tuple[object, ...], SeatView]] = {}
+        # What each view shows, as plain values (a tuple of them the collector stops tracking),
+        # and the view; updated in place, as ``SeatJson`` is, for the same reason.
+        self._shown: dict[str, tuple[object, ...]] = {}
+        self._views: dict[str, SeatView] = {}
         self._order: list[str] = []  # extensions, sorted
 
     def __call__(self, seats: Collection[Seat]) -> list[SeatView]:
-        views = self._views  # updated in place, as ``SeatJson`` is, for the same reason
+        shown, views = self._shown, self._views
         added = False
         for seat in seats:
             # Everything a view shows, cheaply: the time in state is fixed by ``state_since``.
             paused = seat.paused_reason if seat.state is SeatState.PAUSED else None
             what = (
-                seat.state,
+                seat.state.value,
                 seat.state_since,
                 paused,
                 seat.calls_taken,
@@ -277,18 +280,19 @@ class SeatViews:
                 "|",
                 *seat.memberships,
             )
-            known = views.get(seat.seat_id)
-            if known is None or known[0] != what:
+            known = shown.get(seat.seat_id)
+            if known != what:
                 added = added or known is None
-                views[seat.seat_id] = (what, self._view(seat))
+                shown[seat.seat_id] = what
+                views[seat.seat_id] = self._view(seat)
         if len(seats) < len(views):  # every seat is in ``views`` now: the rest are gone
             present = {seat.seat_id for seat in seats}
             for extension in [e for e in views if e not in present]:
-                del views[extension]
+                del views[extension], shown[extension]
             added = True
         if added:
             self._order = sorted(views)
-        return [views[extension][1] for extension in self._order]
+        return [views[extension] for extension in self._order]
 
     def _view(self, seat: Seat) -> SeatView:
         return SeatView(
