@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 
 from aiohttp import web
 
@@ -22,6 +23,10 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(config_path=args.config)
     configure_logging(settings.log_level)
     app = init_app(settings, dispatchers=args.dispatchers)
+    # Modules, config and app live as long as the process (some 80,000 objects): frozen out of the
+    # collector's way, each full collection at a province's scale walks a third fewer objects.
+    gc.collect()
+    gc.freeze()
     # A container runtime waits about 10 s after SIGTERM: finish well within it.
     web.run_app(
         app, host=settings.http_host, port=settings.http_port, print=None, access_log=None, shutdown_timeout=5
