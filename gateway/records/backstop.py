@@ -327,8 +327,8 @@ class Backstop:
         self._flush_every_s = flush_every_s
         self._keys = outbox.keys
         self._swept_key = self._keys.swept_until(self.pbx_node)
-        # By Linkedid, this process; the marker text, as a str is not tracked by the garbage
-        # collector (tens of thousands of objects would lengthen every full collection).
+        # By Linkedid, this process: each call's marker as text. A str is not tracked by the
+        # garbage collector; tens of thousands of ``Recorded`` would lengthen every full collection.
         self._recorded: OrderedDict[str, str] = OrderedDict()
         self._pending: OrderedDict[str, tuple[str, Recorded]] = OrderedDict()  # record id -> (key, marker)
         self._flagged: set[str] = set()  # calls the tracker held live long after their logged end

@@ -266,7 +266,7 @@ class SeatViews:
 
     def __call__(self, seats: Collection[Seat]) -> list[SeatView]:
         shown, views = self._shown, self._views
-        added = False
+        resort = False  # an extension came or went
         for seat in seats:
             # Everything a view shows, cheaply: the time in state is fixed by ``state_since``.
             paused = seat.paused_reason if seat.state is SeatState.PAUSED else None
@@ -282,15 +282,15 @@ class SeatViews:
             )
             known = shown.get(seat.seat_id)
             if known != what:
-                added = added or known is None
+                resort = resort or known is None
                 shown[seat.seat_id] = what
                 views[seat.seat_id] = self._view(seat)
         if len(seats) < len(views):  # every seat is in ``views`` now: the rest are gone
             present = {seat.seat_id for seat in seats}
             for extension in [e for e in views if e not in present]:
                 del views[extension], shown[extension]
-            added = True
-        if added:
+            resort = True
+        if resort:
             self._order = sorted(views)
         return [views[extension] for extension in self._order]
 

@@ -110,6 +110,17 @@ def test_an_unchanged_seat_keeps_its_view_and_a_change_makes_a_new_one() -> None
     assert (second.state, second.since) == ("on_call", NOON + 30)
 
 
+def test_seat_views_follow_seats_that_come_and_go_in_extension_order() -> None:
+    wall = dt.datetime.fromtimestamp(NOON, dt.UTC)
+    seats = {e: Seat(e, f"PJSIP/{e}", e, SeatState.READY, 100.0, wall) for e in ("1003", "1001", "1002")}
+    views = SeatViews("pbx-1")
+    assert [v.extension for v in views(seats.values())] == ["1001", "1002", "1003"]
+    del seats["1002"]
+    seats["1000"] = Seat("1000", "PJSIP/1000", "1000", SeatState.READY, 100.0, wall)
+    assert [v.extension for v in views(seats.values())] == ["1000", "1001", "1003"]
+    assert views([]) == []
+
+
 def apply(whole: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
     """What the page does with a delta (gateway/web/static/dashboard.js ``applyDelta``)."""
     out = whole | {k: v for k, v in delta.items() if k not in ("base", "seats", "gone")}
