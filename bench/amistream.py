@@ -9,9 +9,10 @@ call from the trace's ``.timeline.txt``, and the calls are merged by time, so th
 the interleaving of a busy PBX rather than one call after another.
 
 ``python bench/amistream.py serve FILE --cpu 0`` is the server: it prints its port, greets,
-answers every action with a Success carrying its ActionID (``Ping: Pong`` for Ping), and after the
-first Login writes the stream as fast as the client reads, in chunks cut at message ends (answers
-go in between chunks), then half-closes and waits for the client to hang up.
+answers every action with a Success carrying its ActionID (``Ping: Pong`` for Ping, a nonce for
+Challenge), and after the first Login writes the stream as fast as the client reads, in chunks cut
+at message ends (answers go in between chunks), then half-closes and waits for the client to hang
+up.
 """
 
 from __future__ import annotations
@@ -215,7 +216,9 @@ def _answer(headers: dict[str, str]) -> bytes:
     lines = [f"Response: {'Goodbye' if action == 'logoff' else 'Success'}"]
     if "actionid" in headers:
         lines.append(f"ActionID: {headers['actionid']}")
-    lines.append("Ping: Pong" if action == "ping" else "Message: ok")
+    # As Asterisk does: a Challenge gets a nonce (the gateway logs in with MD5 only); every Login
+    # succeeds, whatever its key.
+    lines.append({"ping": "Ping: Pong", "challenge": "Challenge: 840415273"}.get(action, "Message: ok"))
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
