@@ -168,7 +168,7 @@ class NodeLive:
     def to_json(self, seats: SeatJson) -> str:
         """The mirror's JSON; ``seats`` keeps each seat's JSON between two mirrors of the node."""
         head = encode({"node": self.node, "at": self.at, "link": self.link, "queues": self.queues})
-        return f'{head[:-1]},"seats":[{",".join(seats.encode(self.seats).every)}]}}'
+        return f'{head[:-1]},"seats":{json_array(seats.encode(self.seats).every)}}}'
 
 
 _NODE_LIVE = TypeAdapter(NodeLive)
@@ -208,6 +208,11 @@ def as_plain(value: Any) -> Any:
 
 def encode(value: Any) -> str:
     return json.dumps(as_plain(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def json_array(encoded: list[str]) -> str:
+    """A JSON array of values each already encoded (the seats' cached JSON)."""
+    return f"[{','.join(encoded)}]"
 
 
 @dataclass(frozen=True)
@@ -453,12 +458,15 @@ class Wire:
         parts = {name: encode(getattr(snapshot, name)) for name in self.PARTS}
         changed = [f'"{name}":{text}' for name, text in parts.items() if self._parts.get(name) != text]
         self._parts, self._every, self._at = parts, seats.every, snapshot.at
-        gone = json.dumps([list(key) for key in seats.gone], ensure_ascii=False, separators=(",", ":"))
-        body = [f'"at":{json.dumps(self._at)}', f'"base":{base}', *changed]
-        return "{" + ",".join([*body, f'"seats":[{",".join(seats.changed)}]', f'"gone":{gone}']) + "}"
+        body = [f'"at":{encode(self._at)}', f'"base":{base}', *changed]
+        return (
+            "{"
+            + ",".join([*body, f'"seats":{json_array(seats.changed)}', f'"gone":{encode(seats.gone)}'])
+            + "}"
+        )
 
     def whole(self) -> str:
         """The snapshot last taken in, whole: the same text as its ``to_json``."""
-        parts = {"at": json.dumps(self._at), **self._parts, "seats": f"[{','.join(self._every)}]"}
+        parts = {"at": encode(self._at), **self._parts, "seats": json_array(self._every)}
         order = [f.name for f in dataclasses.fields(Snapshot)]
         return "{" + ",".join(f'"{name}":{parts[name]}' for name in order) + "}"

@@ -18,7 +18,7 @@ from playwright.async_api import Page, expect
 from gateway.web.live import LiveHub
 from gateway.web.snapshot import LinkView, as_plain
 from tests.browser.chromium import Console, log_in
-from tests.browser.scene import SUPERVISOR_TOKEN, busy_floor, empty_floor
+from tests.browser.scene import SUPERVISOR_TOKEN, Floor, busy_floor, empty_floor
 
 QUEUE_FIGURES = ("waiting", "offered", "answered", "abandoned", "sl-answered", "sl-offered", "asa")
 
@@ -48,6 +48,14 @@ def clock(seconds: float) -> str:
 def seconds_of(text: str) -> int:
     minutes, rest = text.split(":")
     return int(minutes) * 60 + int(rest)
+
+
+async def show_busy_floor(page: Page, hub: LiveHub, base_url: str) -> Floor:
+    """A busy floor published, and the page logged in as a supervisor to watch it."""
+    floor = busy_floor()
+    hub.publish(floor.snapshot())
+    await log_in(page, base_url, SUPERVISOR_TOKEN)
+    return floor
 
 
 def queue_figures(queue: dict[str, Any], window: str) -> list[str]:
@@ -97,9 +105,7 @@ async def expect_overall(page: Page, snap: dict[str, Any], window: str) -> None:
 async def test_figures_equal_the_snapshot_and_the_api_and_follow_new_calls(
     page: Page, hub: LiveHub, base_url: str, console: Console
 ) -> None:
-    floor = busy_floor()
-    hub.publish(floor.snapshot())
-    await log_in(page, base_url, SUPERVISOR_TOKEN)
+    floor = await show_busy_floor(page, hub, base_url)
 
     api = await page.request.get(f"{base_url}/api/snapshot")  # with the page's session cookie
     snap = await api.json()
@@ -141,9 +147,7 @@ async def test_figures_equal_the_snapshot_and_the_api_and_follow_new_calls(
 
 
 async def test_a_stale_link_shows_the_red_banner(page: Page, hub: LiveHub, base_url: str) -> None:
-    floor = busy_floor()
-    hub.publish(floor.snapshot())
-    await log_in(page, base_url, SUPERVISOR_TOKEN)
+    floor = await show_busy_floor(page, hub, base_url)
     banner = page.get_by_test_id("link-banner")
     await expect(page.get_by_test_id("queue-hotline-general")).to_be_visible()
     await expect(banner).to_be_hidden()
@@ -227,9 +231,7 @@ async def test_login_form_refuses_bad_tokens_and_logout_ends_the_session(
 async def test_deltas_keep_the_page_equal_to_the_whole_snapshot(
     page: Page, hub: LiveHub, base_url: str, console: Console
 ) -> None:
-    floor = busy_floor()
-    hub.publish(floor.snapshot())
-    await log_in(page, base_url, SUPERVISOR_TOKEN)
+    floor = await show_busy_floor(page, hub, base_url)
     seats = page.get_by_test_id("seats")
     talking = next(s for s in floor.seats if s.state == "on_call")
     leaving = next(s for s in floor.seats if s.state == "ready")
